@@ -1,0 +1,59 @@
+"""unifyparams: one interface for the parameters of PyTorch, Keras and MXNet Gluon models.
+
+>>> import unifyparams as up
+>>> ps = up.params(model)                 # doctest: +SKIP
+>>> ps.select("*.weight").numpy()         # doctest: +SKIP
+
+Importing this package imports no framework; adapters are found through the
+``unifyparams.adapters`` entry-point group.
+"""
+
+from __future__ import annotations
+
+from .access import gradients, params, tree
+from .adapter import Adapter, Role, Slot
+from .errors import (
+    AdapterUnavailableError,
+    CheckpointError,
+    DtypeMismatchError,
+    InitializerError,
+    LoadError,
+    NotMaterializedError,
+    ParameterNotFoundError,
+    ShapeMismatchError,
+    TieError,
+    UnifyParamsError,
+    UnsupportedModelError,
+)
+from .param import Param
+from .paramset import LoadReport, ParamSet
+from .registry import adapter_for, available_adapters, get_adapter, register_adapter
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Adapter",
+    "AdapterUnavailableError",
+    "CheckpointError",
+    "DtypeMismatchError",
+    "InitializerError",
+    "LoadError",
+    "LoadReport",
+    "NotMaterializedError",
+    "Param",
+    "ParamSet",
+    "ParameterNotFoundError",
+    "Role",
+    "ShapeMismatchError",
+    "Slot",
+    "TieError",
+    "UnifyParamsError",
+    "UnsupportedModelError",
+    "adapter_for",
+    "available_adapters",
+    "get_adapter",
+    "gradients",
+    "params",
+    "register_adapter",
+    "tree",
+]

@@ -1,0 +1,173 @@
+"""The adapter protocol: the few primitives a framework adapter implements.
+
+Everything else — canonical views, selection, strict loading, initialization, tie groups,
+checkpoints — is written once in the core on top of these primitives. A third-party adapter
+subclasses :class:`Adapter` and registers it under the ``unifyparams.adapters`` entry-point
+group::
+
+    [project.entry-points."unifyparams.adapters"]
+    mylib = "unifyparams_mylib:MyLibAdapter"
+
+Adapters must not import their framework at module import time: the core only asks an adapter
+whether it owns an object once the adapter's :attr:`Adapter.framework_module` is already in
+``sys.modules`` (so checking a model never imports a framework the user has not imported).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Hashable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from .errors import NotMaterializedError, TieError
+from .layouts import IDENTITY, Layout, Shape
+
+
+class Role:
+    """What a parameter does, which decides its default initialization.
+
+    Role-aware init (MXNet style): ``WEIGHT`` gets the user's initializer, ``BIAS`` and ``SHIFT``
+    zeros, ``SCALE`` ones, ``RUNNING_MEAN`` zeros and ``RUNNING_VAR`` ones.
+    """
+
+    WEIGHT = "weight"
+    BIAS = "bias"
+    SCALE = "scale"  # normalization gamma
+    SHIFT = "shift"  # normalization beta
+    RUNNING_MEAN = "running_mean"
+    RUNNING_VAR = "running_var"
+    OTHER = "other"
+
+    ALL = (WEIGHT, BIAS, SCALE, SHIFT, RUNNING_MEAN, RUNNING_VAR, OTHER)
+
+
+@dataclass(frozen=True, slots=True)
+class Slot:
+    """One parameter as an adapter reports it while walking a model.
+
+    ``name`` is the canonical name (``"features.0.weight"``); ``native`` the framework's own
+    parameter object; ``layout`` converts between native and canonical arrays; ``block_path``
+    and ``block_kinds`` describe the chain of blocks that own it (for trees and porting).
+    """
+
+    name: str
+    native_name: str
+    native: Any
+    role: str = Role.WEIGHT
+    layout: Layout = IDENTITY
+    block_path: tuple[str, ...] = ()
+    block_kinds: tuple[str, ...] = ()
+    block: Any = field(default=None, compare=False)
+
+    @property
+    def leaf(self) -> str:
+        return self.name.rsplit(".", 1)[-1]
+
+    @property
+    def block_kind(self) -> str:
+        return self.block_kinds[-1] if self.block_kinds else ""
+
+
+class Adapter(ABC):
+    """Base class of framework adapters.
+
+    Subclasses set :attr:`name` and :attr:`framework_module` and implement the abstract
+    primitives. All arrays crossing this interface are NumPy arrays in the *native* layout;
+    the core applies each slot's :class:`~unifyparams.layouts.Layout`.
+    """
+
+    #: Backend name reported as ``Param.backend`` (``"torch"``, ``"keras"``, ``"gluon"``).
+    name: ClassVar[str] = ""
+    #: Top-level module that must already be imported before this adapter is consulted.
+    framework_module: ClassVar[str] = ""
+    #: What to install when the framework is missing.
+    install_hint: ClassVar[str] = ""
+    #: Higher is asked first (Keras on the torch backend must win over PyTorch).
+    priority: ClassVar[int] = 0
+    #: Dotted path ``"module:Class"`` of this adapter's conformance model builders.
+    builders: ClassVar[str] = ""
+    #: Capabilities this adapter lacks, as ``{capability: reason}``; scenarios needing one skip.
+    missing_capabilities: ClassVar[Mapping[str, str]] = {}
+
+    # --- discovery ------------------------------------------------------------------------
+    @abstractmethod
+    def owns(self, obj: Any) -> bool:
+        """True if ``obj`` is a model or block of this framework."""
+
+    # --- enumeration ----------------------------------------------------------------------
+    @abstractmethod
+    def walk(self, root: Any) -> Iterator[Slot]:
+        """Yield every parameter (and non-trainable state) under ``root``, in a stable order.
+
+        Tied parameters are yielded once per name under which they are reachable.
+        """
+
+    # --- describing one native parameter --------------------------------------------------
+    @abstractmethod
+    def native_shape(self, native: Any) -> Shape:
+        """The native shape, ``None`` for dimensions not yet known."""
+
+    @abstractmethod
+    def dtype(self, native: Any) -> np.dtype:
+        """The parameter's dtype as a NumPy dtype."""
+
+    @abstractmethod
+    def trainable(self, native: Any) -> bool:
+        """Whether the optimizer updates this parameter."""
+
+    def storage_key(self, native: Any) -> Hashable:
+        """A key equal for parameters that share storage (ties)."""
+        return id(native)
+
+    # --- values ---------------------------------------------------------------------------
+    @abstractmethod
+    def read(self, native: Any) -> np.ndarray:
+        """The values in native layout (may share memory with the model; treat as read-only)."""
+
+    @abstractmethod
+    def write(self, native: Any, value: np.ndarray) -> None:
+        """Overwrite the values in place, outside autograd; ``value`` has native shape and dtype."""
+
+    @abstractmethod
+    def grad(self, native: Any) -> np.ndarray | None:
+        """The most recent gradient in native layout, or ``None`` if there is none."""
+
+    # --- running the model ----------------------------------------------------------------
+    @abstractmethod
+    def backward(
+        self, model: Any, inputs: tuple[Any, ...], loss: Callable[[Any], Any] | None = None
+    ) -> None:
+        """Run a forward and backward pass natively and keep the gradients for :meth:`grad`.
+
+        ``inputs`` are NumPy arrays; the default loss is the sum of the outputs.
+        """
+
+    # --- structure changes (optional: a missing one is declared in missing_capabilities) ----
+    def tie(self, root: Any, target: Slot, source: Slot) -> None:
+        """Make the parameter at ``target`` use ``source``'s native parameter (one storage).
+
+        The core has already checked names, shapes and dtypes. Raise :class:`TieError` (with the
+        reason) for a tie the framework cannot express.
+        """
+        raise TieError(f"the {self.name!r} adapter does not support tying parameters")
+
+    def untie(self, root: Any, slot: Slot) -> None:
+        """Give the parameter at ``slot`` its own storage, holding its current values."""
+        raise TieError(f"the {self.name!r} adapter does not support untying parameters")
+
+    def materialize(
+        self, model: Any, inputs: tuple[Any, ...] | None, input_shape: tuple[int, ...] | None
+    ) -> None:
+        """Make every shape known by running ``model`` on ``inputs`` (NumPy arrays) or on zeros
+        of ``input_shape``, without a training step."""
+        raise NotMaterializedError(f"the {self.name!r} adapter cannot materialize lazy shapes")
+
+    def to_numpy(self, value: Any) -> np.ndarray:
+        """Convert a framework tensor (e.g. a model output) to NumPy."""
+        return np.asarray(value)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} backend={self.name!r}>"

@@ -1,0 +1,111 @@
+"""What an adapter supplies so conformance scenarios can build and run models in its framework.
+
+Every builder returns a *native* model whose canonical parameter names are fixed by the
+docstring, so one scenario can check the same names in every backend. Inputs and outputs of
+:meth:`ModelBuilders.forward` are NumPy arrays in the canonical layout: channels-first for
+convolutions (N, C, L) / (N, C, H, W), batch-first (N, T, F) for recurrent layers. An adapter
+whose framework is channels-last transposes inside ``forward``.
+
+A builder that cannot express a model raises :class:`~unifyparams.conformance.Unsupported`
+with the reason, and scenarios that need it are reported as skipped.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+import numpy as np
+
+#: Layer kinds :meth:`ModelBuilders.single_layer` must build, with their spec keys.
+LAYER_KINDS: dict[str, tuple[str, ...]] = {
+    "dense": ("in_features", "out_features"),
+    "conv1d": ("in_channels", "out_channels", "kernel_size"),
+    "conv2d": ("in_channels", "out_channels", "kernel_size"),
+    "batchnorm": ("num_features",),
+    "layernorm": ("num_features",),
+    "embedding": ("num_embeddings", "embedding_dim"),
+    "lstm": ("input_size", "hidden_size"),
+    "gru": ("input_size", "hidden_size"),
+}
+
+
+class ModelBuilders(ABC):
+    """Per-framework model factory used by the conformance scenarios."""
+
+    #: Backend name, equal to the adapter's ``name``.
+    backend: str = ""
+
+    @abstractmethod
+    def mlp(self, in_features: int = 20, hidden: int = 256, out_features: int = 10) -> Any:
+        """Sequential container: ``[Dense(in->hidden), ReLU, Dense(hidden->out)]``, shapes known.
+
+        Canonical names: ``0.weight (hidden, in)``, ``0.bias``, ``2.weight (out, hidden)``, ``2.bias``.
+        """
+
+    @abstractmethod
+    def nested_blocks(self) -> Any:
+        """The "block of blocks" network, input features 4, shapes known.
+
+        ``block1() = Sequential[Dense(4->8), ReLU, Dense(8->4), ReLU]``;
+        ``block2() = Sequential[block1() for i in range(4)]``;
+        ``net = Sequential[block2(), Dense(4->1)]``.
+        Canonical names: ``0.{i}.0.weight (8, 4)``, ``0.{i}.0.bias``, ``0.{i}.2.weight (4, 8)``,
+        ``0.{i}.2.bias`` for i in 0..3, then ``1.weight (1, 4)``, ``1.bias``.
+        """
+
+    @abstractmethod
+    def custom_model(self) -> Any:
+        """A user-defined model class (framework's subclassing API) with, in this order:
+
+        - attribute ``embed``: Embedding(50, 8)                      -> ``embed.weight (50, 8)``
+        - attribute ``encoder``: a *list* of two Dense(8->8) layers  -> ``encoder.0.weight``, ``encoder.1.weight`` (+ biases)
+        - attribute ``norm``: LayerNorm(8)                           -> ``norm.weight``, ``norm.bias``
+        - attribute ``heads``: a *dict* {"cls": Dense(8->3), "reg": Dense(8->1)}
+                                                                     -> ``heads.cls.weight (3, 8)``, ``heads.reg.weight (1, 8)``
+        Forward: integer input (N, T) -> embed -> mean over T -> encoder layers (ReLU) -> norm ->
+        concatenate(heads.cls, heads.reg) giving (N, 4). Shapes known after building.
+        """
+
+    @abstractmethod
+    def single_layer(self, kind: str, **spec: int) -> Any:
+        """A container holding one layer of ``kind`` at position 0, shapes known.
+
+        Kinds and spec keys are :data:`LAYER_KINDS`. Canonical names under ``0.``: dense, conv
+        ``weight``/``bias``; norms ``weight``, ``bias`` (+ ``running_mean``/``running_var`` for batch
+        norm); embedding ``weight``; recurrent ``weight_ih_l0``, ``weight_hh_l0`` and either
+        ``bias_ih_l0``/``bias_hh_l0`` or a single ``bias_l0`` (Keras). Conv layers use stride 1, no
+        padding; recurrent layers are batch-first, one layer, one direction, and return the
+        whole output sequence; batch norm runs in inference mode in :meth:`forward`.
+        """
+
+    def functional_model(self) -> Any:
+        """A model built with the framework's functional API, if it has one: Dense(6->5), ReLU,
+        Dense(5->2); canonical names ``0.*`` and ``2.*`` (``1`` is the activation).
+
+        Default: raise Unsupported.
+        """
+        from .scenario import Unsupported
+
+        raise Unsupported(f"{self.backend} has no functional model API")
+
+    def variants(self, model: Any) -> list[tuple[str, Any]]:
+        """Other forms of the same model the framework offers (hybridized, NumPy mode); each must
+        give identical names, shapes and values. Default: none."""
+        return []
+
+    @abstractmethod
+    def forward(self, model: Any, *inputs: np.ndarray) -> np.ndarray:
+        """Run ``model`` in inference mode on canonical-layout NumPy inputs; return NumPy output
+        (canonical layout, float32)."""
+
+    def child(self, model: Any, path: str) -> Any:
+        """The native sub-block at canonical ``path`` (``"0.1"``), as a user would reach it."""
+        node = model
+        for part in path.split("."):
+            node = self.child_step(node, part)
+        return node
+
+    @abstractmethod
+    def child_step(self, block: Any, part: str) -> Any:
+        """One step of :meth:`child`: the child named ``part`` (position or attribute)."""

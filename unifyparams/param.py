@@ -1,0 +1,209 @@
+"""One parameter of any framework, seen in the canonical name space and layout.
+
+>>> p = up.params(net)["0.weight"]            # doctest: +SKIP
+>>> p.shape, p.dtype, p.backend               # doctest: +SKIP
+((256, 20), dtype('float32'), 'keras')
+>>> p.update(lambda w: w + 1); p[0, 0] = 42   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .errors import DtypeMismatchError, NotMaterializedError, ShapeMismatchError
+from .layouts import Layout, Shape
+
+if TYPE_CHECKING:
+    from .adapter import Adapter, Slot
+
+
+def format_shape(shape: Shape) -> str:
+    """``(256, None)`` -> ``"(256, ?)"``."""
+    inner = ", ".join("?" if d is None else str(d) for d in shape)
+    return f"({inner},)" if len(shape) == 1 else f"({inner})"
+
+
+class Param:
+    """A live handle on one framework parameter; reads and writes go to the model."""
+
+    __slots__ = ("_slot", "_adapter", "shared_with", "__weakref__")
+
+    def __init__(self, slot: Slot, adapter: Adapter, shared_with: tuple[str, ...] = ()):
+        self._slot = slot
+        self._adapter = adapter
+        #: Other canonical names (in the same ParamSet) that share this parameter's storage.
+        self.shared_with = shared_with
+
+    # --- identity -------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        """Canonical name, e.g. ``"encoder.layers.0.weight"``."""
+        return self._slot.name
+
+    @property
+    def native_name(self) -> str:
+        """The framework's own name (``"dense_3/kernel"``, ``"dense0_weight"``, ``"0.weight"``)."""
+        return self._slot.native_name
+
+    @property
+    def backend(self) -> str:
+        return self._adapter.name
+
+    @property
+    def native(self) -> Any:
+        """The framework's own parameter object."""
+        return self._slot.native
+
+    @property
+    def role(self) -> str:
+        """One of :class:`~unifyparams.adapter.Role`'s values; decides default initialization."""
+        return self._slot.role
+
+    @property
+    def layout(self) -> Layout:
+        return self._slot.layout
+
+    @property
+    def slot(self) -> Slot:
+        return self._slot
+
+    @property
+    def adapter(self) -> Adapter:
+        return self._adapter
+
+    @property
+    def storage_key(self) -> Any:
+        return self._adapter.storage_key(self._slot.native)
+
+    # --- description ----------------------------------------------------------------------
+    @property
+    def native_shape(self) -> Shape:
+        return tuple(self._adapter.native_shape(self._slot.native))
+
+    @property
+    def shape(self) -> Shape:
+        """Canonical shape; ``None`` for a dimension not yet known."""
+        return tuple(self._slot.layout.canonical_shape(self.native_shape))
+
+    @property
+    def ndim(self) -> int:
+        return len(self.native_shape)
+
+    @property
+    def size(self) -> int | None:
+        """Number of scalars, or ``None`` while the shape is not known."""
+        shape = self.native_shape
+        if any(d is None for d in shape):
+            return None
+        return math.prod(shape)  # type: ignore[arg-type]
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(self._adapter.dtype(self._slot.native))
+
+    @property
+    def trainable(self) -> bool:
+        return bool(self._adapter.trainable(self._slot.native))
+
+    @property
+    def materialized(self) -> bool:
+        """True once every dimension of the shape is known."""
+        return all(d is not None for d in self.native_shape)
+
+    # --- values ---------------------------------------------------------------------------
+    def _require_materialized(self) -> None:
+        if not self.materialized:
+            raise NotMaterializedError(
+                f"parameter {self.name!r} has shape {format_shape(self.shape)}: its values do not "
+                f"exist until the input size is known. Run the model once on real data, or call "
+                f"up.materialize(model, example_input) (or input_shape=...) first."
+            )
+
+    def numpy(self, copy: bool = False) -> np.ndarray:
+        """Values in canonical layout.
+
+        With ``copy=False`` the array is read-only and may share memory with the model (so it
+        follows later updates); pass ``copy=True`` for an independent snapshot.
+        """
+        self._require_materialized()
+        value = self._slot.layout.to_canonical(self._adapter.read(self._slot.native))
+        if copy:
+            return np.array(value, copy=True)
+        if value.flags.writeable:
+            value = value.view()
+            value.flags.writeable = False
+        return value
+
+    def grad(self) -> np.ndarray | None:
+        """The most recent gradient in canonical layout, or ``None`` if there is none."""
+        if not self.materialized:
+            return None
+        g = self._adapter.grad(self._slot.native)
+        if g is None:
+            return None
+        return np.array(self._slot.layout.to_canonical(g), copy=True)
+
+    def prepare(self, value: Any, *, cast: bool = False) -> np.ndarray:
+        """Validate ``value`` for this parameter and return it in *native* layout and dtype.
+
+        Raises :class:`DtypeMismatchError` or :class:`ShapeMismatchError`; changes nothing.
+        """
+        array = np.asarray(value)
+        target = self.dtype
+        if array.dtype != target and not cast and not np.can_cast(array.dtype, target, "same_kind"):
+            raise DtypeMismatchError(
+                f"parameter {self.name!r} holds {target} but received a {array.dtype} value; "
+                f"a {array.dtype} -> {target} cast can lose information. Convert it first, or "
+                f"pass cast=True to cast anyway."
+            )
+        shape = self.shape
+        if array.ndim == 0 and all(d is not None for d in shape):
+            array = np.broadcast_to(array, shape)  # type: ignore[arg-type]
+        if array.ndim != len(shape) or any(
+            known is not None and known != got for known, got in zip(shape, array.shape)
+        ):
+            raise ShapeMismatchError(
+                f"parameter {self.name!r} has canonical shape {format_shape(shape)} but received "
+                f"a value of shape {tuple(array.shape)}. Values are in the canonical (PyTorch) "
+                f"layout; see docs for the layout table."
+            )
+        array = array.astype(target, copy=False)
+        return self._slot.layout.to_native(array)
+
+    def write_native(self, native_value: np.ndarray) -> None:
+        """Write a value already prepared with :meth:`prepare` (native layout and dtype)."""
+        self._adapter.write(self._slot.native, np.ascontiguousarray(native_value))
+
+    def set(self, value: Any, *, cast: bool = False) -> None:
+        """Overwrite all values (canonical layout); the native object and its flags are kept."""
+        self.write_native(self.prepare(value, cast=cast))
+
+    def update(self, fn: Callable[[np.ndarray], Any]) -> None:
+        """Replace the values by ``fn(current_values)``, e.g. ``p.update(lambda w: w + 1)``."""
+        self.set(fn(self.numpy(copy=True)))
+
+    def __getitem__(self, index: Any) -> Any:
+        return self.numpy()[index]
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        current = self.numpy(copy=True)
+        current[index] = value
+        self.set(current)
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        value = self.numpy(copy=True)
+        return value if dtype is None else value.astype(dtype)
+
+    def __repr__(self) -> str:
+        flags = [] if self.trainable else ["trainable=False"]
+        if self.shared_with:
+            flags.append(f"shared_with={list(self.shared_with)}")
+        extra = (", " + ", ".join(flags)) if flags else ""
+        return (
+            f"Param({self.name!r}, shape={format_shape(self.shape)}, dtype={self.dtype}, "
+            f"backend={self.backend!r}{extra})"
+        )

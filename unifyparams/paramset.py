@@ -1,0 +1,218 @@
+"""An ordered, read-only mapping of canonical names to :class:`~unifyparams.param.Param`.
+
+>>> ps = up.params(net)                                   # doctest: +SKIP
+>>> list(ps.select("*.weight"))                           # doctest: +SKIP
+['0.weight', '2.weight']
+>>> ps.load({k: v * 0 for k, v in ps.numpy().items()})    # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .errors import (
+    LoadError,
+    ParameterNotFoundError,
+    UnifyParamsError,
+    closest_names,
+    describe_names,
+)
+from .param import Param
+from .tree import render
+
+
+@dataclass
+class LoadReport:
+    """What :meth:`ParamSet.load` did: names written, and names it skipped under ``strict=False``."""
+
+    loaded: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    unexpected: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        return (
+            f"loaded {len(self.loaded)} parameters; missing {describe_names(self.missing)}; "
+            f"unexpected {describe_names(self.unexpected)}"
+        )
+
+
+class ParamSet(Mapping[str, Param]):
+    """Parameters of a model (or any part of one), by canonical name, in model order."""
+
+    def __init__(self, params: Mapping[str, Param], *, title: str = "", backend: str = ""):
+        self._params = dict(params)
+        self._title = title
+        self.backend = backend
+
+    # --- mapping --------------------------------------------------------------------------
+    def __getitem__(self, name: str) -> Param:
+        try:
+            return self._params[name]
+        except KeyError:
+            raise ParameterNotFoundError(
+                f"no parameter named {name!r}; closest names: "
+                f"{describe_names(closest_names(name, self._params))}. "
+                f"List all names with list(up.params(model))."
+            ) from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._params)
+
+    def __len__(self) -> int:
+        return len(self._params)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._params
+
+    # --- selection ------------------------------------------------------------------------
+    def select(
+        self,
+        pattern: str | None = None,
+        *,
+        regex: str | None = None,
+        trainable: bool | None = None,
+        role: str | None = None,
+        materialized: bool | None = None,
+    ) -> ParamSet:
+        """The parameters matching every criterion given.
+
+        ``pattern`` is a glob on canonical names (``"*.weight"``, ``"encoder.*"``); ``regex`` a
+        regular expression that must match the whole name. A pattern or regex that matches no
+        name raises :class:`ParameterNotFoundError` listing the closest names.
+        """
+        chosen = list(self._params.values())
+        if pattern is not None:
+            chosen = [p for p in chosen if fnmatch.fnmatchcase(p.name, pattern)]
+            if not chosen:
+                raise self._nothing_matched(f"pattern {pattern!r}", pattern)
+        if regex is not None:
+            compiled = re.compile(regex)
+            chosen = [p for p in chosen if compiled.fullmatch(p.name)]
+            if not chosen:
+                raise self._nothing_matched(f"regex {regex!r}", regex)
+        if trainable is not None:
+            chosen = [p for p in chosen if p.trainable == trainable]
+        if role is not None:
+            chosen = [p for p in chosen if p.role == role]
+        if materialized is not None:
+            chosen = [p for p in chosen if p.materialized == materialized]
+        return ParamSet({p.name: p for p in chosen}, title=self._title, backend=self.backend)
+
+    def _nothing_matched(self, what: str, text: str) -> ParameterNotFoundError:
+        probe = text.replace("*", "").replace("?", "").strip(".") or text
+        return ParameterNotFoundError(
+            f"{what} matched no parameter; closest names: "
+            f"{describe_names(closest_names(probe, self._params))}"
+        )
+
+    # --- values ---------------------------------------------------------------------------
+    def numpy(self, copy: bool = False) -> dict[str, np.ndarray]:
+        """``{name: values}`` in canonical layout: the framework-neutral state dict.
+
+        With ``copy=False`` arrays are read-only and may share memory with the model.
+        """
+        return {name: p.numpy(copy=copy) for name, p in self._params.items()}
+
+    def storage_groups(self) -> list[tuple[str, ...]]:
+        """Groups of two or more names that share one storage, in model order."""
+        groups: dict[Any, list[str]] = {}
+        for name, p in self._params.items():
+            groups.setdefault(p.storage_key, []).append(name)
+        return [tuple(g) for g in groups.values() if len(g) > 1]
+
+    def count(self) -> int:
+        """Number of scalars in the known-shape parameters, shared storage counted once."""
+        seen: set[Any] = set()
+        total = 0
+        for p in self._params.values():
+            key = p.storage_key
+            if key in seen:
+                continue
+            seen.add(key)
+            total += p.size or 0
+        return total
+
+    def load(self, state: Mapping[str, Any], *, strict: bool = True, cast: bool = False) -> LoadReport:
+        """Write many values at once (canonical names and layout); all or nothing.
+
+        Every value is checked first (names, shapes, dtypes); if anything is wrong a
+        :class:`LoadError` lists every problem and no parameter changes. With ``strict=False``
+        missing and unexpected names are reported instead of refused. ``cast=True`` allows casts
+        that can lose information (float -> int).
+        """
+        missing = [n for n in self._params if n not in state]
+        unexpected = [n for n in state if n not in self._params]
+        problems: list[str] = []
+        if strict and missing:
+            problems.append(f"missing {len(missing)} name(s): {describe_names(missing)}")
+        if strict and unexpected:
+            hint = ""
+            if unexpected and self._params:
+                hint = f" (closest to {unexpected[0]!r}: {describe_names(closest_names(unexpected[0], self._params), 3)})"
+            problems.append(f"unexpected {len(unexpected)} name(s): {describe_names(unexpected)}{hint}")
+
+        prepared: dict[str, np.ndarray] = {}
+        by_storage: dict[Any, tuple[str, np.ndarray]] = {}
+        for name, p in self._params.items():
+            if name not in state:
+                continue
+            try:
+                native = p.prepare(state[name], cast=cast)
+            except UnifyParamsError as exc:
+                problems.append(str(exc))
+                continue
+            key = p.storage_key
+            if key in by_storage:
+                other, other_value = by_storage[key]
+                if not np.array_equal(other_value, native):
+                    problems.append(
+                        f"{name!r} and {other!r} share one storage (tied) but received different "
+                        f"values; give both the same value or untie them first"
+                    )
+                continue
+            by_storage[key] = (name, native)
+            prepared[name] = native
+
+        if problems:
+            raise LoadError(
+                "nothing was loaded; " + f"{len(problems)} problem(s):\n  - " + "\n  - ".join(problems)
+            )
+        self._write_all(prepared)
+        return LoadReport(loaded=list(prepared), missing=missing, unexpected=unexpected)
+
+    def _write_all(self, prepared: Mapping[str, np.ndarray]) -> None:
+        """Write prepared native values; if the framework fails part way, restore what was written."""
+        written: list[tuple[Param, np.ndarray | None]] = []
+        try:
+            for name, native in prepared.items():
+                p = self._params[name]
+                old = np.array(p.adapter.read(p.native), copy=True) if p.materialized else None
+                written.append((p, old))
+                p.write_native(native)
+        except Exception as exc:
+            for p, old in reversed(written):
+                if old is not None:
+                    p.write_native(old)
+            raise LoadError(
+                f"the framework refused a write to {written[-1][0].name!r}: {exc!r}; every "
+                f"parameter was restored to its previous value"
+            ) from exc
+
+    # --- display --------------------------------------------------------------------------
+    def tree(self) -> str:
+        n = len(self._params)
+        title = f"{self._title or 'model'}  {self.backend} · {n} tensors · {self.count():,} scalars"
+        return render(list(self._params.values()), title)
+
+    def __str__(self) -> str:
+        return self.tree()
+
+    def __repr__(self) -> str:
+        names = describe_names(list(self._params), 4)
+        return f"<ParamSet backend={self.backend!r} n={len(self._params)} names=[{names}]>"
