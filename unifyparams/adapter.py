@@ -92,6 +92,15 @@ class Adapter(ABC):
     #: Capabilities this adapter lacks, as ``{capability: reason}``; scenarios needing one skip.
     missing_capabilities: ClassVar[Mapping[str, str]] = {}
 
+    @classmethod
+    def conformance_rows(cls) -> dict[str, dict[str, str]]:
+        """Rows of the conformance matrix for this adapter: ``{row label: environment}``.
+
+        Each row runs in its own process with the environment added; Keras uses two rows, one
+        per Keras backend (``KERAS_BACKEND`` is read when Keras is imported).
+        """
+        return {cls.name: {}}
+
     # --- discovery ------------------------------------------------------------------------
     @abstractmethod
     def owns(self, obj: Any) -> bool:
