@@ -28,6 +28,7 @@ from .errors import (
 from .param import Param
 from .paramset import LoadReport, ParamSet
 from .registry import adapter_for, available_adapters, get_adapter, register_adapter
+from .tying import tie, ties, untie
 
 __version__ = "0.1.0"
 
@@ -55,5 +56,8 @@ __all__ = [
     "gradients",
     "params",
     "register_adapter",
+    "tie",
+    "ties",
     "tree",
+    "untie",
 ]

@@ -89,6 +89,19 @@ class ModelBuilders(ABC):
 
         raise Unsupported(f"{self.backend} has no functional model API")
 
+    def shared_mlp(self, shared: bool = True) -> Any:
+        """The MLP whose second and third hidden layers share one layer, shapes known, input 20:
+
+        ``[Dense(20->8), ReLU, S, ReLU, S, ReLU, Dense(8->1)]`` where ``S = Dense(8->8)`` is ONE
+        layer object used twice (the framework's own way of sharing: the same module/layer object,
+        or Gluon ``params=``). Canonical names ``0.*``, ``2.*``, ``4.*``, ``6.*``; ``2.*`` and
+        ``4.*`` share storage. With ``shared=False``, positions 2 and 4 hold two separate layers
+        (the untied twin used to check that gradients accumulate).
+        """
+        from .scenario import Unsupported
+
+        raise Unsupported(f"{self.backend} builders do not provide shared_mlp")
+
     def variants(self, model: Any) -> list[tuple[str, Any]]:
         """Other forms of the same model the framework offers (hybridized, NumPy mode); each must
         give identical names, shapes and values. Default: none."""

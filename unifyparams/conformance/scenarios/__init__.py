@@ -1,3 +1,3 @@
 """Built-in scenarios; importing this package registers them."""
 
-from . import access  # noqa: F401
+from . import access, tie  # noqa: F401

@@ -1,0 +1,100 @@
+"""Sharing parameters between layers: :func:`tie`, :func:`untie`, :func:`ties`.
+
+>>> up.tie(net, "2", "4")        # every parameter of block 4 becomes the one of block 2  # doctest: +SKIP
+>>> up.ties(net)                                                                          # doctest: +SKIP
+[('2.weight', '4.weight'), ('2.bias', '4.bias')]
+>>> up.untie(net, "4.weight")    # 4.weight gets its own storage again, same values        # doctest: +SKIP
+
+Every check (names, shapes, dtypes, native layouts) runs before the first change, so a refused
+tie changes nothing. Ties made natively (one module used twice, Gluon ``params=``, one Keras
+layer called twice) are seen the same way as ties made here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .access import params
+from .errors import TieError, closest_names, describe_names
+from .param import Param, format_shape
+from .paramset import ParamSet
+
+
+def _resolve(ps: ParamSet, name: str) -> dict[str, Param]:
+    """``{leaf: Param}`` for a parameter name (leaf ``""``) or a block prefix."""
+    if name in ps:
+        return {"": ps[name]}
+    prefix = name + "."
+    found = {n[len(prefix) :]: p for n, p in ps.items() if n.startswith(prefix)}
+    if not found:
+        raise TieError(
+            f"{name!r} is neither a parameter nor a block of this model; closest names: "
+            f"{describe_names(closest_names(name, ps))}"
+        )
+    return found
+
+
+def _check_pair(target: Param, source: Param) -> None:
+    problems = []
+    if target.shape != source.shape:
+        problems.append(f"canonical shapes differ: {format_shape(source.shape)} vs {format_shape(target.shape)}")
+    if target.dtype != source.dtype:
+        problems.append(f"dtypes differ: {source.dtype} vs {target.dtype}")
+    if not problems and target.native_shape != source.native_shape:
+        problems.append(
+            f"the framework stores them in different layouts ({source.layout.tag} {format_shape(source.native_shape)} "
+            f"vs {target.layout.tag} {format_shape(target.native_shape)}), so one storage cannot serve both"
+        )
+    if problems:
+        raise TieError(
+            f"cannot tie {target.name!r} to {source.name!r}: " + "; ".join(problems) + ". Nothing was changed."
+        )
+
+
+def tie(model: Any, source: str, target: str) -> list[tuple[str, str]]:
+    """Make ``target`` share ``source``'s storage; both may be parameter names or block names.
+
+    Tying blocks ties every parameter of ``target`` to the one with the same leaf name in
+    ``source``. Returns the ``(source, target)`` name pairs tied. After the tie, a write through
+    any name is seen through all, and gradients from every use accumulate in the one storage.
+    """
+    ps = params(model)
+    sources = _resolve(ps, source)
+    targets = _resolve(ps, target)
+    if set(sources) != set(targets):
+        raise TieError(
+            f"cannot tie block {target!r} to block {source!r}: their parameters differ "
+            f"({describe_names(sorted(targets))} vs {describe_names(sorted(sources))}). Nothing was changed."
+        )
+    pairs = [(sources[leaf], targets[leaf]) for leaf in sources]
+    for src, dst in pairs:
+        _check_pair(dst, src)
+    adapter = ps[pairs[0][0].name].adapter if pairs else None
+    done: list[tuple[str, str]] = []
+    for src, dst in pairs:
+        if src.storage_key == dst.storage_key:
+            continue  # already one storage
+        assert adapter is not None
+        adapter.tie(model, dst.slot, src.slot)
+        done.append((src.name, dst.name))
+    return done
+
+
+def untie(model: Any, name: str) -> list[str]:
+    """Give ``name`` (a parameter or every shared parameter of a block) its own storage.
+
+    The new storage starts with the current values. Returns the names untied.
+    """
+    ps = params(model)
+    chosen = _resolve(ps, name)
+    shared = [p for p in chosen.values() if p.shared_with]
+    if not shared:
+        raise TieError(f"{name!r} shares no storage with another parameter; nothing to untie")
+    for p in shared:
+        p.adapter.untie(model, p.slot)
+    return [p.name for p in shared]
+
+
+def ties(model: Any) -> list[tuple[str, ...]]:
+    """Groups of names that share one storage, whoever created them (natively or with :func:`tie`)."""
+    return params(model).storage_groups()
