@@ -28,6 +28,7 @@ from .errors import (
 from .param import Param
 from .paramset import LoadReport, ParamSet
 from .registry import adapter_for, available_adapters, get_adapter, register_adapter
+from .porting import PortError, PortReport, port
 from .tying import tie, ties, untie
 
 __version__ = "0.1.0"
@@ -44,6 +45,8 @@ __all__ = [
     "Param",
     "ParamSet",
     "ParameterNotFoundError",
+    "PortError",
+    "PortReport",
     "Role",
     "ShapeMismatchError",
     "Slot",
@@ -55,6 +58,7 @@ __all__ = [
     "get_adapter",
     "gradients",
     "params",
+    "port",
     "register_adapter",
     "tie",
     "ties",

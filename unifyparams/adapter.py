@@ -174,6 +174,26 @@ class Adapter(ABC):
         of ``input_shape``, without a training step."""
         raise NotMaterializedError(f"the {self.name!r} adapter cannot materialize lazy shapes")
 
+    # --- facts porting needs (optional) -----------------------------------------------------
+    def channels_last(self, block: Any) -> bool:
+        """True if ``block`` (a conv layer) keeps channels last, so a following flatten orders
+        features (H, W, C) rather than (C, H, W)."""
+        return False
+
+    def layer_config(self, block: Any) -> Mapping[str, float]:
+        """Hyper-parameters that change outputs without being parameters: ``eps`` and ``momentum``
+        of normalization layers, momentum in PyTorch's convention (weight of the new batch)."""
+        return {}
+
+    def on_materialized(self, model: Any, callback: Callable[[], None]) -> bool:
+        """Arrange for ``callback()`` to run right after the framework infers ``model``'s lazy
+        shapes on its own (the user's first forward pass), before the new values are used.
+
+        Returns False when the framework offers no such hook (then only
+        :func:`unifyparams.materialize` applies waiting initializers).
+        """
+        return False
+
     def to_numpy(self, value: Any) -> np.ndarray:
         """Convert a framework tensor (e.g. a model output) to NumPy."""
         return np.asarray(value)

@@ -1,0 +1,90 @@
+"""Value conversions between two matched layers whose canonical forms differ.
+
+Canonical layouts already agree across frameworks; what remains are structural differences:
+Keras keeps one recurrent bias where PyTorch and Gluon keep two, and a dense layer after a
+flatten sees its inputs in channels-first or channels-last order.
+
+>>> import numpy as np
+>>> permute_flatten_input(np.arange(6.0).reshape(1, 6), channels=2, to_channels_last=True)
+array([[0., 3., 1., 4., 2., 5.]])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..param import Param
+
+Getter = Callable[[], np.ndarray]
+
+
+@dataclass
+class LeafPlan:
+    """How one destination leaf gets its value."""
+
+    dst_leaf: str
+    src_leaves: tuple[str, ...]
+    conversion: str
+    compute: Getter
+
+
+def permute_flatten_input(weight: np.ndarray, channels: int, to_channels_last: bool) -> np.ndarray:
+    """Reorder a dense weight's input axis between channels-first and channels-last flattening.
+
+    Channels-first flattens a feature map as index ``c * S + s``, channels-last as ``s * C + c``
+    (``S`` spatial positions, row-major in both).
+    """
+    out_features, in_features = weight.shape
+    spatial = in_features // channels
+    if to_channels_last:
+        return weight.reshape(out_features, channels, spatial).transpose(0, 2, 1).reshape(out_features, in_features)
+    return weight.reshape(out_features, spatial, channels).transpose(0, 2, 1).reshape(out_features, in_features)
+
+
+def _value(p: Param) -> Getter:
+    return lambda: p.numpy()
+
+
+def plan_leaves(
+    family: str, src: Mapping[str, Param], dst: Mapping[str, Param]
+) -> tuple[list[LeafPlan], list[str]]:
+    """Plans for every destination leaf of a layer, and the problems found (empty when all fit)."""
+    plans: list[LeafPlan] = []
+    problems: list[str] = []
+    for leaf, p in dst.items():
+        if leaf in src:
+            plans.append(LeafPlan(leaf, (leaf,), "copy", _value(src[leaf])))
+            continue
+        plan = _recurrent_bias(family, leaf, src, p)
+        if plan is None:
+            problems.append(f"no source for {leaf!r} (source has {sorted(src)})")
+        else:
+            plans.append(plan)
+    return plans, problems
+
+
+def _recurrent_bias(family: str, leaf: str, src: Mapping[str, Param], dst: Param) -> LeafPlan | None:
+    rev = "_reverse" if leaf.endswith("_reverse") else ""
+    base = leaf[: -len(rev)] if rev else leaf
+    if family not in ("lstm", "gru", "rnn"):
+        return None
+    if base == "bias" and f"bias_ih{rev}" in src and f"bias_hh{rev}" in src:
+        b_ih, b_hh = src[f"bias_ih{rev}"], src[f"bias_hh{rev}"]
+        if len(dst.shape) == 2:  # GRU reset_after: rows (input, recurrent)
+            return LeafPlan(leaf, (f"bias_ih{rev}", f"bias_hh{rev}"), "stack rows",
+                            lambda: np.stack([b_ih.numpy(), b_hh.numpy()]))
+        return LeafPlan(leaf, (f"bias_ih{rev}", f"bias_hh{rev}"), "sum (b_ih + b_hh)",
+                        lambda: b_ih.numpy() + b_hh.numpy())
+    if base in ("bias_ih", "bias_hh") and f"bias{rev}" in src:
+        single = src[f"bias{rev}"]
+        row = 0 if base == "bias_ih" else 1
+        if len(single.shape) == 2:
+            return LeafPlan(leaf, (f"bias{rev}",), f"row {row}", lambda: single.numpy()[row])
+        if row == 0:
+            return LeafPlan(leaf, (f"bias{rev}",), "all of the single bias", lambda: single.numpy())
+        return LeafPlan(leaf, (f"bias{rev}",), "zeros (single bias went to bias_ih)",
+                        lambda: np.zeros(single.numpy().shape, dtype=single.dtype))
+    return None
