@@ -27,8 +27,8 @@ from .errors import (
 )
 from .param import Param
 from .paramset import LoadReport, ParamSet
-from .registry import adapter_for, available_adapters, get_adapter, register_adapter
 from .porting import PortError, PortReport, port
+from .registry import adapter_for, available_adapters, get_adapter, register_adapter
 from .tying import tie, ties, untie
 
 __version__ = "0.1.0"

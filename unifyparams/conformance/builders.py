@@ -102,6 +102,33 @@ class ModelBuilders(ABC):
 
         raise Unsupported(f"{self.backend} builders do not provide shared_mlp")
 
+    # --- architectures for the porting proofs (optional; default Unsupported) ----------------
+    def lenet(self) -> Any:
+        """LeNet-style CNN on canonical input (N, 1, 28, 28), shapes known, a sequential container:
+        ``0 Conv2d(1->6, k=5, padding=2 'same')``, ``1 ReLU``, ``2 MaxPool(2)``, ``3 Conv2d(6->16, k=5)``,
+        ``4 ReLU``, ``5 MaxPool(2)``, ``6 Flatten``, ``7 Dense(400->120)``, ``8 ReLU``,
+        ``9 Dense(120->84)``, ``10 ReLU``, ``11 Dense(84->10)``. The framework's native flatten
+        order is kept (channels-last in Keras): porting must permute 7.weight's input axis."""
+        from .scenario import Unsupported
+
+        raise Unsupported(f"{self.backend} builders do not provide lenet")
+
+    def residual_block(self) -> Any:
+        """A custom residual block on canonical input (N, 4, 8, 8), shapes known: attributes
+        ``conv1`` Conv2d(4->4, k=3, padding 1), ``bn1`` BatchNorm(4, eps=1e-5), ``conv2``, ``bn2``
+        likewise; forward ``relu(x + bn2(conv2(relu(bn1(conv1(x))))))``, inference mode."""
+        from .scenario import Unsupported
+
+        raise Unsupported(f"{self.backend} builders do not provide residual_block")
+
+    def embed_rnn(self, cell: str) -> Any:
+        """``cell`` in ("gru", "lstm"): attributes ``embed`` Embedding(50, 8), ``rnn`` GRU/LSTM(8->16,
+        batch-first, one layer), ``head`` Dense(16->3); integer input (N, T) -> the head applied to
+        the last time step's output -> (N, 3)."""
+        from .scenario import Unsupported
+
+        raise Unsupported(f"{self.backend} builders do not provide embed_rnn")
+
     def variants(self, model: Any) -> list[tuple[str, Any]]:
         """Other forms of the same model the framework offers (hybridized, NumPy mode); each must
         give identical names, shapes and values. Default: none."""
