@@ -11,6 +11,7 @@ mapping / rename rules. Every problem is collected before anything is written; u
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -68,15 +69,14 @@ class PortReport:
             table.add_column(column)
         for r in self.rows:
             table.add_row(r.source, r.destination, r.shape, r.conversion, r.problem)
-        console = Console(record=True, width=160, force_terminal=False)
-        with console.capture():
-            console.print(table)
-            for w in self.warnings:
-                console.print(f"warning: {w}", markup=False)
-            for p in self.problems:
-                console.print(f"problem: {p}", markup=False)
-            state = "applied" if self.applied else "not applied"
-            console.print(f"{len(self.rows)} parameter(s), {len(self.problems)} problem(s): {state}")
+        console = Console(file=io.StringIO(), record=True, width=160, force_terminal=False)
+        console.print(table)
+        for w in self.warnings:
+            console.print(f"warning: {w}", markup=False)
+        for p in self.problems:
+            console.print(f"problem: {p}", markup=False)
+        state = "applied" if self.applied else "not applied"
+        console.print(f"{len(self.rows)} parameter(s), {len(self.problems)} problem(s): {state}")
         return console.export_text()
 
 
@@ -163,6 +163,7 @@ def port(
             leaf_plans, problems = plan_leaves(s.family, s.params, d.params)
             report.problems += [f"{d.label}: {p}" for p in problems]
             for plan in leaf_plans:
+                plan.src_leaves = tuple(s.params[leaf].name for leaf in plan.src_leaves)
                 dst_param = d.params[plan.dst_leaf]
                 if (
                     d.family == "dense"
