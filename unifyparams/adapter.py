@@ -185,6 +185,11 @@ class Adapter(ABC):
         of normalization layers, momentum in PyTorch's convention (weight of the new batch)."""
         return {}
 
+    def has_unbuilt(self, model: Any) -> bool:
+        """True if part of ``model`` has not created its parameters yet (Keras before ``build``),
+        so that even their names are unknown."""
+        return False
+
     def on_materialized(self, model: Any, callback: Callable[[], None]) -> bool:
         """Arrange for ``callback()`` to run right after the framework infers ``model``'s lazy
         shapes on its own (the user's first forward pass), before the new values are used.
