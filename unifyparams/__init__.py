@@ -25,6 +25,7 @@ from .errors import (
     UnifyParamsError,
     UnsupportedModelError,
 )
+from .lazy import is_materialized, materialize, pending
 from .param import Param
 from .paramset import LoadReport, ParamSet
 from .porting import PortError, PortReport, port
@@ -57,7 +58,10 @@ __all__ = [
     "available_adapters",
     "get_adapter",
     "gradients",
+    "is_materialized",
+    "materialize",
     "params",
+    "pending",
     "port",
     "register_adapter",
     "tie",

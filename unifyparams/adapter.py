@@ -61,6 +61,8 @@ class Slot:
     block_path: tuple[str, ...] = ()
     block_kinds: tuple[str, ...] = ()
     block: Any = field(default=None, compare=False)
+    #: Kind of the model that was walked, for parameters owned directly by it (a bare layer).
+    root_kind: str = ""
 
     @property
     def leaf(self) -> str:
@@ -68,7 +70,7 @@ class Slot:
 
     @property
     def block_kind(self) -> str:
-        return self.block_kinds[-1] if self.block_kinds else ""
+        return self.block_kinds[-1] if self.block_kinds else self.root_kind
 
 
 class Adapter(ABC):
@@ -127,6 +129,11 @@ class Adapter(ABC):
     def trainable(self, native: Any) -> bool:
         """Whether the optimizer updates this parameter."""
 
+    def has_values(self, native: Any) -> bool:
+        """False while the parameter exists but holds no values yet (PyTorch's uninitialized
+        lazy tensors, even those whose shape is fully known)."""
+        return True
+
     def storage_key(self, native: Any) -> Hashable:
         """A key equal for parameters that share storage (ties)."""
         return id(native)
@@ -162,6 +169,13 @@ class Adapter(ABC):
         reason) for a tie the framework cannot express.
         """
         raise TieError(f"the {self.name!r} adapter does not support tying parameters")
+
+    def check_tie(self, target: Slot, source: Slot) -> str | None:
+        """Why ``target`` cannot be tied to ``source`` in this framework, or ``None`` if it can.
+
+        The core asks this for every pair before the first change, so a refused tie changes nothing.
+        """
+        return None
 
     def untie(self, root: Any, slot: Slot) -> None:
         """Give the parameter at ``slot`` its own storage, holding its current values."""

@@ -111,8 +111,8 @@ class Param:
 
     @property
     def materialized(self) -> bool:
-        """True once every dimension of the shape is known."""
-        return all(d is not None for d in self.native_shape)
+        """True once every dimension of the shape is known and the values exist."""
+        return all(d is not None for d in self.native_shape) and self._adapter.has_values(self._slot.native)
 
     # --- values ---------------------------------------------------------------------------
     def _require_materialized(self) -> None:

@@ -69,6 +69,9 @@ def tie(model: Any, source: str, target: str) -> list[tuple[str, str]]:
     pairs = [(sources[leaf], targets[leaf]) for leaf in sources]
     for src, dst in pairs:
         _check_pair(dst, src)
+        reason = src.adapter.check_tie(dst.slot, src.slot)
+        if reason:
+            raise TieError(f"cannot tie {dst.name!r} to {src.name!r}: {reason}. Nothing was changed.")
     adapter = ps[pairs[0][0].name].adapter if pairs else None
     done: list[tuple[str, str]] = []
     for src, dst in pairs:

@@ -1,0 +1,227 @@
+"""The PyTorch adapter: ``nn.Module`` parameters through the unifyparams primitives.
+
+PyTorch's layout *is* the canonical layout, so every parameter uses the identity layout and
+canonical names are PyTorch's dotted attribute paths. This module imports no torch at import
+time: the registry creates :class:`TorchAdapter` only once ``torch`` is already imported, and
+``__init__`` imports it then (so a broken install fails at first use, with the reason).
+
+>>> import torch, unifyparams as up
+>>> net = torch.nn.Sequential(torch.nn.Linear(20, 256), torch.nn.ReLU(), torch.nn.Linear(256, 10))
+>>> up.params(net)["2.weight"].shape, up.params(net)["2.weight"].native is net[2].weight
+((10, 256), True)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Iterator, Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+
+from unifyparams.adapter import Adapter, Slot
+from unifyparams.errors import NotMaterializedError, TieError, UnifyParamsError
+from unifyparams.layouts import Shape
+
+
+class TorchAdapter(Adapter):
+    """Adapter for ``torch.nn.Module`` models (including ``torch.compile``d and lazy ones).
+
+    Parameters and the ``running_mean``/``running_var`` buffers are reported; other buffers
+    (``num_batches_tracked``, masks, caches) are not parameters and are left out.
+    """
+
+    name: ClassVar[str] = "torch"
+    framework_module: ClassVar[str] = "torch"
+    install_hint: ClassVar[str] = "pip install 'unifyparams[torch]'"
+    priority: ClassVar[int] = 0  # Keras layers on the torch backend are nn.Modules: Keras is asked first
+    builders: ClassVar[str] = "unifyparams_torch.builders:TorchModels"
+    missing_capabilities: ClassVar[Mapping[str, str]] = {}
+
+    def __init__(self) -> None:
+        import torch
+
+        from . import running, structure, tensors
+
+        self._torch = torch
+        self._structure = structure
+        self._tensors = tensors
+        self._running = running
+
+    # --- discovery ------------------------------------------------------------------------
+    def owns(self, obj: Any) -> bool:
+        return isinstance(obj, self._torch.nn.Module)
+
+    # --- enumeration ----------------------------------------------------------------------
+    def walk(self, root: Any) -> Iterator[Slot]:
+        return self._structure.walk(root)
+
+    # --- describing one native parameter --------------------------------------------------
+    def native_shape(self, native: Any) -> Shape:
+        if self._structure.is_uninitialized(native):
+            return self._structure.lazy_shape(native)
+        return tuple(int(d) for d in native.shape)
+
+    def dtype(self, native: Any) -> np.dtype:
+        return self._tensors.numpy_dtype(native.dtype)
+
+    def trainable(self, native: Any) -> bool:
+        return isinstance(native, self._torch.nn.Parameter) and bool(native.requires_grad)
+
+    def has_values(self, native: Any) -> bool:
+        """False for a lazy module's uninitialized tensor, even one whose shape is known (a bias)."""
+        return not self._structure.is_uninitialized(native)
+
+    def storage_key(self, native: Any) -> Hashable:
+        """The Parameter object's identity: PyTorch ties by sharing one Parameter object."""
+        return id(native)
+
+    # --- values ---------------------------------------------------------------------------
+    def read(self, native: Any) -> np.ndarray:
+        self._require_values(native)
+        return self._tensors.tensor_to_numpy(native)
+
+    def write(self, native: Any, value: np.ndarray) -> None:
+        """``native.copy_(value)`` under ``no_grad``: same object, same ``requires_grad``, no autograd record."""
+        self._require_values(native)
+        source = self._tensors.numpy_to_tensor(value)
+        with self._torch.no_grad():
+            native.copy_(source)
+
+    def grad(self, native: Any) -> np.ndarray | None:
+        g = getattr(native, "grad", None)
+        return None if g is None else self._tensors.tensor_to_numpy(g)
+
+    def to_numpy(self, value: Any) -> np.ndarray:
+        value = self._running.primary_output(value)
+        if isinstance(value, self._torch.Tensor):
+            return self._tensors.tensor_to_numpy(value)
+        return np.asarray(value)
+
+    def _require_values(self, native: Any) -> None:
+        if self._structure.is_uninitialized(native):
+            raise NotMaterializedError(
+                "this lazy parameter has no values until its shape is known; run the model once, or call "
+                "up.materialize(model, example_input) first"
+            )
+
+    # --- running the model ----------------------------------------------------------------
+    def backward(self, model: Any, inputs: tuple[Any, ...], loss: Callable[[Any], Any] | None = None) -> None:
+        """Forward in the model's current mode, then ``loss(output).backward()`` (default: sum).
+
+        Gradients are reset first (``zero_grad(set_to_none=True)``), so they hold this pass only.
+        """
+        torch = self._torch
+        model.zero_grad(set_to_none=True)
+        args = self._tensors.to_tensors(inputs, model)
+        with torch.enable_grad():
+            output = self._running.primary_output(model(*args))
+            value = output.sum() if loss is None else loss(output)
+            if not isinstance(value, torch.Tensor) or value.numel() != 1:
+                got = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+                raise UnifyParamsError(
+                    f"the loss must return a one-element torch tensor; received {got}. "
+                    f"Reduce it, e.g. loss=lambda out: ((out - target) ** 2).mean()."
+                )
+            value.reshape(()).backward()
+
+    def materialize(
+        self, model: Any, inputs: tuple[Any, ...] | None, input_shape: tuple[int, ...] | None
+    ) -> None:
+        """One forward pass in eval mode under ``no_grad`` resolves every lazy module's shapes."""
+        root, _ = self._structure.unwrap(model)  # run eagerly: compiling a lazy model is slow
+        if inputs is None:
+            if input_shape is None:
+                raise NotMaterializedError("materialize needs example inputs or input_shape")
+            inputs = (np.zeros(input_shape, dtype=np.float32),)
+        args = self._tensors.to_tensors(inputs, root)
+        with self._running.BlockTracker(root) as tracker, self._running.inference(root):
+            try:
+                root(*args)
+            except Exception as exc:
+                shapes = [tuple(np.shape(x)) for x in inputs]
+                where = tracker.failed() or f"model {type(root).__name__}"
+                raise NotMaterializedError(
+                    f"running {type(root).__name__} on inputs of shape {shapes} to infer parameter shapes "
+                    f"failed in {where}: {exc}. Check the input's rank and feature size against that block."
+                ) from exc
+
+    def on_materialized(self, model: Any, callback: Callable[[], None]) -> bool:
+        """Call ``callback()`` as each lazy module gets its shapes, before it computes with them.
+
+        A forward pre-hook is appended after the lazy module's own shape-inference hook, so it
+        runs once the parameters exist and before the module's ``forward`` uses them; it then
+        removes itself. Returns False if ``model`` has no uninitialized lazy module.
+        """
+        root, _ = self._structure.unwrap(model)
+        waits = self._structure.waits_for_shapes
+        waiting = [m for m in {id(m): m for m in root.modules()}.values() if waits(m)]
+        for module in waiting:
+            handles: list[Any] = []
+
+            def hook(mod: Any, args: Any, _handles: list[Any] = handles) -> None:
+                if not waits(mod):
+                    for h in _handles:
+                        h.remove()
+                    callback()
+
+            handles.append(module.register_forward_pre_hook(hook))
+        return bool(waiting)
+
+    # --- structure changes ----------------------------------------------------------------
+    def check_tie(self, target: Slot, source: Slot) -> str | None:
+        """Refuse parameter/buffer ties, ties of lazy tensors and ties across devices."""
+        torch = self._torch
+        src, dst, block = source.native, target.native, target.block
+        is_param = isinstance(dst, torch.nn.Parameter)
+        if is_param != isinstance(src, torch.nn.Parameter):
+            kinds = {True: "a parameter", False: "a buffer"}
+            return f"{target.name!r} is {kinds[is_param]} and {source.name!r} {kinds[not is_param]}; PyTorch keeps them apart"
+        if self._structure.is_uninitialized(src) or self._structure.is_uninitialized(dst):
+            return "their shapes are not known yet (lazy modules); call up.materialize(model, example_input) first"
+        if src.device != dst.device:
+            return f"they live on different devices ({dst.device} and {src.device}); move the model to one device first"
+        if not isinstance(block, torch.nn.Module) or target.leaf not in (block._parameters if is_param else block._buffers):
+            return f"{target.name!r} is not registered on the module that should own it"
+        return None
+
+    def tie(self, root: Any, target: Slot, source: Slot) -> None:
+        """Register ``source``'s Parameter (or buffer) object on the module that owns ``target``."""
+        reason = self.check_tie(target, source)
+        if reason:
+            raise TieError(f"cannot tie {target.name!r} to {source.name!r}: {reason}. Nothing was changed.")
+        # setattr, not register_parameter: it runs subclass bookkeeping (RNNBase's _flat_weights) and
+        # keeps a buffer's persistence.
+        setattr(target.block, target.leaf, source.native)
+
+    def untie(self, root: Any, slot: Slot) -> None:
+        """Give ``slot``'s module a new Parameter (or buffer) holding a clone of the current values."""
+        torch = self._torch
+        native, block, leaf = slot.native, slot.block, slot.leaf
+        aliases = [s for s in self.walk(root) if s.native is native and s.name != slot.name]
+        if aliases and all(s.block is block and s.leaf == leaf for s in aliases):
+            paths = [".".join(s.block_path) for s in aliases]
+            raise TieError(
+                f"{slot.name!r} is shared because its module is one object reached also as {paths}; "
+                f"its parameters cannot be separated. Give that position its own module "
+                f"(e.g. copy.deepcopy of it) instead."
+            )
+        with torch.no_grad():
+            fresh = native.detach().clone()
+        if isinstance(native, torch.nn.Parameter):
+            setattr(block, leaf, torch.nn.Parameter(fresh, requires_grad=native.requires_grad))
+        else:
+            setattr(block, leaf, fresh)  # stays a buffer, with its persistence
+
+    # --- facts porting needs --------------------------------------------------------------
+    def layer_config(self, block: Any) -> Mapping[str, float]:
+        """``eps`` and ``momentum`` of normalization layers (momentum is already PyTorch's convention)."""
+        config: dict[str, float] = {}
+        for key in ("eps", "momentum"):
+            value = getattr(block, key, None)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                config[key] = float(value)
+        return config if self._structure.is_normalization(block) else {}
+
+    def channels_last(self, block: Any) -> bool:
+        """PyTorch convolutions are channels-first whatever the memory format: a flatten orders (C, H, W)."""
+        return False

@@ -1,0 +1,197 @@
+"""Walking an ``nn.Module`` tree: canonical names, roles, and the shapes of lazy parameters.
+
+Canonical names are PyTorch's own dotted attribute paths (``features.0.weight``), so Sequential
+positions, ModuleList indices and ModuleDict keys come out as users write them. A model wrapped
+by ``torch.compile`` is walked through its original module, so names carry no ``_orig_mod.``.
+
+>>> import torch
+>>> net = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.BatchNorm1d(3))
+>>> [(s.name, s.role) for s in walk(net)]          # doctest: +NORMALIZE_WHITESPACE
+[('0.weight', 'weight'), ('0.bias', 'bias'), ('1.weight', 'scale'), ('1.bias', 'shift'),
+ ('1.running_mean', 'running_mean'), ('1.running_var', 'running_var')]
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn.modules.batchnorm import _NormBase
+from torch.nn.modules.conv import _ConvNd
+from torch.nn.parameter import UninitializedBuffer, UninitializedParameter
+from torch.utils.weak import WeakIdKeyDictionary
+
+from unifyparams.adapter import Role, Slot
+from unifyparams.layouts import IDENTITY, Shape
+
+#: Buffers reported as (non-trainable) parameters. ``num_batches_tracked`` is deliberately absent:
+#: it is a step counter used only when ``momentum=None``, not a value anything is computed from.
+STATE_BUFFERS = {"running_mean": Role.RUNNING_MEAN, "running_var": Role.RUNNING_VAR}
+
+_NORM_TYPES: tuple[type, ...] = tuple(
+    t for t in (_NormBase, nn.LayerNorm, nn.GroupNorm, getattr(nn, "RMSNorm", None)) if t is not None
+)
+#: Class names of user-defined normalization layers (``LlamaRMSNorm``, ``T5LayerNorm``, ``FrozenBatchNorm2d``).
+_NORM_NAME = re.compile(r"Norm(\d+d)?$|Normalization$")
+
+#: Lazy parameters seen by :func:`walk`, with their owning module and leaf, for :func:`lazy_shape`.
+_lazy_owner: WeakIdKeyDictionary = WeakIdKeyDictionary()
+
+
+def compiled_inner(module: Any) -> Any | None:
+    """The module a ``torch.compile`` wrapper (``OptimizedModule``) wraps, else ``None``."""
+    inner = getattr(module, "_orig_mod", None) if type(module).__name__ == "OptimizedModule" else None
+    return inner if isinstance(inner, nn.Module) else None
+
+
+def unwrap(module: Any) -> tuple[Any, tuple[str, ...]]:
+    """Strip ``torch.compile`` wrappers; returns the module and the native path parts skipped."""
+    skipped: tuple[str, ...] = ()
+    inner = compiled_inner(module)
+    while inner is not None:
+        module, skipped = inner, skipped + ("_orig_mod",)
+        inner = compiled_inner(module)
+    return module, skipped
+
+
+def is_normalization(module: nn.Module) -> bool:
+    """True for normalization layers, whose ``weight``/``bias`` are a scale and a shift."""
+    return isinstance(module, _NORM_TYPES) or bool(_NORM_NAME.search(type(module).__name__))
+
+
+def role_for(module: nn.Module, leaf: str) -> str:
+    """The :class:`~unifyparams.adapter.Role` of ``module``'s parameter or buffer ``leaf``."""
+    if leaf in STATE_BUFFERS:
+        return STATE_BUFFERS[leaf]
+    if leaf in ("weight", "bias") and is_normalization(module):
+        return Role.SCALE if leaf == "weight" else Role.SHIFT
+    # weight, weight_ih_l0 (RNNs), in_proj_weight (attention); likewise for biases (bias_k).
+    if leaf.startswith("weight") or leaf.endswith("weight"):
+        return Role.WEIGHT
+    if leaf.startswith("bias") or leaf.endswith("bias"):
+        return Role.BIAS
+    return Role.OTHER
+
+
+def is_uninitialized(tensor: Any) -> bool:
+    """True for a lazy module's ``UninitializedParameter``/``UninitializedBuffer``."""
+    return isinstance(tensor, (UninitializedParameter, UninitializedBuffer))
+
+
+def waits_for_shapes(module: nn.Module) -> bool:
+    """True if ``module`` itself (not its children) holds an uninitialized lazy tensor."""
+    return any(is_uninitialized(t) for t in (*module._parameters.values(), *module._buffers.values()))
+
+
+class Block:
+    """One module reached while walking: where it sits, under which names, and of which kinds."""
+
+    __slots__ = ("module", "path", "native_path", "kinds")
+
+    def __init__(
+        self, module: nn.Module, path: tuple[str, ...], native_path: tuple[str, ...], kinds: tuple[str, ...]
+    ):
+        self.module = module
+        #: Canonical path parts (``("encoder", "0")``); empty for the root.
+        self.path = path
+        #: PyTorch's own path parts, with ``_orig_mod`` where a compiled wrapper was skipped.
+        self.native_path = native_path
+        #: ``type(...).__name__`` of each module along ``path``.
+        self.kinds = kinds
+
+
+def blocks(root: nn.Module) -> Iterator[Block]:
+    """Every module under ``root`` (root first), depth-first in registration order.
+
+    A module reachable under several paths is visited under each; a module registered inside
+    itself is not followed again (that would never end). ``torch.compile`` wrappers are skipped.
+    """
+    root, native_root = unwrap(root)
+    stack: list[tuple[Block, frozenset[int]]] = [(Block(root, (), native_root, ()), frozenset({id(root)}))]
+    while stack:
+        block, ancestors = stack.pop()
+        yield block
+        children = []
+        for child_name, child in block.module._modules.items():
+            if child is None:
+                continue
+            child, skipped = unwrap(child)
+            if id(child) in ancestors:
+                continue
+            path = (*block.path, child_name)
+            native = (*block.native_path, child_name, *skipped)
+            kinds = (*block.kinds, type(child).__name__)
+            children.append((Block(child, path, native, kinds), ancestors | {id(child)}))
+        stack.extend(reversed(children))
+
+
+def walk(root: nn.Module) -> Iterator[Slot]:
+    """Every parameter and running statistic under ``root``, in ``state_dict`` order.
+
+    Each module yields its parameters, then its ``running_mean``/``running_var`` buffers, then its
+    children. A module (or Parameter) reachable twice is yielded under each name, like
+    ``named_parameters(remove_duplicate=False)``.
+    """
+    root_kind = type(unwrap(root)[0]).__name__
+    for block in blocks(root):
+        module = block.module
+        for leaf, tensor in own_tensors(module):
+            if is_uninitialized(tensor):
+                _lazy_owner[tensor] = (module, leaf)
+            yield Slot(
+                name=".".join((*block.path, leaf)),
+                native_name=".".join((*block.native_path, leaf)),
+                native=tensor,
+                role=role_for(module, leaf),
+                layout=IDENTITY,
+                block_path=block.path,
+                block_kinds=block.kinds,
+                block=module,
+                root_kind=root_kind,
+            )
+
+
+def own_tensors(module: nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
+    """``module``'s own parameters, then its running-statistics buffers (not its children's)."""
+    for leaf, param in module._parameters.items():
+        if param is not None:
+            yield leaf, param
+    for leaf, buffer in module._buffers.items():
+        if buffer is not None and leaf in STATE_BUFFERS:
+            yield leaf, buffer
+
+
+def module_paths(root: nn.Module) -> dict[int, list[str]]:
+    """``{id(module): [canonical paths]}`` for every module under ``root`` (shared ones have several)."""
+    paths: dict[int, list[str]] = {}
+    for block in blocks(root):
+        paths.setdefault(id(block.module), []).append(".".join(block.path))
+    return paths
+
+
+def lazy_shape(tensor: Any) -> Shape:
+    """The shape an uninitialized lazy tensor will have, ``None`` where it waits for the input.
+
+    ``LazyLinear``: weight ``(out_features, None)``, bias ``(out_features,)``; ``LazyConv{1,2,3}d``:
+    weight ``(out, None, *kernel)``; ``LazyConvTranspose*``: weight ``(None, out/groups, *kernel)``;
+    lazy norms: ``(None,)``. A lazy module of another kind gives ``(None,)`` (its rank is unknown).
+    Never touches the tensor's size, which raises for uninitialized tensors.
+    """
+    owner = _lazy_owner.get(tensor)
+    if owner is None:
+        return (None,)
+    module, leaf = owner
+    if isinstance(module, nn.Linear):
+        out = getattr(module, "out_features", None)
+        return (out, None) if leaf == "weight" else (out,)
+    if isinstance(module, _ConvNd):
+        kernel = tuple(module.kernel_size)
+        if leaf != "weight":
+            return (module.out_channels,)
+        if module.transposed:
+            return (None, module.out_channels // module.groups, *kernel)
+        return (module.out_channels, None, *kernel)
+    return (None,)
