@@ -105,7 +105,7 @@ class NumpyAdapter(Adapter):
         return native.trainable
 
     def read(self, native: Any) -> np.ndarray:
-        return native.value
+        return native.value.view()  # a new array object over the same memory, as the protocol asks
 
     def write(self, native: Any, value: np.ndarray) -> None:
         if self.fail_writes_after is not None:

@@ -29,20 +29,21 @@ def params(model: Any) -> ParamSet:
     if isinstance(model, Param):
         return ParamSet({model.name: model}, backend=model.backend)
     adapter = adapter_for(model)
-    slots = list(adapter.walk(model))
+    storage_key = adapter.storage_key
+    slots = [(slot, storage_key(slot.native)) for slot in adapter.walk(model)]
     groups: dict[Any, list[str]] = {}
-    for slot in slots:
-        groups.setdefault(adapter.storage_key(slot.native), []).append(slot.name)
+    for slot, key in slots:
+        groups.setdefault(key, []).append(slot.name)
     built: dict[str, Param] = {}
-    for slot in slots:
-        if slot.name in built:
+    for slot, key in slots:
+        name = slot.name
+        if name in built:
             raise UnifyParamsError(
-                f"adapter {adapter.name!r} produced the canonical name {slot.name!r} twice "
-                f"({built[slot.name].native_name!r} and {slot.native_name!r}); this is an adapter bug"
+                f"adapter {adapter.name!r} produced the canonical name {name!r} twice "
+                f"({built[name].native_name!r} and {slot.native_name!r}); this is an adapter bug"
             )
-        group = groups[adapter.storage_key(slot.native)]
-        shared = tuple(n for n in group if n != slot.name) if len(group) > 1 else ()
-        built[slot.name] = Param(slot, adapter, shared)
+        group = groups[key]
+        built[name] = Param(slot, adapter, tuple(n for n in group if n != name) if len(group) > 1 else ())
     return ParamSet(built, title=type(model).__name__, backend=adapter.name)
 
 

@@ -44,13 +44,15 @@ class Role:
     ALL = (WEIGHT, BIAS, SCALE, SHIFT, RUNNING_MEAN, RUNNING_VAR, OTHER)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Slot:
     """One parameter as an adapter reports it while walking a model.
 
     ``name`` is the canonical name (``"features.0.weight"``); ``native`` the framework's own
     parameter object; ``layout`` converts between native and canonical arrays; ``block_path``
     and ``block_kinds`` describe the chain of blocks that own it (for trees and porting).
+    Treat it as read-only (it is not frozen only because frozen dataclasses are slow to build,
+    and models have thousands of parameters).
     """
 
     name: str
@@ -141,7 +143,9 @@ class Adapter(ABC):
     # --- values ---------------------------------------------------------------------------
     @abstractmethod
     def read(self, native: Any) -> np.ndarray:
-        """The values in native layout (may share memory with the model; treat as read-only)."""
+        """The values in native layout, as a *new* ndarray object (it may share memory with the
+        model: the core marks it read-only before handing it out). Raise
+        :class:`NotMaterializedError` when the parameter has no values yet."""
 
     @abstractmethod
     def write(self, native: Any, value: np.ndarray) -> None:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .errors import DtypeMismatchError, NotMaterializedError, ShapeMismatchError
-from .layouts import Layout, Shape
+from .layouts import IDENTITY, Layout, Shape
 
 if TYPE_CHECKING:
     from .adapter import Adapter, Slot
@@ -87,7 +87,9 @@ class Param:
     @property
     def shape(self) -> Shape:
         """Canonical shape; ``None`` for a dimension not yet known."""
-        return tuple(self._slot.layout.canonical_shape(self.native_shape))
+        native = self._adapter.native_shape(self._slot.native)
+        layout = self._slot.layout
+        return tuple(native) if layout is IDENTITY else tuple(layout.canonical_shape(native))
 
     @property
     def ndim(self) -> int:
@@ -129,13 +131,15 @@ class Param:
         With ``copy=False`` the array is read-only and may share memory with the model (so it
         follows later updates); pass ``copy=True`` for an independent snapshot.
         """
-        self._require_materialized()
-        value = self._slot.layout.to_canonical(self._adapter.read(self._slot.native))
+        try:
+            value = self._adapter.read(self._slot.native)
+        except Exception:
+            self._require_materialized()  # a clearer error when that is the cause
+            raise
+        value = self._slot.layout.to_canonical(value)
         if copy:
             return np.array(value, copy=True)
-        if value.flags.writeable:
-            value = value.view()
-            value.flags.writeable = False
+        value.flags.writeable = False  # read() returns a new array object: this hides no one's data
         return value
 
     def grad(self) -> np.ndarray | None:

@@ -59,13 +59,13 @@ class TorchAdapter(Adapter):
     def native_shape(self, native: Any) -> Shape:
         if self._structure.is_uninitialized(native):
             return self._structure.lazy_shape(native)
-        return tuple(int(d) for d in native.shape)
+        return tuple(native.shape)  # torch.Size holds plain ints
 
     def dtype(self, native: Any) -> np.dtype:
         return self._tensors.numpy_dtype(native.dtype)
 
     def trainable(self, native: Any) -> bool:
-        return isinstance(native, self._torch.nn.Parameter) and bool(native.requires_grad)
+        return bool(native.requires_grad) and isinstance(native, self._torch.nn.Parameter)
 
     def has_values(self, native: Any) -> bool:
         """False for a lazy module's uninitialized tensor, even one whose shape is known (a bias)."""

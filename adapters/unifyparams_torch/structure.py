@@ -62,8 +62,19 @@ def is_normalization(module: nn.Module) -> bool:
     return isinstance(module, _NORM_TYPES) or bool(_NORM_NAME.search(type(module).__name__))
 
 
+_ROLES: dict[tuple[type, str], str] = {}
+
+
 def role_for(module: nn.Module, leaf: str) -> str:
-    """The :class:`~unifyparams.adapter.Role` of ``module``'s parameter or buffer ``leaf``."""
+    """The :class:`~unifyparams.adapter.Role` of ``module``'s parameter or buffer ``leaf`` (cached per class)."""
+    key = (type(module), leaf)
+    role = _ROLES.get(key)
+    if role is None:
+        role = _ROLES[key] = _role_for(module, leaf)
+    return role
+
+
+def _role_for(module: nn.Module, leaf: str) -> str:
     if leaf in STATE_BUFFERS:
         return STATE_BUFFERS[leaf]
     if leaf in ("weight", "bias") and is_normalization(module):
@@ -76,9 +87,21 @@ def role_for(module: nn.Module, leaf: str) -> str:
     return Role.OTHER
 
 
+_UNINITIALIZED: dict[type, bool] = {}
+
+
 def is_uninitialized(tensor: Any) -> bool:
-    """True for a lazy module's ``UninitializedParameter``/``UninitializedBuffer``."""
-    return isinstance(tensor, (UninitializedParameter, UninitializedBuffer))
+    """True for a lazy module's ``UninitializedParameter``/``UninitializedBuffer``.
+
+    Checked by exact type, cached: ``isinstance`` on torch's Parameter metaclass is slow, and this
+    runs for every parameter on every read. (A lazy tensor changes its class in place when it is
+    materialized, so the type is always current.)
+    """
+    cls = type(tensor)
+    known = _UNINITIALIZED.get(cls)
+    if known is None:
+        known = _UNINITIALIZED[cls] = issubclass(cls, (UninitializedParameter, UninitializedBuffer))
+    return known
 
 
 def waits_for_shapes(module: nn.Module) -> bool:
@@ -138,20 +161,15 @@ def walk(root: nn.Module) -> Iterator[Slot]:
     root_kind = type(unwrap(root)[0]).__name__
     for block in blocks(root):
         module = block.module
+        prefix = ".".join(block.path) + "." if block.path else ""
+        native_prefix = ".".join(block.native_path) + "." if block.native_path else ""
+        path, kinds = block.path, block.kinds
         for leaf, tensor in own_tensors(module):
             if is_uninitialized(tensor):
                 _lazy_owner[tensor] = (module, leaf)
-            yield Slot(
-                name=".".join((*block.path, leaf)),
-                native_name=".".join((*block.native_path, leaf)),
-                native=tensor,
-                role=role_for(module, leaf),
-                layout=IDENTITY,
-                block_path=block.path,
-                block_kinds=block.kinds,
-                block=module,
-                root_kind=root_kind,
-            )
+            # positional arguments: this runs once per parameter of models with thousands
+            yield Slot(prefix + leaf, native_prefix + leaf, tensor, role_for(module, leaf), IDENTITY,
+                       path, kinds, module, root_kind)
 
 
 def own_tensors(module: nn.Module) -> Iterator[tuple[str, torch.Tensor]]:

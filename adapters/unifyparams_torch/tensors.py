@@ -90,6 +90,8 @@ def numpy_dtype(torch_dtype: torch.dtype) -> np.dtype:
 def tensor_to_numpy(tensor: torch.Tensor) -> np.ndarray:
     """The tensor's values as NumPy; shares memory for CPU tensors (copies from other devices)."""
     t = tensor.detach()
+    if t.dtype in _PLAIN and t.is_cpu and not (t.is_conj() or t.is_neg()):
+        return t.numpy()  # the common case, first and fast
     if t.device.type == "meta":
         raise NotMaterializedError(
             f"a tensor of shape {tuple(t.shape)} lives on the 'meta' device: it has a shape but no values. "
