@@ -81,8 +81,13 @@ class TorchAdapter(Adapter):
         return self._tensors.tensor_to_numpy(native)
 
     def write(self, native: Any, value: np.ndarray) -> None:
-        """``native.copy_(value)`` under ``no_grad``: same object, same ``requires_grad``, no autograd record."""
-        self._require_values(native)
+        """``native.copy_(value)`` under ``no_grad``: same object, same ``requires_grad``, no autograd record.
+
+        A lazy module's uninitialized tensor is first materialized to the value's shape, as PyTorch's own
+        ``load_state_dict`` does for lazy modules (the core has already checked the known dimensions).
+        """
+        if self._structure.is_uninitialized(native):
+            native.materialize(tuple(value.shape))
         source = self._tensors.numpy_to_tensor(value)
         with self._torch.no_grad():
             native.copy_(source)

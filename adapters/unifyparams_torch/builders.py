@@ -126,6 +126,9 @@ class TorchModels(ModelBuilders):
             raise ValueError(f"single_layer({kind!r}) needs {missing}; received {sorted(spec)}")
         return SingleLayer(_layer(kind, spec))
 
+    def lazy_mlp(self) -> nn.Module:
+        return nn.Sequential(nn.LazyLinear(256), nn.ReLU(), nn.LazyLinear(10))
+
     def shared_mlp(self, shared: bool = True) -> nn.Module:
         s = nn.Linear(8, 8)
         second = s if shared else nn.Linear(8, 8)

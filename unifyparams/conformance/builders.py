@@ -89,6 +89,15 @@ class ModelBuilders(ABC):
 
         raise Unsupported(f"{self.backend} has no functional model API")
 
+    def lazy_mlp(self) -> Any:
+        """``[Dense(256), ReLU, Dense(10)]`` whose input size is NOT given: shapes wait for data
+        (PyTorch ``LazyLinear``, a Keras model not yet built, Gluon deferred initialization).
+        Canonical names ``0.*`` and ``2.*``; after one batch of shape (2, 20) the weights are
+        (256, 20) and (10, 256)."""
+        from .scenario import Unsupported
+
+        raise Unsupported(f"{self.backend} builders do not provide lazy_mlp")
+
     def shared_mlp(self, shared: bool = True) -> Any:
         """The MLP whose second and third hidden layers share one layer, shapes known, input 20:
 
