@@ -58,28 +58,32 @@ def lazy_mlp(backend: str) -> Any:
     return net
 
 
-def shared_mlp(backend: str) -> Any:
-    """Dense(20->8), ReLU, S, ReLU, S, ReLU, Dense(8->1), with S one layer used twice."""
+def shared_mlp(backend: str, shared: bool = True) -> Any:
+    """Dense(20->8), ReLU, S, ReLU, S, ReLU, Dense(8->1), with S one layer used twice
+    (the framework's own way of sharing); ``shared=False`` puts two separate layers there."""
     if backend == "torch":
         import torch
 
-        shared = torch.nn.Linear(8, 8)
+        first = torch.nn.Linear(8, 8)
+        second = first if shared else torch.nn.Linear(8, 8)
         relu = torch.nn.ReLU
-        return torch.nn.Sequential(torch.nn.Linear(20, 8), relu(), shared, relu(), shared, relu(), torch.nn.Linear(8, 1))
+        return torch.nn.Sequential(torch.nn.Linear(20, 8), relu(), first, relu(), second, relu(), torch.nn.Linear(8, 1))
     if backend == "keras":
         import keras
 
         layers = keras.layers
-        shared = layers.Dense(8)
+        first = layers.Dense(8)
+        second = first if shared else layers.Dense(8)
         return keras.Sequential(
-            [keras.Input((20,)), layers.Dense(8), layers.ReLU(), shared, layers.ReLU(), shared, layers.ReLU(), layers.Dense(1)]
+            [keras.Input((20,)), layers.Dense(8), layers.ReLU(), first, layers.ReLU(), second, layers.ReLU(), layers.Dense(1)]
         )
     from unifyparams_gluon import import_mxnet
 
     nn = import_mxnet().gluon.nn
     net = nn.HybridSequential()
-    shared = nn.Dense(8, in_units=8)
-    net.add(nn.Dense(8, in_units=20), nn.Activation("relu"), shared, nn.Activation("relu"),
-            nn.Dense(8, in_units=8, params=shared.params), nn.Activation("relu"), nn.Dense(1, in_units=8))
+    first = nn.Dense(8, in_units=8)
+    second = nn.Dense(8, in_units=8, params=first.params if shared else None)
+    net.add(nn.Dense(8, in_units=20), nn.Activation("relu"), first, nn.Activation("relu"),
+            second, nn.Activation("relu"), nn.Dense(1, in_units=8))
     net.initialize()
     return net

@@ -24,8 +24,13 @@ def main() -> None:
     same = np.array_equal(grads["2.weight"], grads["4.weight"])
     print("one gradient under both names (the sum of both uses):", same)
 
-    up.untie(net, "4")
-    print("after untie:", up.ties(net))
+    # Ties made with unifyparams, on a model built without sharing.
+    twin = shared_mlp(backend, shared=False)
+    print("before up.tie:", up.ties(twin))
+    up.tie(twin, "2", "4")  # every parameter of block 4 becomes the one of block 2
+    print("after up.tie:", up.ties(twin))
+    up.untie(twin, "4.weight")  # its own storage again, with the current values
+    print("after up.untie('4.weight'):", up.ties(twin))
 
 
 if __name__ == "__main__":

@@ -44,15 +44,19 @@ def _build(params: Iterable[Param]) -> _Node:
     return root
 
 
-def _param_line(p: Param) -> str:
-    leaf = p.name[len(".".join(p.slot.block_path)) + 1 :] if p.slot.block_path else p.name
+def _leaf(p: Param) -> str:
+    return p.name[len(".".join(p.slot.block_path)) + 1 :] if p.slot.block_path else p.name
+
+
+def _param_line(p: Param, width: int = 0, shape_width: int = 0) -> str:
+    leaf = _leaf(p).ljust(width)
     notes = []
     if not p.trainable:
         notes.append("not trainable")
     if p.shared_with:
         notes.append("shared with " + ", ".join(p.shared_with))
     note = f"  [{'; '.join(notes)}]" if notes else ""
-    return f"{leaf}  {format_shape(p.shape)}  {p.dtype}{note}"
+    return f"{leaf}  {format_shape(p.shape).ljust(shape_width)}  {p.dtype}{note}"
 
 
 def render(params: list[Param], title: str) -> str:
@@ -62,6 +66,8 @@ def render(params: list[Param], title: str) -> str:
     def emit(node: _Node, prefix: str) -> None:
         entries: list[tuple[str, _Node | Param]] = [("p", p) for p in node.params]
         entries += [(name, child) for name, child in node.children.items()]
+        width = max((len(_leaf(p)) for p in node.params), default=0)
+        shape_width = max((len(format_shape(p.shape)) for p in node.params), default=0)
         for i, (label, entry) in enumerate(entries):
             last = i == len(entries) - 1
             branch = "└── " if last else "├── "
@@ -70,7 +76,7 @@ def render(params: list[Param], title: str) -> str:
                 lines.append(f"{prefix}{branch}{label}{kind}")
                 emit(entry, prefix + ("    " if last else "│   "))
             else:
-                lines.append(f"{prefix}{branch}{_param_line(entry)}")
+                lines.append(f"{prefix}{branch}{_param_line(entry, width, shape_width)}")
 
     emit(_build(params), "")
     return "\n".join(lines)
