@@ -94,8 +94,8 @@ def pending(model: Any) -> dict[str, Pending]:
 def materialize(model: Any, *example_inputs: Any, input_shape: tuple[int, ...] | None = None) -> ParamSet:
     """Infer every shape by running ``model`` once (no training step); returns its parameters.
 
-    Pass example inputs (NumPy arrays, canonical layout) or ``input_shape`` (zeros of that shape,
-    float32). Initializers recorded with :func:`unifyparams.initialize` are applied afterwards.
+    Pass example inputs (NumPy arrays in the model's own input layout: channels-last for a
+    channels-last Keras model) or ``input_shape`` (zeros of that shape, float32). Initializers recorded with :func:`unifyparams.initialize` are applied afterwards.
     """
     if not example_inputs and input_shape is None:
         raise UnifyParamsError(

@@ -183,7 +183,17 @@ class Param:
         self._adapter.write(self._slot.native, np.ascontiguousarray(native_value))
 
     def set(self, value: Any, *, cast: bool = False) -> None:
-        """Overwrite all values (canonical layout); the native object and its flags are kept."""
+        """Overwrite all values (canonical layout); the native object and its flags are kept.
+
+        A parameter still waiting for its shape cannot be written alone (its block infers all its
+        shapes together): load a whole state with ``ParamSet.load`` or materialize first.
+        """
+        if not self.materialized:
+            raise NotMaterializedError(
+                f"parameter {self.name!r} has no values yet (shape {format_shape(self.shape)}): write its "
+                f"whole block at once with up.params(model).load(state), or call "
+                f"up.materialize(model, example_input) first."
+            )
         self.write_native(self.prepare(value, cast=cast))
 
     def update(self, fn: Callable[[np.ndarray], Any]) -> None:

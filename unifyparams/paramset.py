@@ -179,12 +179,31 @@ class ParamSet(Mapping[str, Param]):
             by_storage[key] = (name, native)
             prepared[name] = native
 
+        problems += self._incomplete_lazy_blocks(prepared)
         if problems:
             raise LoadError(
                 "nothing was loaded; " + f"{len(problems)} problem(s):\n  - " + "\n  - ".join(problems)
             )
         self._write_all(prepared)
         return LoadReport(loaded=list(prepared), missing=missing, unexpected=unexpected)
+
+    def _incomplete_lazy_blocks(self, prepared: Mapping[str, np.ndarray]) -> list[str]:
+        """A block whose parameters wait for their shapes must be loaded whole: its framework
+        infers all of them together, and a half-filled lazy block breaks that."""
+        waiting: dict[int, list[str]] = {}
+        for name, p in self._params.items():
+            if not p.materialized:
+                waiting.setdefault(id(p.slot.block), []).append(name)
+        problems = []
+        for names in waiting.values():
+            given = [n for n in names if n in prepared]
+            if given and len(given) != len(names):
+                absent = [n for n in names if n not in prepared]
+                problems.append(
+                    f"{describe_names(given)} belong to a block whose shapes are not known yet; load the "
+                    f"whole block together (missing {describe_names(absent)}) or materialize it first"
+                )
+        return problems
 
     def _write_all(self, prepared: Mapping[str, np.ndarray]) -> None:
         """Write prepared native values; if the framework fails part way, restore what was written."""

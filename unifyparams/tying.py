@@ -40,7 +40,7 @@ def _check_pair(target: Param, source: Param) -> None:
         problems.append(f"canonical shapes differ: {format_shape(source.shape)} vs {format_shape(target.shape)}")
     if target.dtype != source.dtype:
         problems.append(f"dtypes differ: {source.dtype} vs {target.dtype}")
-    if not problems and target.native_shape != source.native_shape:
+    if not problems and (target.native_shape != source.native_shape or target.layout.tag != source.layout.tag):
         problems.append(
             f"the framework stores them in different layouts ({source.layout.tag} {format_shape(source.native_shape)} "
             f"vs {target.layout.tag} {format_shape(target.native_shape)}), so one storage cannot serve both"

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -76,7 +77,7 @@ def render_matrix(results: dict[str, dict[str, Outcome]], rows: Sequence[str], s
     table = Table(title="unifyparams conformance: scenario x backend", show_lines=False)
     table.add_column("scenario", style="bold")
     for row in rows:
-        table.add_column(row, justify="center")
+        table.add_column(escape(row), justify="center")
     for sid in scenario_ids:
         cells = []
         for row in rows:
@@ -138,7 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         console=console, transient=False,
     ) as progress:
         for row, env in rows.items():
-            task = progress.add_task(row, total=len(scenarios))
+            task = progress.add_task(escape(row), total=len(scenarios))
             outcomes, tail, code = run_row_in_subprocess(
                 row, env, args.pattern, on_outcome=lambda _o, t=task: progress.advance(t)
             )
@@ -157,13 +158,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             if status in FAILING and sid in required:
                 failed.append((row, sid, o))
             elif status in ("skip", "xfail") and o is not None:
-                console.print(f"[dim]{row} {sid}: {status}: {o.reason}[/]")
+                console.print(f"[dim]{escape(row)} {sid}: {status}: {escape(o.reason)}[/]")
     for row, sid, o in failed:
-        console.print(f"\n[red bold]{row} {sid}[/]: {o.reason if o else 'no result'}")
+        console.print(f"\n[red bold]{escape(row)} {sid}[/]: {escape(o.reason) if o else 'no result'}")
         if o and o.details:
             console.print(o.details, markup=False, highlight=False)
     for row, tail in stderr_tails.items():
-        console.print(f"\n[red]{row}[/]: {tail}", markup=False)
+        console.print(f"\n{row}: {tail}", markup=False)
     counts: dict[str, int] = {}
     for row in rows:
         for o in results[row].values():

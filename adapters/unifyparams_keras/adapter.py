@@ -1,0 +1,276 @@
+"""The Keras 3 adapter, on the TensorFlow and the torch backends alike.
+
+Keras picks its backend when it is first imported (``KERAS_BACKEND``); the adapter asks Keras
+which one is active and uses TensorFlow's ``GradientTape`` or torch autograd for gradients.
+Everything else goes through backend-neutral Keras APIs (``variable.assign``,
+``keras.ops.convert_to_numpy``).
+
+>>> import keras, unifyparams as up                      # doctest: +SKIP
+>>> net = keras.Sequential([keras.Input((20,)), keras.layers.Dense(256),
+...                         keras.layers.Activation("relu"), keras.layers.Dense(10)])
+>>> list(up.params(net))                                 # doctest: +SKIP
+['0.weight', '0.bias', '2.weight', '2.bias']
+>>> up.params(net)["0.weight"].shape                     # canonical (out, in); Keras keeps (20, 256)  # doctest: +SKIP
+(256, 20)
+
+Names, leaf rules and layouts are in :mod:`.structure` and :mod:`.rules`; ties in :mod:`.sharing`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+
+from unifyparams import Adapter, Slot
+from unifyparams.errors import NotMaterializedError, TieError
+from unifyparams.layouts import Shape
+
+from . import sharing, structure
+
+#: Attribute on a variable (TensorFlow backend) holding its latest gradient from :meth:`backward`.
+GRAD_ATTR = "_unifyparams_grad"
+
+
+def numpy_dtype(name: Any) -> np.dtype:
+    """NumPy dtype of a Keras dtype name; ``bfloat16`` and float8 come from ``ml_dtypes``."""
+    try:
+        return np.dtype(str(name))
+    except TypeError:
+        import ml_dtypes
+
+        return np.dtype(getattr(ml_dtypes, str(name)))
+
+
+class KerasAdapter(Adapter):
+    """Parameters of Keras 3 layers and models (``keras.layers.Layer``, models included)."""
+
+    name = "keras"
+    framework_module = "keras"
+    install_hint = "pip install 'unifyparams[keras]'"
+    priority = 10  # on the torch backend a Keras layer is also a torch.nn.Module
+    builders = "unifyparams_keras.builders:KerasModels"
+
+    @classmethod
+    def conformance_rows(cls) -> dict[str, dict[str, str]]:
+        """One row per Keras backend: Keras reads ``KERAS_BACKEND`` once, at import."""
+        return {
+            "keras[tensorflow]": {"KERAS_BACKEND": "tensorflow"},
+            "keras[torch]": {"KERAS_BACKEND": "torch"},
+        }
+
+    def __init__(self) -> None:
+        import keras
+
+        self.keras = keras
+        self.types = structure.KerasTypes.load()
+        self.backend = keras.backend.backend()
+
+    # --- discovery / enumeration --------------------------------------------------------------
+    def owns(self, obj: Any) -> bool:
+        return isinstance(obj, self.types.Layer)
+
+    def walk(self, root: Any) -> Iterator[Slot]:
+        return structure.walk(root, self.types)
+
+    # --- describing one variable --------------------------------------------------------------
+    def native_shape(self, native: Any) -> Shape:
+        return tuple(None if d is None else int(d) for d in native.shape)
+
+    def dtype(self, native: Any) -> np.dtype:
+        return numpy_dtype(native.dtype)
+
+    def trainable(self, native: Any) -> bool:
+        return bool(native.trainable)
+
+    def has_values(self, native: Any) -> bool:
+        # Keras defers a variable's values only when it is created inside a stateless scope.
+        return getattr(native, "_value", True) is not None
+
+    def storage_key(self, native: Any) -> Any:
+        # KerasVariable overrides __eq__ (elementwise) and is unhashable: identity is the key.
+        return id(native)
+
+    # --- values -------------------------------------------------------------------------------
+    def read(self, native: Any) -> np.ndarray:
+        """A new ndarray (zero-copy on the torch backend's CPU, a copy on TensorFlow)."""
+        if not self.has_values(native):
+            raise NotMaterializedError(f"variable {native.path!r} has no values yet (deferred initialization)")
+        value = native.value
+        if self.backend == "torch" and value.device.type == "cpu" and str(native.dtype) != "bfloat16":
+            return value.detach().numpy()  # zero-copy view of the parameter
+        return np.asarray(self.keras.ops.convert_to_numpy(value))
+
+    def write(self, native: Any, value: np.ndarray) -> None:
+        native.assign(value)
+
+    def grad(self, native: Any) -> np.ndarray | None:
+        if self.backend == "torch":
+            g = getattr(native.value, "grad", None)
+            return None if g is None else np.array(self.keras.ops.convert_to_numpy(g), copy=True)
+        return getattr(native, GRAD_ATTR, None)
+
+    def to_numpy(self, value: Any) -> np.ndarray:
+        return np.asarray(self.keras.ops.convert_to_numpy(value))
+
+    # --- running the model --------------------------------------------------------------------
+    def _call(self, model: Any, inputs: tuple[Any, ...], **kwargs: Any) -> Any:
+        if len(inputs) > 1 and isinstance(model, self.types.Functional):
+            return model(list(inputs), **kwargs)  # functional models take several inputs as a list
+        return model(*inputs, **kwargs)
+
+    def _loss_value(self, outputs: Any, loss: Callable[[Any], Any] | None) -> Any:
+        if loss is not None:
+            return loss(outputs)
+        ops = self.keras.ops
+        flat = self.keras.tree.flatten(outputs)
+        total = ops.sum(flat[0])
+        for out in flat[1:]:
+            total = total + ops.sum(out)
+        return total
+
+    def backward(self, model: Any, inputs: tuple[Any, ...], loss: Callable[[Any], Any] | None = None) -> None:
+        """Forward and backward natively, in the model's default (inference) call mode.
+
+        TensorFlow: a ``GradientTape`` over ``model.trainable_variables``; each gradient is kept on
+        its variable. Torch: autograd into each parameter's ``.grad`` (cleared first), which
+        :meth:`grad` reads, so a torch optimizer sees the same gradients.
+        """
+        variables = model.trainable_variables
+        if self.backend == "torch":
+            import torch
+
+            for v in variables:
+                v.value.grad = None
+            with torch.enable_grad():
+                value = self._loss_value(self._call(model, inputs), loss)
+                value.backward()
+            return
+        if self.backend != "tensorflow":
+            raise NotImplementedError(
+                f"gradients on the Keras {self.backend!r} backend are not supported; "
+                f"use KERAS_BACKEND=tensorflow or KERAS_BACKEND=torch"
+            )
+        import tensorflow as tf
+
+        tensors = tuple(tf.convert_to_tensor(x) for x in inputs)
+        with tf.GradientTape() as tape:
+            value = self._loss_value(self._call(model, tensors), loss)
+        grads = tape.gradient(value, variables)
+        for v in model.variables:
+            setattr(v, GRAD_ATTR, None)
+        for v, g in zip(variables, grads):
+            setattr(v, GRAD_ATTR, None if g is None else np.array(self.keras.ops.convert_to_numpy(g)))
+
+    # --- structure changes --------------------------------------------------------------------
+    def check_tie(self, target: Slot, source: Slot) -> str | None:
+        return sharing.tie_problem(target.native, source.native, target.layout.tag, source.layout.tag)
+
+    def tie(self, root: Any, target: Slot, source: Slot) -> None:
+        old, new = target.native, source.native
+        problem = self.check_tie(target, source)
+        if problem:
+            raise TieError(f"cannot tie {target.name!r} to {source.name!r}: {problem}. Nothing was changed.")
+        owners = sharing.holders(target.block if target.block is not None else root, old)
+        if not owners:
+            raise TieError(
+                f"cannot tie {target.name!r}: no layer under {'.'.join(target.block_path) or 'the model'} "
+                f"tracks its variable {target.native_name!r}. Nothing was changed."
+            )
+        for layer in owners:
+            sharing.replace_variable(layer, old, new)
+        self._after_structure_change(root)
+
+    def untie(self, root: Any, slot: Slot) -> None:
+        old = slot.native
+        for other in self.walk(root):
+            if other.native is old and other.name != slot.name and other.block is slot.block:
+                raise TieError(
+                    f"cannot untie {slot.name!r}: it shares {other.name!r}'s variable because one Keras layer "
+                    f"object is used under both names, and a layer has one set of variables. Build a separate "
+                    f"layer for one of the uses instead."
+                )
+        owners = sharing.holders(slot.block if slot.block is not None else root, old)
+        if not owners:
+            raise TieError(f"cannot untie {slot.name!r}: no layer holding {slot.native_name!r} was found")
+        fresh = self.keras.Variable(
+            initializer=np.array(self.read(old), copy=True),
+            dtype=old.dtype,
+            trainable=old.trainable,
+            name=old.name,
+        )
+        owner_path = getattr(owners[0], "path", None)
+        if owner_path:
+            fresh._path = f"{owner_path}/{old.name}"  # the path a variable built by this layer would get
+        for layer in owners:
+            sharing.replace_variable(layer, old, fresh)
+        self._after_structure_change(root)
+
+    def _after_structure_change(self, root: Any) -> None:
+        sharing.reset_compiled(root)
+        if self.backend == "torch":
+            sharing.refresh_torch_params(root)
+
+    def materialize(
+        self, model: Any, inputs: tuple[Any, ...] | None, input_shape: tuple[int, ...] | None
+    ) -> None:
+        """Build ``model`` by calling it once with ``training=False``.
+
+        Inputs are passed as given, in the model's own layout (channels-last for Keras convs).
+        """
+        if inputs is None:
+            if input_shape is None:
+                raise NotMaterializedError("materialize needs inputs or input_shape; received neither")
+            inputs = (np.zeros(input_shape, dtype=np.float32),)
+        try:
+            if self.backend == "torch":
+                import torch
+
+                with torch.no_grad():
+                    self._call(model, tuple(inputs), training=False)
+            else:
+                self._call(model, tuple(inputs), training=False)
+        except Exception as exc:
+            shapes = [tuple(np.shape(x)) for x in inputs]
+            unbuilt = self._unbuilt_names(model)
+            where = f"; still unbuilt: {', '.join(unbuilt[:5])}" if unbuilt else ""
+            raise NotMaterializedError(
+                f"calling {type(model).__name__} on inputs of shape {shapes} to build it failed{where}: {exc}"
+            ) from exc
+
+    def _unbuilt_names(self, model: Any) -> list[str]:
+        """Canonical paths (with class names) of the layers that have not been built."""
+        names: list[str] = []
+
+        def visit(layer: Any, path: tuple[str, ...], seen: frozenset[int]) -> None:
+            if id(layer) in seen:
+                return
+            if not layer.built:
+                names.append(f"{'.'.join(path) or '<model>'} ({type(layer).__name__})")
+            for parts, _, sub in structure.children(layer, self.types):
+                visit(sub, path + parts, seen | {id(layer)})
+
+        visit(model, (), frozenset())
+        return names
+
+    def has_unbuilt(self, model: Any) -> bool:
+        return any(not layer.built for layer in model._flatten_layers(include_self=True))
+
+    # --- facts porting needs --------------------------------------------------------------------
+    def channels_last(self, block: Any) -> bool:
+        return getattr(block, "data_format", "channels_last") == "channels_last"
+
+    def layer_config(self, block: Any) -> dict[str, float]:
+        """``eps`` of normalization layers and batch-norm ``momentum`` in PyTorch's convention
+        (Keras keeps the weight of the old average: PyTorch momentum = 1 - Keras momentum)."""
+        config: dict[str, float] = {}
+        names = structure.mro_names(block)
+        if any(n in names for n in ("BatchNormalization", "LayerNormalization", "GroupNormalization",
+                                    "RMSNormalization")):
+            eps = getattr(block, "epsilon", None)
+            if eps is not None:
+                config["eps"] = float(eps)
+        if "BatchNormalization" in names and getattr(block, "momentum", None) is not None:
+            config["momentum"] = 1.0 - float(block.momentum)
+        return config
