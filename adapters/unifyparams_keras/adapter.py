@@ -18,6 +18,7 @@ Names, leaf rules and layouts are in :mod:`.structure` and :mod:`.rules`; ties i
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -28,6 +29,7 @@ from unifyparams.errors import NotMaterializedError, TieError
 from unifyparams.layouts import Shape
 
 from . import sharing, structure
+from .pending import PendingVariable
 
 #: Attribute on a variable (TensorFlow backend) holding its latest gradient from :meth:`backward`.
 GRAD_ATTR = "_unifyparams_grad"
@@ -41,6 +43,20 @@ def numpy_dtype(name: Any) -> np.dtype:
         import ml_dtypes
 
         return np.dtype(getattr(ml_dtypes, str(name)))
+
+
+def _calling_after(layer: Any, original: Callable[..., Any], callback: Callable[[], None]) -> Callable[..., Any]:
+    """``original`` (a layer's bound ``build``), then ``callback()``; once. ``functools.wraps`` keeps
+    the signature, which Keras inspects to map input shapes to ``build``'s arguments."""
+
+    @functools.wraps(original)
+    def build(*args: Any, **kwargs: Any) -> Any:
+        result = original(*args, **kwargs)
+        object.__setattr__(layer, "build", original)
+        callback()
+        return result
+
+    return build
 
 
 class KerasAdapter(Adapter):
@@ -90,6 +106,8 @@ class KerasAdapter(Adapter):
 
     def storage_key(self, native: Any) -> Any:
         # KerasVariable overrides __eq__ (elementwise) and is unhashable: identity is the key.
+        if isinstance(native, PendingVariable):
+            return (id(native.layer), native.name)  # fresh stand-ins each walk: key by what they stand for
         return id(native)
 
     # --- values -------------------------------------------------------------------------------
@@ -103,6 +121,8 @@ class KerasAdapter(Adapter):
         return np.asarray(self.keras.ops.convert_to_numpy(value))
 
     def write(self, native: Any, value: np.ndarray) -> None:
+        if isinstance(native, PendingVariable):  # an unbuilt layer: build it for this value, then assign
+            native = native.build_layer(tuple(value.shape))
         native.assign(value)
 
     def grad(self, native: Any) -> np.ndarray | None:
@@ -255,7 +275,22 @@ class KerasAdapter(Adapter):
         return names
 
     def has_unbuilt(self, model: Any) -> bool:
-        return any(not layer.built for layer in model._flatten_layers(include_self=True))
+        """An unbuilt layer that will create variables (weightless layers and containers, whose
+        sublayers are checked themselves, don't count)."""
+        base_build = self.keras.layers.Layer.build
+        containers = (self.keras.Sequential, self.types.Functional)
+        return any(
+            not layer.built and type(layer).build is not base_build and not isinstance(layer, containers)
+            for layer in model._flatten_layers(include_self=True)
+        )
+
+    def on_materialized(self, model: Any, callback: Callable[[], None]) -> bool:
+        """Wrap ``build`` of every unbuilt layer: Keras builds a layer inside ``__call__`` right
+        before ``call``, so ``callback()`` runs after its variables exist and before they are used."""
+        unbuilt = [layer for layer in model._flatten_layers(include_self=True) if not layer.built]
+        for layer in unbuilt:
+            object.__setattr__(layer, "build", _calling_after(layer, layer.build, callback))
+        return bool(unbuilt)
 
     # --- facts porting needs --------------------------------------------------------------------
     def channels_last(self, block: Any) -> bool:

@@ -97,6 +97,10 @@ class KerasModels(ModelBuilders):
         L = _keras().layers
         return self._sequential((in_features,), L.Dense(hidden), L.Activation("relu"), L.Dense(out_features))
 
+    def lazy_mlp(self) -> Any:
+        L = _keras().layers
+        return _keras().Sequential([L.Dense(256), L.Activation("relu"), L.Dense(10)])  # no Input: unbuilt
+
     def nested_blocks(self) -> Any:
         keras = _keras()
         L = keras.layers

@@ -25,6 +25,7 @@ from typing import Any
 
 from unifyparams import Slot
 
+from .pending import pending_variables
 from .rules import RECURRENT_CELLS, Leaf, cell_leaf, fallback_leaf, layer_leaf, recurrent_kind
 
 #: Layer attributes that are Keras/TF/torch bookkeeping, never user children.
@@ -175,6 +176,7 @@ def _cells(rnn: Any) -> list[tuple[str, Any]] | None:
 
 def _recurrent_slots(rnn: Any, cells: list[tuple[str, Any]], path: tuple[str, ...], kinds: tuple[str, ...],
                      block: Any, suffix: str) -> Iterator[Slot]:
+    """Variables of recurrent cells (unbuilt recurrent layers list nothing until built)."""
     for index, (kind, cell) in enumerate(cells):
         for v in own_variables(cell):
             leaf = cell_leaf(kind, v.name, tuple(v.shape)) or fallback_leaf(str(v.name), str(v.name))
@@ -266,7 +268,7 @@ def _own_slots(layer: Any, path: tuple[str, ...], kinds: tuple[str, ...], types:
     names = mro_names(layer)
     torch_names = _torch_parameter_names(layer) if "TorchModuleWrapper" in names else {}
     used: set[str] = set()
-    for v in own_variables(layer):
+    for v in own_variables(layer) or pending_variables(layer):
         extra: tuple[str, ...] = ()
         extra_kinds: tuple[str, ...] = ()
         leaf = layer_leaf(names, v.name, tuple(v.shape))
