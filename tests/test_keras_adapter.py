@@ -654,7 +654,11 @@ def test_untie_of_a_reused_layer_is_refused() -> None:
 # --- unbuilt models and materialize -----------------------------------------------------------
 def test_unbuilt_model_walks_and_materializes() -> None:
     net = keras.Sequential([L.Dense(4), L.Activation("relu"), L.Dense(2)])
-    assert list(up.params(net)) == []
+    before = up.params(net)  # what build() will create, with the input size unknown
+    assert {n: p.shape for n, p in before.items()} == {
+        "0.weight": (4, None), "0.bias": (4,), "2.weight": (2, None), "2.bias": (2,),
+    }
+    assert not any(p.materialized for p in before.values())
     assert ADAPTER.has_unbuilt(net)
     ps = materialize(net, input_shape=(3, 7))
     assert list(ps) == ["0.weight", "0.bias", "2.weight", "2.bias"]
@@ -664,7 +668,9 @@ def test_unbuilt_model_walks_and_materializes() -> None:
 
 def test_subclassed_model_materializes_from_example_input() -> None:
     net = Custom()
-    assert list(up.params(net)) == [] and ADAPTER.has_unbuilt(net)
+    before = up.params(net)  # Dense and LayerNorm stand-ins; the Embedding's come with build
+    assert before["encoder.0.weight"].shape == (8, None) and before["norm.weight"].shape == (None,)
+    assert ADAPTER.has_unbuilt(net)
     ps = materialize(net, np.zeros((2, 5), dtype="int32"))
     assert len(ps) == 11 and ps["heads.reg.weight"].shape == (1, 8)
     assert not ADAPTER.has_unbuilt(net)
