@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
-from unifyparams_torch import TorchAdapter
-from unifyparams_torch.builders import TorchModels
 
 import unifyparams as up
 from unifyparams.conformance.builders import LAYER_KINDS
 from unifyparams.conformance.scenario import Unsupported
 from unifyparams.lazy import is_materialized, materialize
+from unifyparams_torch import TorchAdapter
+from unifyparams_torch.builders import TorchModels
 
 pytestmark = pytest.mark.torch
 
