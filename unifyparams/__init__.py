@@ -10,6 +10,7 @@ Importing this package imports no framework; adapters are found through the
 
 from __future__ import annotations
 
+from . import init
 from .access import gradients, params, tree
 from .adapter import Adapter, Role, Slot
 from .errors import (
@@ -25,6 +26,7 @@ from .errors import (
     UnifyParamsError,
     UnsupportedModelError,
 )
+from .initialize import initialize, seed
 from .lazy import is_materialized, materialize, pending
 from .param import Param
 from .paramset import LoadReport, ParamSet
@@ -58,12 +60,15 @@ __all__ = [
     "available_adapters",
     "get_adapter",
     "gradients",
+    "init",
+    "initialize",
     "is_materialized",
     "materialize",
     "params",
     "pending",
     "port",
     "register_adapter",
+    "seed",
     "tie",
     "ties",
     "tree",

@@ -1,0 +1,82 @@
+"""The initializer protocol: ``__call__(shape, rng)``, optionally told which parameter it fills.
+
+A custom initializer subclasses :class:`Initializer` (or is any callable with that signature)
+and returns an array of the canonical ``shape``; ``rng`` is a ``numpy.random.Generator`` seeded
+from ``(seed, canonical name)``. Accepting a ``param`` keyword gives it a :class:`ParamInfo`::
+
+    class Verbose(up.init.Initializer):
+        def __call__(self, shape, rng, param=None):
+            print("Init", param.name, shape)
+            w = rng.uniform(-10, 10, size=shape)
+            return w * (np.abs(w) >= 5)
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from . import streams
+
+
+@dataclass(frozen=True)
+class ParamInfo:
+    """What an initializer may know about the parameter it fills."""
+
+    name: str
+    role: str
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    backend: str = ""
+
+
+def _wants_param(fn: Callable[..., Any]) -> bool:
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return False
+    return "param" in sig.parameters or any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
+
+
+class Initializer:
+    """Base class: implement ``__call__(self, shape, rng)`` returning an array of ``shape``."""
+
+    def __call__(self, shape: Sequence[int], rng: np.random.Generator) -> np.ndarray:
+        raise NotImplementedError  # abstract: subclasses return an array of ``shape``
+
+    def fill(self, shape: Sequence[int], info: ParamInfo, seed: int) -> np.ndarray:
+        """Values for one parameter from ``(seed, name)``. Built-ins override this with chunked,
+        parallel generation; the default calls ``__call__`` with that parameter's generator."""
+        rng = streams.generator(seed, info.name)
+        if _wants_param(self.__call__):
+            return np.asarray(self(shape, rng, param=info))  # type: ignore[call-arg]
+        return np.asarray(self(shape, rng))
+
+    def get_config(self) -> dict[str, Any]:
+        return {k: v for k, v in vars(self).items() if not k.startswith("_")}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"
+
+
+class CallableInitializer(Initializer):
+    """Wraps a plain function ``fn(shape, rng)`` (or ``fn(shape, rng, param=...)``)."""
+
+    def __init__(self, fn: Callable[..., Any]):
+        self.fn = fn
+        self._wants_param = _wants_param(fn)
+
+    def fill(self, shape: Sequence[int], info: ParamInfo, seed: int) -> np.ndarray:
+        rng = streams.generator(seed, info.name)
+        return np.asarray(self.fn(shape, rng, param=info) if self._wants_param else self.fn(shape, rng))
+
+    def __call__(self, shape: Sequence[int], rng: np.random.Generator) -> np.ndarray:
+        return np.asarray(self.fn(shape, rng))
+
+    def __repr__(self) -> str:
+        return f"CallableInitializer({getattr(self.fn, '__qualname__', self.fn)!r})"
