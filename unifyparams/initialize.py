@@ -161,7 +161,7 @@ def initialize(
 
     # Built-in initializers cannot produce a wrong shape: stream them one parameter at a time (the
     # peak memory is one parameter). A custom one is run for every parameter and checked first.
-    trusted = all(type(init_).__module__.startswith("unifyparams.init") for _, init_ in plan)
+    trusted = all(init_.builtin for _, init_ in plan)
     seen: set[Any] = set()
     done: list[str] = []
     pending_plan: list[tuple[Param, Initializer]] = []

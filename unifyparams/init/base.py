@@ -45,6 +45,10 @@ def _wants_param(fn: Callable[..., Any]) -> bool:
 class Initializer:
     """Base class: implement ``__call__(self, shape, rng)`` returning an array of ``shape``."""
 
+    #: True for the catalog's own initializers, whose output needs no checking: they are streamed
+    #: one parameter at a time. A user's output is checked for every parameter before any write.
+    builtin: bool = False
+
     def __call__(self, shape: Sequence[int], rng: np.random.Generator) -> np.ndarray:
         raise NotImplementedError  # abstract: subclasses return an array of ``shape``
 

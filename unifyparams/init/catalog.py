@@ -51,6 +51,8 @@ def _number(name: str, value: Any, positive: bool = False) -> float:
 class Zeros(Initializer):
     """All zeros."""
 
+    builtin = True
+
     def __call__(self, shape: Shape, rng: np.random.Generator) -> np.ndarray:
         return np.zeros(tuple(shape))
 
@@ -61,6 +63,8 @@ class Zeros(Initializer):
 class Ones(Initializer):
     """All ones."""
 
+    builtin = True
+
     def __call__(self, shape: Shape, rng: np.random.Generator) -> np.ndarray:
         return np.ones(tuple(shape))
 
@@ -70,6 +74,8 @@ class Ones(Initializer):
 
 class Constant(Initializer):
     """Every element ``value``."""
+
+    builtin = True
 
     def __init__(self, value: float):
         self.value = _number("value", value)
@@ -83,6 +89,8 @@ class Constant(Initializer):
 
 class Uniform(Initializer):
     """U(low, high); PyTorch's ``uniform_`` defaults (0, 1)."""
+
+    builtin = True
 
     def __init__(self, low: float = 0.0, high: float = 1.0):
         self.low, self.high = _number("low", low), _number("high", high)
@@ -99,6 +107,8 @@ class Uniform(Initializer):
 class Normal(Initializer):
     """N(mean, std**2); PyTorch's ``normal_`` defaults (0, 1)."""
 
+    builtin = True
+
     def __init__(self, mean: float = 0.0, std: float = 1.0):
         self.mean, self.std = _number("mean", mean), _number("std", std, positive=True)
 
@@ -112,6 +122,8 @@ class Normal(Initializer):
 class TruncatedNormal(Initializer):
     """N(mean, std**2) restricted to ``[a, b]``: absolute bounds, as ``torch.nn.init.trunc_normal_``
     (Keras's ``TruncatedNormal`` is ``a = mean - 2 std, b = mean + 2 std``)."""
+
+    builtin = True
 
     def __init__(self, mean: float = 0.0, std: float = 1.0, a: float = -2.0, b: float = 2.0):
         self.mean, self.std = _number("mean", mean), _number("std", std, positive=True)
@@ -129,6 +141,8 @@ class TruncatedNormal(Initializer):
 
 class _Scaled(Initializer):
     """A uniform or normal initializer whose scale follows from the shape."""
+
+    builtin = True
 
     distribution = "uniform"  # or "normal" / "truncated_normal"
 
@@ -258,6 +272,8 @@ class Orthogonal(Initializer):
     """A (semi-)orthogonal matrix times ``gain``, as ``torch.nn.init.orthogonal_`` (QR of a normal
     matrix with the sign of R's diagonal folded in), trailing dimensions flattened."""
 
+    builtin = True
+
     def __init__(self, gain: float = 1.0):
         self.gain = _number("gain", gain, positive=True)
 
@@ -279,6 +295,8 @@ class Orthogonal(Initializer):
 class Eye(Initializer):
     """The identity matrix (2-D parameters only), as ``torch.nn.init.eye_``."""
 
+    builtin = True
+
     def __call__(self, shape: Shape, rng: np.random.Generator) -> np.ndarray:
         if len(shape) != 2:
             raise InitializerError(f"Eye needs a 2-D parameter; received shape {tuple(shape)}")
@@ -287,6 +305,8 @@ class Eye(Initializer):
 
 class Dirac(Initializer):
     """Convolution weights that pass their input through, as ``torch.nn.init.dirac_``."""
+
+    builtin = True
 
     def __init__(self, groups: int = 1):
         if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:

@@ -57,11 +57,11 @@ def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
     if nonlinearity == "leaky_relu":
         slope = 0.01 if param is None else param
         if isinstance(slope, bool) or not isinstance(slope, (int, float)):
-            raise InitializerError(f"negative_slope must be a number; received param={param!r}")
+            raise InitializerError(f"negative_slope must be a number. Received: param={param!r}")
         return math.sqrt(2.0 / (1 + slope**2))
     if nonlinearity == "selu":
         return 3.0 / 4
     raise InitializerError(
-        f"unsupported nonlinearity {nonlinearity!r}; expected one of {', '.join(_LINEAR)}, tanh, relu, "
-        f"leaky_relu, selu"
+        f"unsupported nonlinearity; expected one of {', '.join(_LINEAR)}, tanh, relu, leaky_relu, selu. "
+        f"Received: nonlinearity={nonlinearity!r}"
     )
