@@ -13,6 +13,7 @@ from __future__ import annotations
 from . import init
 from .access import gradients, params, tree
 from .adapter import Adapter, Role, Slot
+from .checkpoint import CheckpointReport, load, save
 from .errors import (
     AdapterUnavailableError,
     CheckpointError,
@@ -40,6 +41,7 @@ __all__ = [
     "Adapter",
     "AdapterUnavailableError",
     "CheckpointError",
+    "CheckpointReport",
     "DtypeMismatchError",
     "InitializerError",
     "LoadError",
@@ -63,11 +65,13 @@ __all__ = [
     "init",
     "initialize",
     "is_materialized",
+    "load",
     "materialize",
     "params",
     "pending",
     "port",
     "register_adapter",
+    "save",
     "seed",
     "tie",
     "ties",

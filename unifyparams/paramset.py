@@ -42,6 +42,11 @@ class LoadReport:
         )
 
 
+def _same_values(a: np.ndarray, b: np.ndarray) -> bool:
+    """Equal values, NaN equal to NaN (a tied group may legitimately hold NaN)."""
+    return bool(np.array_equal(a, b, equal_nan=a.dtype.kind in "fc" and b.dtype.kind in "fc"))
+
+
 class ParamSet(Mapping[str, Param]):
     """Parameters of a model (or any part of one), by canonical name, in model order."""
 
@@ -138,13 +143,17 @@ class ParamSet(Mapping[str, Param]):
             total += p.size or 0
         return total
 
-    def load(self, state: Mapping[str, Any], *, strict: bool = True, cast: bool = False) -> LoadReport:
+    def load(
+        self, state: Mapping[str, Any], *, strict: bool = True, cast: bool = False, rollback: bool = True
+    ) -> LoadReport:
         """Write many values at once (canonical names and layout); all or nothing.
 
         Every value is checked first (names, shapes, dtypes); if anything is wrong a
         :class:`LoadError` lists every problem and no parameter changes. With ``strict=False``
         missing and unexpected names are reported instead of refused. ``cast=True`` allows casts
-        that can lose information (float -> int).
+        that can lose information (float -> int). ``rollback=False`` skips the snapshot taken
+        before each write (one model's worth of memory and time) that restores the written
+        parameters if the *framework* fails part way; validation still runs first either way.
         """
         missing = [n for n in self._params if n not in state]
         unexpected = [n for n in state if n not in self._params]
@@ -170,7 +179,7 @@ class ParamSet(Mapping[str, Param]):
             key = p.storage_key
             if key in by_storage:
                 other, other_value = by_storage[key]
-                if not np.array_equal(other_value, native):
+                if not _same_values(other_value, native):
                     problems.append(
                         f"{name!r} and {other!r} share one storage (tied) but received different "
                         f"values; give both the same value or untie them first"
@@ -184,7 +193,7 @@ class ParamSet(Mapping[str, Param]):
             raise LoadError(
                 "nothing was loaded; " + f"{len(problems)} problem(s):\n  - " + "\n  - ".join(problems)
             )
-        self._write_all(prepared)
+        self._write_all(prepared, rollback)
         return LoadReport(loaded=list(prepared), missing=missing, unexpected=unexpected)
 
     def _incomplete_lazy_blocks(self, prepared: Mapping[str, np.ndarray]) -> list[str]:
@@ -205,13 +214,13 @@ class ParamSet(Mapping[str, Param]):
                 )
         return problems
 
-    def _write_all(self, prepared: Mapping[str, np.ndarray]) -> None:
+    def _write_all(self, prepared: Mapping[str, np.ndarray], rollback: bool = True) -> None:
         """Write prepared native values; if the framework fails part way, restore what was written."""
         written: list[tuple[Param, np.ndarray | None]] = []
         try:
             for name, native in prepared.items():
                 p = self._params[name]
-                old = np.array(p.adapter.read(p.native), copy=True) if p.materialized else None
+                old = np.array(p.adapter.read(p.native), copy=True) if rollback and p.materialized else None
                 written.append((p, old))
                 p.write_native(native)
         except Exception as exc:

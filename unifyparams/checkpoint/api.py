@@ -1,0 +1,342 @@
+"""Portable checkpoints: :func:`save` from any backend, :func:`load` into any backend.
+
+Files are safetensors with canonical names and layouts, so a checkpoint saved from a PyTorch
+model loads into the same architecture in Keras or Gluon. Tied parameters are stored once and
+come back tied. Loading validates everything before anything changes (through
+:meth:`ParamSet.load <unifyparams.paramset.ParamSet.load>`): a checkpoint that does not fit
+raises :class:`~unifyparams.errors.CheckpointError` and leaves the model as it was.
+
+>>> up.save(torch_net, "model.safetensors")                        # doctest: +SKIP
+>>> report = up.load(keras_net, "model.safetensors", strict=True)  # doctest: +SKIP
+>>> report.loaded, report.converted                                # doctest: +SKIP
+(['0.weight', '0.bias', '2.weight', '2.bias'], {})
+>>> up.save(big_net, "model.safetensors", max_shard_size="2GB")    # doctest: +SKIP
+PosixPath('model.safetensors.index.json')
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..access import params
+from ..adapter import Adapter
+from ..errors import CheckpointError, LoadError, UnifyParamsError
+from ..param import format_shape
+from ..paramset import LoadReport, ParamSet
+from ..tying import tie
+from .atomic import AtomicFile, fsync_dir
+from .dtypes import code_for
+from .format import plan_offsets, write_file
+from .metadata import CheckpointMeta
+from .shards import (
+    DEFAULT_NAME,
+    encode_index,
+    index_path,
+    open_checkpoint,
+    parse_size,
+    previous_files,
+    shard_names,
+    split,
+)
+
+
+@dataclass
+class CheckpointReport(LoadReport):
+    """What :func:`load` did, beyond :class:`~unifyparams.paramset.LoadReport`'s loaded/missing/unexpected.
+
+    ``converted`` maps names whose dtype was cast to ``"float64 -> float32"``; ``tied`` lists the
+    groups tied during the load (the checkpoint had them tied, the model did not); ``not_tied``
+    the groups left untied under ``strict=False`` because the model cannot tie them; ``backend``
+    is the backend the checkpoint was saved from, ``metadata`` the user metadata saved with it.
+    """
+
+    converted: dict[str, str] = field(default_factory=dict)
+    tied: list[tuple[str, ...]] = field(default_factory=list)
+    not_tied: list[tuple[str, ...]] = field(default_factory=list)
+    backend: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+    files: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        text = super().__str__()
+        if self.converted:
+            text += f"; converted {len(self.converted)}: " + ", ".join(
+                f"{n} ({c})" for n, c in list(self.converted.items())[:8]
+            )
+        if self.tied:
+            text += f"; tied {self.tied}"
+        if self.not_tied:
+            text += f"; left untied {self.not_tied}"
+        return text
+
+
+# --- save ---------------------------------------------------------------------------------------
+def save(
+    model: Any,
+    path: str | os.PathLike[str],
+    *,
+    max_shard_size: int | str | None = None,
+    metadata: Mapping[str, str] | None = None,
+) -> Path:
+    """Save every parameter of ``model`` (any backend) to ``path``, atomically.
+
+    Tensors are streamed into the file one at a time. With ``max_shard_size`` (bytes, or
+    ``"5GB"``/``"500MiB"``) a larger model is split into ``model-00001-of-0000N.safetensors``
+    files plus ``model.safetensors.index.json``. ``metadata`` (str to str) is stored in the file.
+    Returns the path to pass to :func:`load`: the file, or the index.
+    """
+    ps = params(model)
+    base = Path(path)
+    if base.is_dir():
+        base = base / DEFAULT_NAME
+    if base.name.endswith(".json"):
+        raise CheckpointError(
+            f"save() takes the checkpoint's .safetensors path; received {base.name!r}. The index of a "
+            f"sharded checkpoint is written beside it (pass 'model.safetensors', get 'model.safetensors.index.json')."
+        )
+    stored, groups = _stored_names(ps)
+    sizes = [(name, math.prod(ps[name].shape) * ps[name].dtype.itemsize) for name in stored]  # type: ignore[arg-type]
+    shards = split(sizes, parse_size(max_shard_size)) if max_shard_size is not None else [stored]
+    meta = CheckpointMeta(backend=ps.backend or None, ties=groups, user=dict(metadata or {}))
+    if len(shards) > 1:
+        meta.checkpoint_id = uuid.uuid4().hex
+        targets = [base.parent / name for name in shard_names(base, len(shards))]
+    else:
+        targets = [base]
+    encoded = meta.encode()
+    previous = previous_files(base)
+
+    pending: list[AtomicFile] = []
+    try:
+        for target, names in zip(targets, shards):
+            pending.append(AtomicFile(target))
+            infos = plan_offsets((n, ps[n].dtype, ps[n].shape) for n in names)  # type: ignore[misc]
+            write_file(pending[-1].file, infos, lambda n: ps[n].numpy(), encoded)
+            pending[-1].finish()
+        result = base
+        if len(shards) > 1:
+            result = index_path(base)
+            weight_map = {n: t.name for t, names in zip(targets, shards) for n in names}
+            pending.append(AtomicFile(result))
+            pending[-1].file.write(encode_index(weight_map, encoded, sum(s for _, s in sizes)))
+            pending[-1].finish()
+        for done in pending:  # every new file is durable; now swap them in, the index last
+            done.commit()
+    except OSError as exc:
+        for p in pending:
+            p.discard()
+        raise CheckpointError(
+            f"could not write the checkpoint {base}: {exc}. Any earlier checkpoint there is unchanged."
+        ) from exc
+    except BaseException:
+        for p in pending:
+            p.discard()
+        raise
+    fsync_dir(base.parent)
+    kept = {p.path.resolve() for p in pending}
+    for old in previous:  # the earlier checkpoint's files this one no longer uses
+        if old.resolve() not in kept:
+            with contextlib.suppress(OSError):
+                old.unlink()
+    return result
+
+
+def _stored_names(ps: ParamSet) -> tuple[list[str], list[tuple[str, ...]]]:
+    """Names to store (one per storage, model order) and the tie groups; refuses unsavable params."""
+    problems = []
+    for name, p in ps.items():
+        if not p.materialized:
+            problems.append(
+                f"{name!r} has shape {format_shape(p.shape)}: run the model once or call "
+                f"up.materialize(model, ...) so its values exist"
+            )
+            continue
+        try:
+            code_for(p.dtype)
+        except CheckpointError as exc:
+            problems.append(f"{name!r}: {exc}")
+    if problems:
+        raise CheckpointError("cannot save this model; nothing was written:\n  - " + "\n  - ".join(problems))
+    groups = ps.storage_groups()
+    aliases = {name for group in groups for name in group[1:]}
+    return [name for name in ps if name not in aliases], groups
+
+
+# --- load ---------------------------------------------------------------------------------------
+def load(
+    model: Any,
+    path: str | os.PathLike[str],
+    *,
+    strict: bool = True,
+    cast: bool = False,
+    mmap: bool = True,
+) -> CheckpointReport:
+    """Load a checkpoint (a file, an index, or a folder holding one) into ``model``; all or nothing.
+
+    ``strict=True`` refuses a checkpoint whose names differ from the model's; ``strict=False``
+    loads the names both have and reports the rest. Safe dtype casts (float64 -> float32) happen
+    and are reported in ``converted``; ``cast=True`` also allows lossy ones. ``mmap=False`` reads
+    each tensor with a plain read instead of mapping the file.
+    """
+    ps = params(model)
+    source = str(path)
+    with open_checkpoint(path, mmap=mmap) as ckpt:
+        state = {name: ckpt.tensor(name) for name in ckpt.names}
+        _add_tie_aliases(ckpt.meta.ties, state)
+        _fill_model_ties(ps, state)
+        _check_shapes(ps, state, source)
+        to_tie, not_tied = _plan_ties(ps, ckpt.meta.ties, strict, source)
+        available = set(state)
+        if not strict or available == set(ps):  # the load can succeed: map the data in bulk
+            for name in ckpt.names:
+                if name in ps:
+                    ckpt.prefetch(name)
+        converted = {
+            name: f"{state[name].dtype} -> {ps[name].dtype}"
+            for name in ps
+            if name in state and state[name].dtype != ps[name].dtype
+        }
+        try:
+            base = ps.load(state, strict=strict, cast=cast)
+        except LoadError as exc:
+            raise CheckpointError(
+                f"checkpoint {source} does not fit this {ps.backend or 'model'} model; nothing was "
+                f"changed. {exc}\nHow to fix: load into the architecture the checkpoint was saved from; "
+                f"strict=False loads the names both have, cast=True allows lossy dtype casts."
+            ) from exc
+        finally:
+            state.clear()  # drop the views so the file can be unmapped
+        files = [str(p) for p in ckpt.paths]
+        meta = ckpt.meta
+    for source_name, target in to_tie:
+        try:
+            tie(model, source_name, target)
+        except UnifyParamsError as exc:
+            raise CheckpointError(
+                f"the values of {source} were loaded, but {target!r} could not be tied to "
+                f"{source_name!r} as the checkpoint records: {exc}"
+            ) from exc
+    tied: dict[str, list[str]] = {}
+    for source_name, target in to_tie:
+        tied.setdefault(source_name, [source_name]).append(target)
+    return CheckpointReport(
+        loaded=[name for name in ps if name in available],
+        missing=base.missing,
+        unexpected=base.unexpected,
+        converted=converted,
+        tied=[tuple(g) for g in tied.values()],
+        not_tied=not_tied,
+        backend=meta.backend,
+        metadata=meta.user,
+        files=files,
+    )
+
+
+def _bits(array: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(array).reshape(-1).view(np.uint8)
+
+
+def _fill_model_ties(ps: ParamSet, state: dict[str, np.ndarray]) -> None:
+    """A name the model ties to a stored one needs no tensor of its own.
+
+    Files that store a tied tensor once without recording the tie (``safetensors.torch.save_model``
+    drops aliases) then load strictly into the tied model. Conflicting values for one storage are
+    left for ParamSet.load to refuse.
+    """
+    for group in ps.storage_groups():
+        present = [name for name in group if name in state]
+        if present:
+            for name in group:
+                state.setdefault(name, state[present[0]])
+
+
+def _add_tie_aliases(groups: list[tuple[str, ...]], state: dict[str, np.ndarray]) -> None:
+    """Give every name of a recorded tie group the stored value; members stored twice must agree."""
+    for group in groups:
+        stored = [name for name in group if name in state]
+        if not stored:
+            raise CheckpointError(
+                f"the checkpoint records the tie group {list(group)} but stores none of its names; "
+                f"expected the first, {group[0]!r}. The file is corrupt."
+            )
+        first = state[stored[0]]
+        for other in stored[1:]:
+            value = state[other]
+            if (
+                value.shape != first.shape
+                or value.dtype != first.dtype
+                or not np.array_equal(_bits(value), _bits(first))
+            ):
+                raise CheckpointError(
+                    f"{stored[0]!r} and {other!r} form one tied group in the checkpoint but hold different "
+                    f"values ({first.dtype}{list(first.shape)} vs {value.dtype}{list(value.shape)}); "
+                    f"a tied group has one value. The file is corrupt or was edited; re-save it."
+                )
+        for name in group:
+            state.setdefault(name, first)
+
+
+def _check_shapes(ps: ParamSet, state: Mapping[str, np.ndarray], source: str) -> None:
+    """Exact shape agreement (ParamSet.load alone would broadcast a 0-d value)."""
+    problems = []
+    for name, value in state.items():
+        if name not in ps:
+            continue
+        shape = ps[name].shape
+        if len(shape) != value.ndim or any(d is not None and d != got for d, got in zip(shape, value.shape)):
+            problems.append(
+                f"{name!r}: the model has shape {format_shape(shape)}, the checkpoint {tuple(value.shape)}"
+            )
+    if problems:
+        raise CheckpointError(
+            f"checkpoint {source} does not fit this {ps.backend or 'model'} model; nothing was changed. "
+            f"{len(problems)} shape(s) differ (canonical layout):\n  - "
+            + "\n  - ".join(problems)
+            + "\nHow to fix: build the model with the architecture the checkpoint was saved from."
+        )
+
+
+def _plan_ties(
+    ps: ParamSet, groups: list[tuple[str, ...]], strict: bool, source: str
+) -> tuple[list[tuple[str, str]], list[tuple[str, ...]]]:
+    """``(source, target)`` ties to make after loading, and groups the model cannot tie."""
+    plan: list[tuple[str, str]] = []
+    refused: list[tuple[str, ...]] = []
+    for group in groups:
+        members = [name for name in group if name in ps]
+        if len(members) < 2:
+            continue
+        head = ps[members[0]]
+        targets = [m for m in members[1:] if ps[m].storage_key != head.storage_key]
+        if not targets:
+            continue
+        reason = head.adapter.missing_capabilities.get("tie")
+        if reason is None and type(head.adapter).tie is Adapter.tie:
+            reason = f"the {head.adapter.name!r} adapter does not implement tying"
+        for m in targets:
+            p = ps[m]
+            if reason is None and (p.dtype != head.dtype or p.native_shape != head.native_shape):
+                reason = (
+                    f"{m!r} is {p.dtype}{format_shape(p.native_shape)} natively but {head.name!r} is "
+                    f"{head.dtype}{format_shape(head.native_shape)}"
+                )
+        if reason is not None:
+            if strict:
+                raise CheckpointError(
+                    f"checkpoint {source} stores {list(members)} as one tied tensor, but this model cannot "
+                    f"tie them ({reason}); nothing was changed. Pass strict=False to load the values "
+                    f"untied (reported in not_tied)."
+                )
+            refused.append(tuple(members))
+            continue
+        plan.extend((head.name, m) for m in targets)
+    return plan, refused

@@ -1,0 +1,262 @@
+"""Checkpoints in one file or in shards with an index, the convention of model hubs.
+
+A large checkpoint ``model.safetensors`` is written as ``model-00001-of-00003.safetensors``, ...
+plus ``model.safetensors.index.json``::
+
+    {"metadata": {"total_size": 4000000000, ...}, "weight_map": {"0.weight": "model-00001-of-00003.safetensors", ...}}
+
+:func:`open_checkpoint` accepts a single file, an index, a folder holding either, or the path a
+sharded checkpoint was saved under, and checks that the index and its shards agree.
+
+>>> split([("a", 6), ("b", 6), ("c", 1)], limit=10)
+[['a'], ['b', 'c']]
+>>> parse_size("2GB"), parse_size("1MiB"), parse_size(100)
+(2000000000, 1048576, 100)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+
+from ..errors import CheckpointError
+from .format import HEADER_LIMIT, SafetensorsFile, TensorInfo, parse_json
+from .metadata import CheckpointMeta
+
+SUFFIX = ".safetensors"
+INDEX_SUFFIX = ".index.json"
+DEFAULT_NAME = "model" + SUFFIX
+
+_UNITS = {
+    "": 1,
+    "B": 1,
+    "KB": 10**3,
+    "MB": 10**6,
+    "GB": 10**9,
+    "TB": 10**12,
+    "KIB": 2**10,
+    "MIB": 2**20,
+    "GIB": 2**30,
+    "TIB": 2**40,
+}
+
+
+def parse_size(size: int | str) -> int:
+    """Bytes for ``size``: an int, or a string such as ``"5GB"`` (10^9) or ``"500MiB"`` (2^20)."""
+    if isinstance(size, int) and not isinstance(size, bool):
+        value = size
+    else:
+        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*", str(size))
+        unit = match.group(2).upper() if match else ""
+        if not match or unit not in _UNITS:
+            raise CheckpointError(
+                f"max_shard_size must be a number of bytes or a size such as '5GB' or '500MiB'; received {size!r}"
+            )
+        value = int(float(match.group(1)) * _UNITS[unit])
+    if value <= 0:
+        raise CheckpointError(f"max_shard_size must be positive; received {size!r}")
+    return value
+
+
+def split(sizes: Iterable[tuple[str, int]], limit: int) -> list[list[str]]:
+    """Group names in order into shards of at most ``limit`` bytes (a larger tensor gets its own)."""
+    shards: list[list[str]] = [[]]
+    used = 0
+    for name, nbytes in sizes:
+        if shards[-1] and used + nbytes > limit:
+            shards.append([])
+            used = 0
+        shards[-1].append(name)
+        used += nbytes
+    return shards
+
+
+def index_path(base: Path) -> Path:
+    """``model.safetensors`` -> ``model.safetensors.index.json``."""
+    return base.with_name(base.name + INDEX_SUFFIX)
+
+
+def shard_names(base: Path, count: int) -> list[str]:
+    """``model.safetensors``, 3 -> ``model-00001-of-00003.safetensors``, ..."""
+    stem = base.name[: -len(SUFFIX)] if base.name.endswith(SUFFIX) else base.name
+    return [f"{stem}-{i:05d}-of-{count:05d}{SUFFIX}" for i in range(1, count + 1)]
+
+
+def encode_index(weight_map: Mapping[str, str], metadata: Mapping[str, str], total_size: int) -> bytes:
+    body = {"metadata": {"total_size": total_size, **metadata}, "weight_map": dict(weight_map)}
+    return (json.dumps(body, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def _plain_file_name(name: Any) -> bool:
+    return (
+        isinstance(name, str)
+        and name not in ("", ".", "..")
+        and "/" not in name
+        and "\\" not in name
+        and "\0" not in name
+    )
+
+
+def read_index(path: Path) -> tuple[dict[str, str], dict[str, Any]]:
+    """``(weight_map, metadata)`` of an index file, validated; shard names must be plain file names."""
+    source = str(path)
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(HEADER_LIMIT + 1)
+    except OSError as exc:
+        raise CheckpointError(f"cannot read checkpoint index {source}: {exc.strerror or exc}") from exc
+    if len(raw) > HEADER_LIMIT:
+        raise CheckpointError(
+            f"{source}: the index is over {HEADER_LIMIT} bytes; it is not a checkpoint index"
+        )
+    body = parse_json(raw, source)
+    weight_map = body.get("weight_map") if isinstance(body, dict) else None
+    metadata = body.get("metadata", {}) if isinstance(body, dict) else None
+    if not isinstance(weight_map, dict) or not isinstance(metadata, dict):
+        raise CheckpointError(
+            f'{source}: expected an index {{"metadata": {{...}}, "weight_map": {{name: file}}}}; '
+            f"received {raw[:120]!r}"
+        )
+    bad = [f for f in weight_map.values() if not _plain_file_name(f)]
+    if bad:
+        raise CheckpointError(
+            f"{source}: the weight_map must name shard files in the index's folder; received {bad[0]!r}. "
+            f"Paths with folders are refused so an index cannot point outside its folder."
+        )
+    return weight_map, metadata
+
+
+def locate(path: str | os.PathLike[str]) -> tuple[Path | None, list[Path]]:
+    """``(index or None, shard files)`` for what :func:`open_checkpoint` accepts."""
+    given = Path(path)
+    if given.is_dir():
+        found = [given / (DEFAULT_NAME + INDEX_SUFFIX), given / DEFAULT_NAME]
+        found = [p for p in found if p.is_file()][:1] or sorted(given.glob("*" + SUFFIX + INDEX_SUFFIX))
+        found = found or sorted(given.glob("*" + SUFFIX))
+        if len(found) != 1:
+            raise CheckpointError(
+                f"expected one checkpoint in folder {given}; received "
+                f"{[p.name for p in found] or 'no *.safetensors file'}. Pass the file or index to load."
+            )
+        given = found[0]
+    elif not given.exists() and index_path(given).is_file():
+        given = index_path(given)
+    if not given.is_file():
+        raise CheckpointError(f"no checkpoint at {given} (nor an index {index_path(given).name} beside it)")
+    if given.name.endswith(".json"):
+        weight_map, _ = read_index(given)
+        return given, [given.parent / name for name in dict.fromkeys(weight_map.values())]
+    return None, [given]
+
+
+class Checkpoint:
+    """A validated checkpoint (one file, or an index and its shards), open for reading tensors.
+
+    >>> with open_checkpoint("model.safetensors.index.json") as ckpt:   # doctest: +SKIP
+    ...     ckpt.names, ckpt.meta.backend
+    """
+
+    def __init__(self, index: Path | None, files: Sequence[SafetensorsFile], meta: CheckpointMeta):
+        self.index = index
+        self.files = list(files)
+        self.meta = meta
+        self._where: dict[str, SafetensorsFile] = {n: f for f in self.files for n in f.keys()}
+
+    @property
+    def names(self) -> list[str]:
+        """Stored tensor names (tie aliases are not stored; see ``meta.ties``)."""
+        return list(self._where)
+
+    @property
+    def paths(self) -> list[Path]:
+        return ([self.index] if self.index else []) + [f.path for f in self.files]
+
+    def info(self, name: str) -> TensorInfo:
+        return self._where[name].info(name)
+
+    def tensor(self, name: str) -> np.ndarray:
+        return self._where[name].tensor(name)
+
+    def prefetch(self, name: str) -> None:
+        """See :meth:`SafetensorsFile.prefetch`."""
+        self._where[name].prefetch(name)
+
+    def close(self) -> None:
+        for f in self.files:
+            f.close()
+
+    def __enter__(self) -> Checkpoint:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+def open_checkpoint(path: str | os.PathLike[str], *, mmap: bool = True) -> Checkpoint:
+    """Open and validate a checkpoint: every header, the index against its shards, the metadata."""
+    index, paths = locate(path)
+    files: list[SafetensorsFile] = []
+    try:
+        for p in paths:
+            files.append(SafetensorsFile(p, mmap=mmap))
+        if index is None:
+            meta = CheckpointMeta.decode(files[0].metadata, str(paths[0]))
+        else:
+            meta = _check_shards(index, files)
+        return Checkpoint(index, files, meta)
+    except BaseException:
+        for f in files:
+            f.close()
+        raise
+
+
+def _check_shards(index: Path, files: Sequence[SafetensorsFile]) -> CheckpointMeta:
+    weight_map, index_meta = read_index(index)
+    raw_meta = index_meta if any(k.startswith("unifyparams.") for k in index_meta) else files[0].metadata
+    meta = CheckpointMeta.decode(raw_meta, str(index))
+    owner: dict[str, Path] = {}
+    for f in files:
+        if meta.checkpoint_id and f.metadata.get("unifyparams.checkpoint_id") != meta.checkpoint_id:
+            raise CheckpointError(
+                f"{f.path} belongs to another save than {index.name} (checkpoint ids differ): the "
+                f"checkpoint was partly overwritten. Save it again."
+            )
+        for name in f.keys():
+            if name in owner:
+                raise CheckpointError(
+                    f"tensor {name!r} appears twice, in {owner[name].name} and {f.path.name}; expected "
+                    f"each name in one shard. Save the checkpoint again."
+                )
+            owner[name] = f.path
+            if weight_map.get(name) != f.path.name:
+                raise CheckpointError(
+                    f"{f.path.name} holds {name!r} but {index.name} maps it to "
+                    f"{weight_map.get(name, '(nothing)')!r}; the index does not match its shards"
+                )
+    absent = [n for n in weight_map if n not in owner]
+    if absent:
+        raise CheckpointError(
+            f"{index.name} lists {len(absent)} tensor(s) its shards do not hold, e.g. {absent[0]!r} in "
+            f"{weight_map[absent[0]]!r}; a shard is missing or from another save"
+        )
+    return meta
+
+
+def previous_files(base: Path) -> list[Path]:
+    """Files of the checkpoint now saved under ``base`` (call before a new save replaces them)."""
+    found = [base, index_path(base)]
+    try:
+        weight_map, _ = read_index(index_path(base))
+        found += [base.parent / n for n in sorted(set(weight_map.values()))]
+    except CheckpointError:  # no earlier index, or an unreadable one: only the two names above
+        pass
+    return [p for p in found if p.is_file()]
