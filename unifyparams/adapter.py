@@ -151,6 +151,15 @@ class Adapter(ABC):
     def write(self, native: Any, value: np.ndarray) -> None:
         """Overwrite the values in place, outside autograd; ``value`` has native shape and dtype."""
 
+    def writable_view(self, native: Any) -> np.ndarray | None:
+        """Optional: a writable NumPy array over the parameter's own memory (native layout), so
+        initializers can generate straight into it: no scratch copy, no extra memory. ``None``
+        (the default) when the framework offers none; then values go through :meth:`write`."""
+        return None
+
+    def after_direct_write(self, native: Any) -> None:
+        """Called after values were written through :meth:`writable_view` (e.g. to tell autograd)."""
+
     @abstractmethod
     def grad(self, native: Any) -> np.ndarray | None:
         """The most recent gradient in native layout, or ``None`` if there is none."""

@@ -22,6 +22,7 @@ from .access import params
 from .adapter import Role
 from .errors import InitializerError, UnifyParamsError
 from .init import Initializer, Ones, ParamInfo, Uniform, Zeros, get
+from .layouts import IDENTITY
 from .lazy import register_pending_applier, register_waiting_lookup
 from .param import Param
 from .paramset import ParamSet
@@ -79,6 +80,38 @@ def _role_init(p: Param, init: Initializer) -> Initializer | None:
     if role == Role.WEIGHT:
         return init
     return None  # Role.OTHER: left alone without select
+
+
+class _Scratch:
+    """One reusable buffer per dtype for generated values: fresh pages for every parameter cost
+    more than generating them, and peak memory stays one parameter's worth."""
+
+    def __init__(self) -> None:
+        self._buffers: dict[np.dtype, np.ndarray] = {}
+
+    def get(self, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+        size = int(np.prod(shape))
+        buf = self._buffers.get(dtype)
+        if buf is None or buf.size < size:
+            buf = self._buffers[dtype] = np.empty(size, dtype=dtype)
+        return buf[:size].reshape(shape)
+
+
+def _fill_builtin(p: Param, init: Initializer, seed_value: int, name: str, scratch: _Scratch) -> None:
+    """A catalog initializer: straight into the parameter's memory when the adapter offers it,
+    else into the scratch buffer and written through the adapter. Its output needs no checks."""
+    shape = tuple(int(d) for d in p.shape if d is not None)
+    info = ParamInfo(name, p.role, shape, p.dtype, p.backend)
+    view = p.adapter.writable_view(p.native) if p.layout is IDENTITY else None
+    if view is not None:
+        result = init.fill(shape, info, seed_value, out=view)
+        if result is not view:
+            view[...] = result
+        p.adapter.after_direct_write(p.native)
+        return
+    out = scratch.get(shape, p.dtype) if p.dtype in (np.float32, np.float64) else None
+    value = init.fill(shape, info, seed_value, out=out)
+    p.write_native(p.prepare(value, cast=True))
 
 
 def _values(p: Param, init: Initializer, seed_value: int, name: str, allow_nonfinite: bool) -> np.ndarray:
@@ -175,8 +208,9 @@ def initialize(
         (ready if p.materialized else pending_plan).append((p, use))
 
     if trusted:
+        scratch = _Scratch()
         for p, use in ready:
-            p.write_native(_values(p, use, seed_value, p.name, allow_nonfinite))
+            _fill_builtin(p, use, seed_value, p.name, scratch)
             _mark(p)
             done.append(p.name)
     else:

@@ -92,6 +92,18 @@ class TorchAdapter(Adapter):
         with self._torch.no_grad():
             native.copy_(source)
 
+    def writable_view(self, native: Any) -> np.ndarray | None:
+        """The tensor's own CPU memory as NumPy, for float32/float64 contiguous tensors."""
+        if self._structure.is_uninitialized(native) or not native.is_cpu or not native.is_contiguous():
+            return None
+        if native.dtype not in (self._torch.float32, self._torch.float64):
+            return None
+        return native.detach().numpy()
+
+    def after_direct_write(self, native: Any) -> None:
+        """Bump the version counter, as an in-place torch op would, so autograd notices the change."""
+        self._torch.autograd.graph.increment_version(native)
+
     def grad(self, native: Any) -> np.ndarray | None:
         g = getattr(native, "grad", None)
         return None if g is None else self._tensors.tensor_to_numpy(g)

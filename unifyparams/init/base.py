@@ -52,9 +52,11 @@ class Initializer:
     def __call__(self, shape: Sequence[int], rng: np.random.Generator) -> np.ndarray:
         raise NotImplementedError  # abstract: subclasses return an array of ``shape``
 
-    def fill(self, shape: Sequence[int], info: ParamInfo, seed: int) -> np.ndarray:
-        """Values for one parameter from ``(seed, name)``. Built-ins override this with chunked,
-        parallel generation; the default calls ``__call__`` with that parameter's generator."""
+    def fill(self, shape: Sequence[int], info: ParamInfo, seed: int, out: np.ndarray | None = None) -> np.ndarray:
+        """Values for one parameter from ``(seed, name)``, written into ``out`` when given and the
+        initializer can (built-ins generate straight into a parameter's memory); returns the
+        values. Built-ins override this; the default calls ``__call__`` with the parameter's
+        generator and ignores ``out``."""
         rng = streams.generator(seed, info.name)
         if _wants_param(self.__call__):
             return np.asarray(self(shape, rng, param=info))  # type: ignore[call-arg]
@@ -75,7 +77,7 @@ class CallableInitializer(Initializer):
         self.fn = fn
         self._wants_param = _wants_param(fn)
 
-    def fill(self, shape: Sequence[int], info: ParamInfo, seed: int) -> np.ndarray:
+    def fill(self, shape: Sequence[int], info: ParamInfo, seed: int, out: np.ndarray | None = None) -> np.ndarray:
         rng = streams.generator(seed, info.name)
         return np.asarray(self.fn(shape, rng, param=info) if self._wants_param else self.fn(shape, rng))
 

@@ -48,6 +48,13 @@ def _number(name: str, value: Any, positive: bool = False) -> float:
     return value
 
 
+def _constant(shape: Shape, info: ParamInfo, value: float, out: np.ndarray | None) -> np.ndarray:
+    if out is not None:
+        out[...] = value
+        return out
+    return np.full(tuple(shape), value, dtype=info.dtype)
+
+
 class Zeros(Initializer):
     """All zeros."""
 
@@ -56,8 +63,8 @@ class Zeros(Initializer):
     def __call__(self, shape: Shape, rng: np.random.Generator) -> np.ndarray:
         return np.zeros(tuple(shape))
 
-    def fill(self, shape: Shape, info: ParamInfo, seed: int) -> np.ndarray:
-        return np.zeros(tuple(shape), dtype=info.dtype)
+    def fill(self, shape: Shape, info: ParamInfo, seed: int, out: np.ndarray | None = None) -> np.ndarray:
+        return _constant(shape, info, 0, out)
 
 
 class Ones(Initializer):
@@ -68,8 +75,8 @@ class Ones(Initializer):
     def __call__(self, shape: Shape, rng: np.random.Generator) -> np.ndarray:
         return np.ones(tuple(shape))
 
-    def fill(self, shape: Shape, info: ParamInfo, seed: int) -> np.ndarray:
-        return np.ones(tuple(shape), dtype=info.dtype)
+    def fill(self, shape: Shape, info: ParamInfo, seed: int, out: np.ndarray | None = None) -> np.ndarray:
+        return _constant(shape, info, 1, out)
 
 
 class Constant(Initializer):
@@ -83,8 +90,8 @@ class Constant(Initializer):
     def __call__(self, shape: Shape, rng: np.random.Generator) -> np.ndarray:
         return np.full(tuple(shape), self.value)
 
-    def fill(self, shape: Shape, info: ParamInfo, seed: int) -> np.ndarray:
-        return np.full(tuple(shape), self.value, dtype=info.dtype)
+    def fill(self, shape: Shape, info: ParamInfo, seed: int, out: np.ndarray | None = None) -> np.ndarray:
+        return _constant(shape, info, self.value, out)
 
 
 class Uniform(Initializer):
@@ -100,8 +107,8 @@ class Uniform(Initializer):
     def __call__(self, shape: Shape, rng: np.random.Generator) -> np.ndarray:
         return rng.uniform(self.low, self.high, size=tuple(shape))
 
-    def fill(self, shape: Shape, info: ParamInfo, seed: int) -> np.ndarray:
-        return streams.uniform(shape, info.name, seed, self.low, self.high, info.dtype)
+    def fill(self, shape: Shape, info: ParamInfo, seed: int, out: np.ndarray | None = None) -> np.ndarray:
+        return streams.uniform(shape, info.name, seed, self.low, self.high, info.dtype, out)
 
 
 class Normal(Initializer):
@@ -115,8 +122,8 @@ class Normal(Initializer):
     def __call__(self, shape: Shape, rng: np.random.Generator) -> np.ndarray:
         return rng.normal(self.mean, self.std, size=tuple(shape))
 
-    def fill(self, shape: Shape, info: ParamInfo, seed: int) -> np.ndarray:
-        return streams.normal(shape, info.name, seed, self.mean, self.std, info.dtype)
+    def fill(self, shape: Shape, info: ParamInfo, seed: int, out: np.ndarray | None = None) -> np.ndarray:
+        return streams.normal(shape, info.name, seed, self.mean, self.std, info.dtype, out)
 
 
 class TruncatedNormal(Initializer):
@@ -135,7 +142,7 @@ class TruncatedNormal(Initializer):
         seed = int(rng.integers(2**63))
         return streams.truncated_normal(shape, "", seed, self.mean, self.std, self.a, self.b, np.dtype(np.float64))
 
-    def fill(self, shape: Shape, info: ParamInfo, seed: int) -> np.ndarray:
+    def fill(self, shape: Shape, info: ParamInfo, seed: int, out: np.ndarray | None = None) -> np.ndarray:
         return streams.truncated_normal(shape, info.name, seed, self.mean, self.std, self.a, self.b, info.dtype)
 
 
@@ -162,13 +169,13 @@ class _Scaled(Initializer):
             return streams.truncated_normal(shape, "", seed, 0.0, s, -2 * s, 2 * s, np.dtype(np.float64))
         return rng.normal(0.0, s, size=tuple(shape))
 
-    def fill(self, shape: Shape, info: ParamInfo, seed: int) -> np.ndarray:
+    def fill(self, shape: Shape, info: ParamInfo, seed: int, out: np.ndarray | None = None) -> np.ndarray:
         s = self.scale(shape, info.name)
         if self.distribution == "uniform":
-            return streams.uniform(shape, info.name, seed, -s, s, info.dtype)
+            return streams.uniform(shape, info.name, seed, -s, s, info.dtype, out)
         if self.distribution == "truncated_normal":
             return streams.truncated_normal(shape, info.name, seed, 0.0, s, -2 * s, 2 * s, info.dtype)
-        return streams.normal(shape, info.name, seed, 0.0, s, info.dtype)
+        return streams.normal(shape, info.name, seed, 0.0, s, info.dtype, out)
 
 
 class XavierUniform(_Scaled):
