@@ -157,7 +157,7 @@ class Adapter(ABC):
         (the default) when the framework offers none; then values go through :meth:`write`."""
         return None
 
-    def after_direct_write(self, native: Any) -> None:
+    def after_direct_write(self, native: Any) -> None:  # noqa: B027  (optional hook, no-op by default)
         """Called after values were written through :meth:`writable_view` (e.g. to tell autograd)."""
 
     @abstractmethod
