@@ -676,3 +676,33 @@ def test_to_numpy_converts_outputs(adapter: TorchAdapter) -> None:
     out, state = nn.GRU(2, 3, batch_first=True)(torch.ones(1, 4, 2))
     assert adapter.to_numpy((out, state)).shape == (1, 4, 3)
     assert adapter.to_numpy(torch.ones(2, requires_grad=True) * 2).tolist() == [2.0, 2.0]
+
+
+# --- the meta device: shapes without memory ---------------------------------------------------------
+def test_meta_device_model_shows_shapes_and_count_without_memory() -> None:
+    with torch.device("meta"):
+        big = nn.Sequential(*[nn.Linear(65536, 65536) for _ in range(8)])  # 128 GiB of float32
+    ps = up.params(big)
+    assert ps.count() == 8 * (65536 * 65536 + 65536)
+    assert ps["7.weight"].shape == (65536, 65536) and not ps["7.weight"].materialized
+    assert "(65536, 65536)" in str(ps)
+    with pytest.raises(up.NotMaterializedError, match="meta"):
+        ps["0.bias"].numpy()
+    with pytest.raises(up.NotMaterializedError):
+        ps["0.bias"].set(np.zeros(65536, np.float32))
+
+
+def test_lazy_model_on_meta_infers_shapes_then_allocates_with_waiting_init() -> None:
+    with torch.device("meta"):
+        lazy = nn.Sequential(nn.LazyLinear(64), nn.ReLU(), nn.LazyBatchNorm1d(), nn.LazyLinear(3))
+    up.initialize(lazy, up.init.XavierUniform(), seed=4)
+    materialize(lazy, input_shape=(2, 20))
+    ps = up.params(lazy)
+    assert ps["0.weight"].shape == (64, 20) and not ps["0.weight"].materialized
+    assert up.pending(lazy)["0.weight"].initializer is not None
+    materialize(lazy)  # no inputs: allocate on the CPU
+    eager = nn.Sequential(nn.Linear(20, 64), nn.ReLU(), nn.BatchNorm1d(64), nn.Linear(64, 3))
+    up.initialize(eager, up.init.XavierUniform(), seed=4)
+    for name, value in up.params(eager).numpy().items():
+        np.testing.assert_array_equal(up.params(lazy)[name].numpy(), value, err_msg=name)
+    assert is_materialized(lazy) and not up.pending(lazy)

@@ -212,6 +212,11 @@ class Adapter(ABC):
         of normalization layers, momentum in PyTorch's convention (weight of the new batch)."""
         return {}
 
+    def allocate(self, model: Any) -> None:
+        """Give values to parameters whose shapes are known but that hold no memory yet (PyTorch's
+        meta device), with the framework's default initialization."""
+        raise NotMaterializedError(f"the {self.name!r} adapter cannot allocate parameters without values")
+
     def has_unbuilt(self, model: Any) -> bool:
         """True if part of ``model`` has not created its parameters yet (Keras before ``build``),
         so that even their names are unknown."""

@@ -95,14 +95,22 @@ def materialize(model: Any, *example_inputs: Any, input_shape: tuple[int, ...] |
     """Infer every shape by running ``model`` once (no training step); returns its parameters.
 
     Pass example inputs (NumPy arrays in the model's own input layout: channels-last for a
-    channels-last Keras model) or ``input_shape`` (zeros of that shape, float32). Initializers recorded with :func:`unifyparams.initialize` are applied afterwards.
+    channels-last Keras model) or ``input_shape`` (zeros of that shape, float32). A PyTorch model
+    on the meta device infers its shapes there, holding no memory (see the parameter count and
+    tree of a model too large for the machine); ``materialize(model)`` with no inputs then
+    allocates it on the CPU with PyTorch's default initialization, then any waiting initializers. Initializers recorded with :func:`unifyparams.initialize` are applied afterwards.
     """
+    adapter = adapter_for(model)
     if not example_inputs and input_shape is None:
+        ps = params(model)
+        if ps and all(p.size is not None for p in ps.values()) and not adapter.has_unbuilt(model):
+            adapter.allocate(model)  # shapes known, memory not (PyTorch's meta device)
+            apply_waiting(model)
+            return params(model)
         raise UnifyParamsError(
-            "materialize needs example inputs or input_shape; received neither. "
+            "materialize needs example inputs or input_shape while shapes are unknown; received neither. "
             "Call up.materialize(model, x) or up.materialize(model, input_shape=(2, 20))."
         )
-    adapter = adapter_for(model)
     inputs = tuple(np.asarray(x) for x in example_inputs) if example_inputs else None
     try:
         adapter.materialize(model, inputs, tuple(input_shape) if input_shape is not None else None)
@@ -116,7 +124,7 @@ def materialize(model: Any, *example_inputs: Any, input_shape: tuple[int, ...] |
         ) from exc
     apply_waiting(model)
     ps = params(model)
-    unknown = [n for n, p in ps.items() if not p.materialized]
+    unknown = [n for n, p in ps.items() if p.size is None]
     if unknown:
         raise NotMaterializedError(
             f"after running the model, {len(unknown)} parameter(s) still have unknown shapes: {unknown[:5]}. "

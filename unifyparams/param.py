@@ -133,6 +133,10 @@ class Param:
         """
         try:
             value = self._adapter.read(self._slot.native)
+        except NotMaterializedError as exc:
+            if self.size is None:
+                self._require_materialized()
+            raise NotMaterializedError(f"parameter {self.name!r} has no values yet: {exc}") from exc
         except Exception:
             self._require_materialized()  # a clearer error when that is the cause
             raise

@@ -68,8 +68,9 @@ class TorchAdapter(Adapter):
         return bool(native.requires_grad) and isinstance(native, self._torch.nn.Parameter)
 
     def has_values(self, native: Any) -> bool:
-        """False for a lazy module's uninitialized tensor, even one whose shape is known (a bias)."""
-        return not self._structure.is_uninitialized(native)
+        """False for a lazy module's uninitialized tensor, even one whose shape is known (a bias),
+        and for tensors on the meta device (a shape, no memory)."""
+        return not self._structure.is_uninitialized(native) and not native.is_meta
 
     def storage_key(self, native: Any) -> Hashable:
         """The Parameter object's identity: PyTorch ties by sharing one Parameter object."""
@@ -86,6 +87,11 @@ class TorchAdapter(Adapter):
         A lazy module's uninitialized tensor is first materialized to the value's shape, as PyTorch's own
         ``load_state_dict`` does for lazy modules (the core has already checked the known dimensions).
         """
+        if native.is_meta:
+            raise NotMaterializedError(
+                "this tensor is on the meta device (a shape, no memory); allocate the model first with "
+                "up.materialize(model)"
+            )
         if self._structure.is_uninitialized(native):
             native.materialize(tuple(value.shape))
         source = self._tensors.numpy_to_tensor(value)
@@ -161,6 +167,17 @@ class TorchAdapter(Adapter):
                     f"running {type(root).__name__} on inputs of shape {shapes} to infer parameter shapes "
                     f"failed in {where}: {exc}. Check the input's rank and feature size against that block."
                 ) from exc
+
+    def allocate(self, model: Any) -> None:
+        """Move a meta-device model to the CPU (``to_empty``), then run each module's own
+        ``reset_parameters`` (PyTorch's default initialization, running statistics included)."""
+        root, _ = self._structure.unwrap(model)
+        root.to_empty(device="cpu")
+        with self._torch.no_grad():
+            for module in root.modules():
+                reset = getattr(module, "reset_parameters", None)
+                if callable(reset):
+                    reset()
 
     def on_materialized(self, model: Any, callback: Callable[[], None]) -> bool:
         """Call ``callback()`` as each lazy module gets its shapes, before it computes with them.
