@@ -49,7 +49,10 @@ def build(backend: str, layers: int, width: int) -> tuple[Any, Callable[[], Any]
     if backend == "keras":
         import keras
 
-        model = keras.Sequential([keras.Input((width,))] + [keras.layers.Dense(width) for _ in range(layers)])
+        # Keras maps a Sequential's graph recursively: nest blocks of 100 layers (same tensor count).
+        blocks = [keras.Sequential([keras.layers.Dense(width) for _ in range(min(100, layers - i))])
+                  for i in range(0, layers, 100)]
+        model = keras.Sequential([keras.Input((width,)), *blocks])
 
         def native_enum() -> Any:
             return [(v.path, tuple(v.shape)) for v in model.weights]

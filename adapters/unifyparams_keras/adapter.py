@@ -92,7 +92,12 @@ class KerasAdapter(Adapter):
 
     # --- describing one variable --------------------------------------------------------------
     def native_shape(self, native: Any) -> Shape:
-        return tuple(None if d is None else int(d) for d in native.shape)
+        # Keras keeps the shape as a plain tuple in ``_shape``; ``.shape`` on the TensorFlow backend
+        # builds a TensorShape each time, which costs more than the rest of a walk.
+        shape = getattr(native, "_shape", None)
+        if not isinstance(shape, tuple):
+            shape = tuple(native.shape)
+        return tuple(None if d is None else int(d) for d in shape)
 
     def dtype(self, native: Any) -> np.dtype:
         return numpy_dtype(native.dtype)

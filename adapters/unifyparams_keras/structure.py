@@ -243,11 +243,13 @@ def _walk(layer: Any, path: tuple[str, ...], kinds: tuple[str, ...], types: Kera
         return
 
     found: list[Found]
-    var_names: dict[int, Found] = {}
+    var_names: dict[int, Found] | None = {}
     if is_positional(layer, types):
         found = [((str(i),), (), sub) for i, sub in enumerate(positional_layers(layer, types))]
-    else:
+    elif layer._layers:
         found, var_names = attribute_children(layer, types)
+    else:  # a leaf layer (Dense, Conv...): no children to scan for; variable names only on demand
+        found, var_names = [], None
     yield from _own_slots(layer, path, kinds, types, var_names)
     for parts, container_kinds, sub in found:
         sub_kinds = kinds + container_kinds + (type(sub).__name__,)
@@ -264,7 +266,8 @@ def _torch_parameter_names(wrapper: Any) -> dict[int, str]:
 
 
 def _own_slots(layer: Any, path: tuple[str, ...], kinds: tuple[str, ...], types: KerasTypes,
-               var_names: dict[int, Found]) -> Iterator[Slot]:
+               var_names: dict[int, Found] | None) -> Iterator[Slot]:
+    """``var_names`` is None when not computed yet: it is scanned only if a variable has no rule."""
     names = mro_names(layer)
     torch_names = _torch_parameter_names(layer) if "TorchModuleWrapper" in names else {}
     used: set[str] = set()
@@ -278,6 +281,8 @@ def _own_slots(layer: Any, path: tuple[str, ...], kinds: tuple[str, ...], types:
             extra, extra_kinds = tuple(extra_list), ("Module",) * len(extra_list)
             leaf = fallback_leaf(attr, attr)
         elif leaf is None:
+            if var_names is None:
+                var_names = attribute_children(layer, types)[1]
             found = var_names.get(id(v))
             if found is not None:
                 parts, extra_kinds, _ = found
