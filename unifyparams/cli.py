@@ -1,29 +1,400 @@
 """The ``unifyparams`` command line.
 
+    $ unifyparams inspect model.pt                   # tree of names, shapes, dtypes; totals; ties; metadata
+    $ unifyparams convert net.params net.safetensors # native file -> our format (or -> .pt)
+    $ unifyparams diff a.safetensors b.pt            # names, shapes, max |a - b|; exit 0 same, 1 different
     $ unifyparams conformance [--backend torch] [-k access] [--report reports/]
+
+Native files are read without running code from them (see :mod:`unifyparams.native`). Errors
+print one line on stderr and exit with status 2.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import UnifyParamsError
+from .native import FORMATS, NativeCheckpoint, read, write_safetensors, write_torch
+
+#: Show a progress bar when an operation covers more tensors than this...
+PROGRESS_TENSORS = 50
+#: ... or more bytes than this.
+PROGRESS_BYTES = 256 << 20
+#: Elements compared at a time in ``diff`` (bounds the float64 copies).
+DIFF_CHUNK = 1 << 22
+
+Step = Callable[[str, int], None]
+
+
+# --- output helpers ---------------------------------------------------------------------------
+def _console(stderr: bool = False) -> Any:
+    from rich.console import Console
+
+    console = Console(stderr=stderr, highlight=False)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console.width = 160
+    return console
+
+
+def human_bytes(n: int) -> str:
+    """``1536`` -> ``'1.5 KiB'``."""
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} B"
+
+
+def _shape(array: np.ndarray) -> str:
+    return "(" + ", ".join(str(d) for d in array.shape) + ("," if array.ndim == 1 else "") + ")"
+
+
+@contextmanager
+def progress(label: str, count: int, nbytes: int) -> Iterator[Step]:
+    """A ``step(name, nbytes)`` callback driving a rich progress bar (on stderr) for large jobs."""
+    if count <= PROGRESS_TENSORS and nbytes <= PROGRESS_BYTES:
+        yield lambda name, n: None
+        return
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=_console(stderr=True), transient=True) as bar:
+        task = bar.add_task(label, total=max(nbytes, 1))
+
+        def step(name: str, n: int) -> None:
+            bar.update(task, advance=n, description=f"{label} {name}")
+
+        yield step
+
+
+def _describe(ckpt: NativeCheckpoint) -> str:
+    names = "canonical names" if ckpt.canonical_names else "framework names"
+    return f"{ckpt.format}, {names}, layout {ckpt.layout}"
+
+
+def _section(console: Any, title: str) -> None:
+    from rich.text import Text
+
+    console.print(Text(title, style="bold"))
+
+
+def _print_notes(console: Any, ckpt: NativeCheckpoint) -> None:
+    from rich.text import Text
+
+    for note in ckpt.notes:
+        console.print(Text(f"note: {note}", style="yellow"))
+
+
+# --- inspect ----------------------------------------------------------------------------------
+def cmd_inspect(args: argparse.Namespace) -> int:
+    """Print the tree of a checkpoint, its totals, tie groups, metadata and notes."""
+    from rich.table import Table
+    from rich.text import Text
+
+    ckpt = read(args.path, args.format)
+    console = _console()
+    console.print(build_tree(ckpt, args.depth))
+    _section(console, "totals")
+    totals = Table(show_header=False)
+    totals.add_row("tensors", f"{len(ckpt.tensors):,}")
+    totals.add_row("scalars", f"{ckpt.scalars:,}")
+    totals.add_row("bytes", f"{ckpt.nbytes:,} ({human_bytes(ckpt.nbytes)})")
+    dtypes = sorted({str(a.dtype) for a in ckpt.tensors.values()})
+    totals.add_row("dtypes", ", ".join(dtypes) or "-")
+    console.print(totals)
+    if ckpt.ties:
+        _section(console, "tie groups (the first name is stored, the others are aliases)")
+        ties = Table()
+        ties.add_column("stored")
+        ties.add_column("aliases")
+        for group in ckpt.ties:
+            ties.add_row(Text(group[0]), Text(", ".join(group[1:])))
+        console.print(ties)
+    if ckpt.metadata:
+        _section(console, "metadata")
+        meta = Table()
+        meta.add_column("key")
+        meta.add_column("value")
+        for key, value in sorted(ckpt.metadata.items()):
+            meta.add_row(Text(key), Text(value if len(value) <= 200 else value[:200] + "..."))
+        console.print(meta)
+    _print_notes(console, ckpt)
+    return 0
+
+
+def build_tree(ckpt: NativeCheckpoint, depth: int | None = None) -> Any:
+    """A rich Tree: names grouped by prefix (``.``, or ``/`` for Keras paths), leaves with shape and dtype.
+
+    Groups below ``depth`` levels are collapsed into one summary line each.
+
+    >>> build_tree(read("model.pt"))          # doctest: +SKIP
+    model.pt  [torch, canonical names, layout canonical]  4 tensors, 26 scalars, 104 B
+    ├── 0  2 tensors, 16 scalars, 64 B
+    │   ├── weight  (4, 3)  float32
+    ...
+    """
+    from rich.tree import Tree
+
+    nested: Node = {}
+    for name, array in ckpt.tensors.items():
+        parts = name.split(ckpt.separator)
+        node = nested
+        for part in parts[:-1]:
+            child = node.setdefault((True, part), {})
+            assert isinstance(child, dict)
+            node = child
+        node[(False, parts[-1])] = array
+    root = Tree(_root_label(ckpt), guide_style="dim")
+    _add_nodes(root, nested, depth, 1)
+    return root
+
+
+#: A group of the tree: ``{(is_group, name part): subgroup or array}``, in file order.
+Node = dict[tuple[bool, str], Any]
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n:,} {word}" + ("" if n == 1 else "s")
+
+
+def _root_label(ckpt: NativeCheckpoint) -> Any:
+    from rich.text import Text
+
+    return Text.assemble(
+        (ckpt.path, "bold"),
+        f"  [{_describe(ckpt)}]  {_plural(len(ckpt.tensors), 'tensor')}, "
+        f"{_plural(ckpt.scalars, 'scalar')}, {human_bytes(ckpt.nbytes)}",
+    )
+
+
+def _stats(node: Any) -> tuple[int, int, int]:
+    if not isinstance(node, dict):
+        return 1, math.prod(node.shape), int(node.nbytes)
+    counts = [_stats(child) for child in node.values()]
+    return sum(c[0] for c in counts), sum(c[1] for c in counts), sum(c[2] for c in counts)
+
+
+def _add_nodes(tree: Any, nested: Node, depth: int | None, level: int) -> None:
+    from rich.text import Text
+
+    for (is_group, key), value in nested.items():
+        if is_group:
+            tensors, scalars, nbytes = _stats(value)
+            label = Text.assemble(
+                (key, "bold cyan"),
+                f"  {_plural(tensors, 'tensor')}, {_plural(scalars, 'scalar')}, {human_bytes(nbytes)}",
+            )
+            branch = tree.add(label)
+            if depth is None or level < depth:
+                _add_nodes(branch, value, depth, level + 1)
+        else:
+            tree.add(Text.assemble((key, "green"), f"  {_shape(value)}  ", (str(value.dtype), "magenta")))
+
+
+# --- convert ----------------------------------------------------------------------------------
+def cmd_convert(args: argparse.Namespace) -> int:
+    """Convert ``SRC`` (any supported format) to ``DST`` (``.safetensors`` or ``.pt``/``.pth``)."""
+    dst = Path(args.dst)
+    suffix = dst.suffix.lower()
+    if suffix not in (".safetensors", ".pt", ".pth"):
+        raise UnifyParamsError(
+            f"convert writes .safetensors (ours) or .pt/.pth (PyTorch); received {dst.name!r}"
+        )
+    if dst.exists() and not args.force:
+        raise UnifyParamsError(f"{dst} exists; pass --force to replace it")
+    ckpt = read(args.src, args.format)
+    console = _console()
+    with progress("converting", len(ckpt.tensors), ckpt.nbytes) as step:
+        if suffix == ".safetensors":
+            write_safetensors(ckpt, dst, step)
+            target = "unifyparams safetensors"
+        else:
+            write_torch(ckpt, dst, step)
+            target = "PyTorch state dict"
+    console.print(
+        f"converted {len(ckpt.tensors)} tensors ({human_bytes(ckpt.nbytes)}) from {ckpt.path} "
+        f"[{_describe(ckpt)}] to {target} {dst}",
+        markup=False,
+    )
+    if ckpt.ties:
+        console.print(f"tie groups kept: {len(ckpt.ties)}", markup=False)
+    _print_notes(console, ckpt)
+    return 0
+
+
+# --- diff -------------------------------------------------------------------------------------
+def max_abs_diff(a: np.ndarray, b: np.ndarray) -> float:
+    """Largest ``|a - b|`` over same-shaped arrays, in float64, a chunk at a time (NaN where NaNs differ)."""
+    flat_a, flat_b = a.reshape(-1), b.reshape(-1)
+    worst = 0.0
+    for start in range(0, flat_a.size, DIFF_CHUNK):
+        x = flat_a[start : start + DIFF_CHUNK].astype(np.complex128 if a.dtype.kind == "c" else np.float64)
+        y = flat_b[start : start + DIFF_CHUNK].astype(np.complex128 if b.dtype.kind == "c" else np.float64)
+        both_nan = np.isnan(x) & np.isnan(y)
+        delta = np.abs(x - y)
+        delta[both_nan] = 0.0
+        if np.isnan(delta).any():
+            return float("nan")
+        if delta.size:
+            worst = max(worst, float(delta.max()))
+    return worst
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    """Compare two checkpoints; exit 0 when identical (within ``--atol``), 1 when they differ."""
+    from rich.table import Table
+    from rich.text import Text
+
+    left, right = read(args.a, args.format_a), read(args.b, args.format_b)
+    a, b = left.expanded(), right.expanded()
+    only_a = [n for n in a if n not in b]
+    only_b = [n for n in b if n not in a]
+    common = [n for n in a if n in b]
+    table = Table()
+    for column in ("name", "A", "B", "max |A-B|", "status"):
+        table.add_column(column, justify="right" if column == "max |A-B|" else "left")
+    counts = {"shape": 0, "dtype": 0, "values": 0}
+    worst = 0.0
+    nbytes = sum(int(a[n].nbytes) for n in common)
+    with progress("comparing", len(common), nbytes) as step:
+        for name in common:
+            x, y = a[name], b[name]
+            step(name, int(x.nbytes))
+            cells: list[Any] = [Text(name), f"{_shape(x)} {x.dtype}", f"{_shape(y)} {y.dtype}"]
+            if x.shape != y.shape:
+                counts["shape"] += 1
+                table.add_row(*cells, "-", Text("shape differs", style="red"))
+                continue
+            diff = max_abs_diff(x, y)
+            worst = diff if math.isnan(diff) or math.isnan(worst) else max(worst, diff)
+            status, style = "same", "green"
+            if math.isnan(diff) or diff > args.atol:
+                counts["values"] += 1
+                status, style = "values differ", "red"
+            elif x.dtype != y.dtype:
+                counts["dtype"] += 1
+                status, style = "dtype differs", "yellow"
+            if status != "same" or not args.only_different:
+                table.add_row(*cells, f"{diff:.6g}", Text(status, style=style))
+    for name in only_a:
+        table.add_row(
+            Text(name), f"{_shape(a[name])} {a[name].dtype}", "-", "-", Text("only in A", style="red")
+        )
+    for name in only_b:
+        table.add_row(
+            Text(name), "-", f"{_shape(b[name])} {b[name].dtype}", "-", Text("only in B", style="red")
+        )
+    console = _console()
+    console.print(
+        Text(f"A = {left.path}  [{_describe(left)}]\nB = {right.path}  [{_describe(right)}]", style="bold")
+    )
+    console.print(table)
+    if left.layout != right.layout:
+        console.print(
+            Text(
+                f"note: the layouts differ (A {left.layout}, B {right.layout}); values are compared as stored",
+                style="yellow",
+            )
+        )
+    differ = bool(only_a or only_b or any(counts.values()))
+    summary = (
+        f"{len(common)} common tensors: {counts['values']} with different values, {counts['shape']} with "
+        f"different shapes, {counts['dtype']} with different dtypes; {len(only_a)} only in A, "
+        f"{len(only_b)} only in B; max |A-B| {worst:.6g}"
+    )
+    console.print(
+        Text(
+            ("DIFFERENT: " if differ else "IDENTICAL: ") + summary,
+            style="bold red" if differ else "bold green",
+        )
+    )
+    return 1 if differ else 0
+
+
+# --- entry point ------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand but ``conformance`` (which parses its own)."""
+    parser = argparse.ArgumentParser(prog="unifyparams", description="One interface for NN parameters.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    formats = list(FORMATS)
+    fmt_help = "file format, when the suffix does not tell: " + "; ".join(
+        f"{k}: {v}" for k, v in FORMATS.items()
+    )
+
+    p = sub.add_parser(
+        "inspect", help="print the tree of a checkpoint (names, shapes, dtypes, totals, ties, metadata)"
+    )
+    p.add_argument("path", help="checkpoint file (.safetensors, index or folder, .pt, .params, .weights.h5)")
+    p.add_argument("--format", choices=formats, help=fmt_help)
+    p.add_argument("--depth", type=int, help="collapse groups deeper than this many levels")
+    p.set_defaults(run=cmd_inspect)
+
+    p = sub.add_parser("convert", help="convert a checkpoint: SRC (any format) -> DST (.safetensors or .pt)")
+    p.add_argument("src")
+    p.add_argument(
+        "dst", help="destination: .safetensors (ours, with metadata) or .pt/.pth (canonical sources only)"
+    )
+    p.add_argument("--format", choices=formats, help="format of SRC; " + fmt_help)
+    p.add_argument("-f", "--force", action="store_true", help="replace DST if it exists")
+    p.set_defaults(run=cmd_convert)
+
+    p = sub.add_parser(
+        "diff", help="compare two checkpoints: names, shapes, max abs difference; exit 1 if they differ"
+    )
+    p.add_argument("a")
+    p.add_argument("b")
+    p.add_argument("--format-a", choices=formats, help="format of A")
+    p.add_argument("--format-b", choices=formats, help="format of B")
+    p.add_argument(
+        "--atol", type=float, default=0.0, help="values within this absolute difference count as equal"
+    )
+    p.add_argument("--only-different", action="store_true", help="list only tensors that differ")
+    p.set_defaults(run=cmd_diff)
+
+    sub.add_parser("conformance", help="run the conformance suite (see: unifyparams conformance --help)")
+    return parser
+
+
+def error(message: str) -> int:
+    """Print ``unifyparams: error: message`` on one line of stderr; return exit status 2."""
+    text = " ".join(str(message).split())
+    print(f"unifyparams: error: {text}", file=sys.stderr)
+    return 2
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run a command; returns the exit status (0 ok, 1 ``diff`` found differences, 2 error)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = argparse.ArgumentParser(prog="unifyparams", description="One interface for NN parameters.")
-    parser.add_argument("command", choices=["conformance"], help="what to run")
-    if not argv or argv[0] in ("-h", "--help"):
-        parser.print_help()
-        return 0 if argv else 2
-    command, rest = argv[0], argv[1:]
-    if command == "conformance":
+    if argv and argv[0] == "conformance":
         from .conformance.runner import main as conformance_main
 
-        return conformance_main(rest)
-    parser.error(f"unknown command {command!r}")
-    return 2
+        return conformance_main(argv[1:])
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a usage error (2, message already printed)
+        return exc.code if isinstance(exc.code, int) else 2
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(args.run(args))
+    except UnifyParamsError as exc:
+        return error(str(exc))
+    except OSError as exc:
+        return error(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": "))
+    except KeyboardInterrupt:
+        return 130
 
 
 if __name__ == "__main__":

@@ -1,0 +1,88 @@
+"""Writing a :class:`NativeCheckpoint` as our safetensors format or as a PyTorch state dict.
+
+Both writers replace the destination atomically and call ``step(name, nbytes)`` after each
+tensor, for progress bars.
+
+>>> write_safetensors(read("net.params"), "net.safetensors")     # doctest: +SKIP
+>>> write_torch(read("net.params"), "net.pt")                    # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ..checkpoint.atomic import atomic_write
+from ..checkpoint.format import plan_offsets, write_file
+from ..checkpoint.metadata import LAYOUT_KEY, PREFIX, CheckpointMeta
+from ..errors import CheckpointError
+from .base import CANONICAL, NativeCheckpoint
+
+#: Metadata key recording the format a converted file came from (``"torch"``, ``"keras-h5"``...).
+SOURCE_FORMAT_KEY = PREFIX + "source_format"
+
+Step = Callable[[str, int], None]
+
+
+def _no_step(name: str, nbytes: int) -> None:
+    return None
+
+
+def conversion_metadata(ckpt: NativeCheckpoint) -> dict[str, str]:
+    """Our metadata for ``ckpt``: version, backend, ties, source format, and the honest layout.
+
+    A non-canonical layout is recorded as such (and ``format: pt`` left out), so that
+    ``up.load`` and tools expecting PyTorch layouts refuse the file instead of misreading it.
+    """
+    user = {k: v for k, v in ckpt.metadata.items() if not k.startswith(PREFIX) and k != "format"}
+    encoded = CheckpointMeta(backend=ckpt.backend, ties=list(ckpt.ties), user=user).encode()
+    encoded[SOURCE_FORMAT_KEY] = ckpt.metadata.get(SOURCE_FORMAT_KEY, ckpt.format)
+    if ckpt.layout != CANONICAL:
+        encoded[LAYOUT_KEY] = ckpt.layout
+        encoded.pop("format", None)
+    return encoded
+
+
+def write_safetensors(ckpt: NativeCheckpoint, dst: str | Path, step: Step = _no_step) -> Path:
+    """Write ``ckpt`` to ``dst`` in our format, streaming one tensor at a time."""
+    target = Path(dst)
+    metadata = conversion_metadata(ckpt)
+    infos = plan_offsets((name, a.dtype, a.shape) for name, a in ckpt.tensors.items())
+
+    def value_for(name: str) -> Any:
+        value = ckpt.tensors[name]
+        step(name, int(value.nbytes))
+        return value
+
+    with atomic_write(target) as out:
+        write_file(out, infos, value_for, metadata)
+    return target
+
+
+def write_torch(ckpt: NativeCheckpoint, dst: str | Path, step: Step = _no_step) -> Path:
+    """Write ``ckpt`` as a PyTorch state dict (``torch.save`` of tensors); canonical sources only.
+
+    Tied names share one tensor, as in the state dict of a tied model.
+    """
+    if not ckpt.canonical:
+        raise CheckpointError(
+            f"{ckpt.path} is a {ckpt.format} file in layout {ckpt.layout!r} with "
+            f"{'canonical' if ckpt.canonical_names else 'framework-specific'} names; a PyTorch state dict "
+            f"needs canonical names and layouts. Load it into its model and save with unifyparams instead."
+        )
+    from .torch_pt import from_numpy, import_torch
+
+    torch = import_torch()
+    state: dict[str, Any] = {}
+    for name, array in ckpt.tensors.items():
+        state[name] = from_numpy(array, torch)
+        step(name, int(array.nbytes))
+    for group in ckpt.ties:
+        stored = [n for n in group if n in state]
+        for name in group if stored else ():
+            state.setdefault(name, state[stored[0]])
+    target = Path(dst)
+    with atomic_write(target) as out:
+        torch.save(state, out)
+    return target
