@@ -75,6 +75,22 @@ class Slot:
         return self.block_kinds[-1] if self.block_kinds else self.root_kind
 
 
+def contiguous_source(value: np.ndarray) -> tuple[np.ndarray, tuple[int, ...]] | None:
+    """If ``value`` is a permuted view of a C-contiguous array, ``(that array, perm)`` with
+    ``value == base.transpose(perm)``; else None. Lets an adapter transpose with its own ops.
+
+    >>> base = np.zeros((3, 4)); contiguous_source(base.T)[1]
+    (1, 0)
+    """
+    if value.flags.c_contiguous or value.ndim < 2:
+        return None
+    order = tuple(int(a) for a in np.argsort([-s for s in value.strides], kind="stable"))
+    base = value.transpose(order)
+    if not base.flags.c_contiguous:
+        return None
+    return base, tuple(int(a) for a in np.argsort(order))
+
+
 class Adapter(ABC):
     """Base class of framework adapters.
 
@@ -149,7 +165,11 @@ class Adapter(ABC):
 
     @abstractmethod
     def write(self, native: Any, value: np.ndarray) -> None:
-        """Overwrite the values in place, outside autograd; ``value`` has native shape and dtype."""
+        """Overwrite the values in place, outside autograd; ``value`` has native shape and dtype.
+
+        ``value`` may be a non-contiguous view (a transposed canonical array); use the framework's
+        own copy, which transposes far faster than ``np.ascontiguousarray``. Use
+        :func:`contiguous_source` to get the contiguous base array and the permutation."""
 
     def writable_view(self, native: Any) -> np.ndarray | None:
         """Optional: a writable NumPy array over the parameter's own memory (native layout), so

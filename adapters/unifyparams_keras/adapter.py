@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from unifyparams import Adapter, Slot
+from unifyparams.adapter import contiguous_source
 from unifyparams.errors import NotMaterializedError, TieError
 from unifyparams.layouts import Shape
 
@@ -128,7 +129,12 @@ class KerasAdapter(Adapter):
     def write(self, native: Any, value: np.ndarray) -> None:
         if isinstance(native, PendingVariable):  # an unbuilt layer: build it for this value, then assign
             native = native.build_layer(tuple(value.shape))
-        native.assign(value)
+        source = contiguous_source(value)
+        if source is not None:  # a transposed view: transpose with the backend's op, not NumPy's
+            base, perm = source
+            native.assign(self.keras.ops.transpose(self.keras.ops.convert_to_tensor(base), perm))
+        else:
+            native.assign(value)
 
     def grad(self, native: Any) -> np.ndarray | None:
         if self.backend == "torch":

@@ -29,6 +29,9 @@ class LeafPlan:
     src_leaves: tuple[str, ...]
     conversion: str
     compute: Getter
+    #: For plans that copy one source tensor (possibly permuted, same shape): that source, so a
+    #: port can validate shapes and dtypes without reading any values.
+    source: Param | None = None
 
 
 def permute_flatten_input(weight: np.ndarray, channels: int, to_channels_last: bool) -> np.ndarray:
@@ -56,7 +59,7 @@ def plan_leaves(
     problems: list[str] = []
     for leaf, p in dst.items():
         if leaf in src:
-            plans.append(LeafPlan(leaf, (leaf,), "copy", _value(src[leaf])))
+            plans.append(LeafPlan(leaf, (leaf,), "copy", _value(src[leaf]), src[leaf]))
             continue
         plan = _recurrent_bias(family, leaf, src, p)
         if plan is None:

@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 
 from ..access import params
-from ..errors import UnifyParamsError
-from ..param import format_shape
+from ..errors import DtypeMismatchError, ShapeMismatchError, UnifyParamsError
+from ..param import Param, format_shape
 from ..paramset import ParamSet
 from .convert import LeafPlan, permute_flatten_input, plan_leaves
 from .layers import Layer, group_layers
@@ -178,20 +178,24 @@ def port(
                 src_channels_last, dst_channels_last = _is_channels_last(s), _is_channels_last(d)
             _compare_hyperparameters(s, d, report)
 
+    streaming = all(p.materialized for p in dst_ps.values())
     state: dict[str, np.ndarray] = {}
+    planned: set[str] = set()
     for dst_name, plan, dst_param in plans:
-        source = ", ".join(plan.src_leaves)
-        row = PortRow(source, dst_name, format_shape(dst_param.shape), plan.conversion)
+        row = PortRow(", ".join(plan.src_leaves), dst_name, format_shape(dst_param.shape), plan.conversion)
         try:
-            value = plan.compute()
-            dst_param.prepare(value)
-            state[dst_name] = value
+            if streaming and plan.source is not None:
+                _check_fits(plan.source, dst_param)  # shapes and dtypes: no values read yet
+            else:
+                state[dst_name] = plan.compute()
+                dst_param.prepare(state[dst_name])
+            planned.add(dst_name)
         except UnifyParamsError as exc:
             row.problem = str(exc)
             report.problems.append(f"{dst_name}: {exc}")
         report.rows.append(row)
     for name in dst_ps:
-        if name not in state and not any(r.destination == name for r in report.rows):
+        if name not in planned and not any(r.destination == name for r in report.rows):
             report.problems.append(f"destination parameter {name!r} receives no value")
 
     if report.problems and strict:
@@ -200,10 +204,39 @@ def port(
             + "\n  - ".join(report.problems[:20]),
             report,
         )
-    if not dry_run:
+    if dry_run:
+        return report
+    if not streaming:  # a destination waiting for its shapes: ParamSet.load fills whole blocks
+        for dst_name, plan, _ in plans:
+            if dst_name in planned and dst_name not in state:
+                state[dst_name] = plan.compute()
         dst_ps.load(state, strict=False)
-        report.applied = True
+    else:
+        # Validated above; one tensor at a time, so peak memory is source + destination + one
+        # tensor. Tied destination names share one storage: written once.
+        written: set[Any] = set()
+        for dst_name, plan, dst_param in plans:
+            if dst_name not in planned or dst_param.storage_key in written:
+                continue
+            written.add(dst_param.storage_key)
+            value = state.pop(dst_name, None)
+            dst_param.write_native(dst_param.prepare(plan.compute() if value is None else value))
+    report.applied = True
     return report
+
+
+def _check_fits(source: Param, dst: Param) -> None:
+    """Shape and dtype compatibility of a copy, from metadata alone."""
+    if tuple(source.shape) != tuple(dst.shape):
+        raise ShapeMismatchError(
+            f"parameter {dst.name!r} has canonical shape {format_shape(dst.shape)} but its source "
+            f"{source.name!r} has shape {format_shape(source.shape)}"
+        )
+    if source.dtype != dst.dtype and not np.can_cast(source.dtype, dst.dtype, "same_kind"):
+        raise DtypeMismatchError(
+            f"parameter {dst.name!r} holds {dst.dtype} but its source {source.name!r} holds {source.dtype}, "
+            f"a cast that can lose information"
+        )
 
 
 def _is_channels_last(layer: Layer) -> bool:
@@ -240,6 +273,7 @@ def _with_flatten(plan: LeafPlan, channels: int, to_channels_last: bool, report:
         plan.src_leaves,
         f"{plan.conversion}; flatten permutation ({direction}, C={channels})",
         lambda: permute_flatten_input(inner(), channels, to_channels_last),
+        plan.source,
     )
 
 
