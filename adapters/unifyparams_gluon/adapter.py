@@ -1,12 +1,13 @@
 """The MXNet Gluon adapter: ``gluon.Block`` parameters through the unifyparams primitives.
 
 Gluon's layouts already are the canonical ones (dense (out, in), NCHW convolutions, PyTorch's gate
-orders), so the adapter renames (``gamma`` -> ``weight``, ``l0_i2h_weight`` -> ``weight_ih_l0``)
-and converts arrays. It works on plain and hybridized blocks, in NDArray and NumPy mode.
+orders), so the adapter mostly renames (``gamma`` -> ``weight``, ``l0_i2h_weight`` ->
+``weight_ih_l0``) and moves arrays. It works on plain and hybridized blocks, in NDArray and NumPy
+mode (``npx.set_np()``), and with deferred initialization (unknown dimensions read as ``None``).
 
->>> mx = import_mxnet(); nn = mx.gluon.nn                                # doctest: +SKIP
+>>> from unifyparams_gluon import import_mxnet; mx = import_mxnet(); nn = mx.gluon.nn  # doctest: +SKIP
 >>> net = nn.HybridSequential(); net.add(nn.Dense(4, in_units=3)); net.initialize()  # doctest: +SKIP
->>> up.params(net)["0.weight"].shape, up.params(net)["0.weight"].native_name       # doctest: +SKIP
+>>> p = up.params(net)["0.weight"]; p.shape, p.native_name                            # doctest: +SKIP
 ((4, 3), 'dense0_weight')
 """
 
@@ -18,15 +19,15 @@ from typing import Any, ClassVar
 import numpy as np
 
 from unifyparams import Adapter, Slot
-from unifyparams.errors import NotMaterializedError, TieError
+from unifyparams.errors import NotMaterializedError, TieError, UnifyParamsError
 from unifyparams.layouts import Shape
 
-from . import structure
+from . import naming, running, sharing, structure
 from .compat import INSTALL_HINT, import_mxnet
 
 
 class GluonAdapter(Adapter):
-    """Adapter for MXNet Gluon 1.9.1 blocks."""
+    """Adapter for MXNet Gluon 1.9.1 blocks (``mxnet.gluon.Block`` and its subclasses)."""
 
     name: ClassVar[str] = "gluon"
     framework_module: ClassVar[str] = "mxnet"
@@ -35,9 +36,8 @@ class GluonAdapter(Adapter):
     builders: ClassVar[str] = "unifyparams_gluon.builders:GluonModels"
 
     def __init__(self) -> None:
-        self.mx = import_mxnet()
+        self.mx = import_mxnet()  # applies the numpy.bool shim; AdapterUnavailableError if it cannot load
         self.Block = self.mx.gluon.Block
-        self.Parameter = self.mx.gluon.Parameter
         self.autograd = self.mx.autograd
 
     # --- discovery and enumeration --------------------------------------------------------------
@@ -49,12 +49,13 @@ class GluonAdapter(Adapter):
 
     # --- describing one Parameter ---------------------------------------------------------------
     def native_shape(self, native: Any) -> Shape:
-        """Gluon marks dimensions it has not inferred yet as 0 (-1 in NumPy mode): ``None`` here."""
-        shape = native.shape
+        """Gluon marks dimensions it has not inferred yet as 0 (shown as -1 in NumPy mode): ``None``
+        here. Read from ``_shape``, which does not depend on the global NumPy-shape flag."""
+        shape = native._shape
         if shape is None:
             return ()
         if native._data is not None:
-            return tuple(int(d) for d in shape)
+            return tuple(int(d) for d in native._data[0].shape)
         return tuple(None if int(d) <= 0 else int(d) for d in shape)
 
     def dtype(self, native: Any) -> np.dtype:
@@ -64,84 +65,121 @@ class GluonAdapter(Adapter):
         return native.grad_req != "null"
 
     def has_values(self, native: Any) -> bool:
+        """False until Gluon initialized the Parameter (deferred, or ``initialize()`` not called)."""
         return native._data is not None
 
     # --- values ---------------------------------------------------------------------------------
     def read(self, native: Any) -> np.ndarray:
+        """``data().asnumpy()`` (a copy) from the first context; works for NDArray and mxnet.numpy."""
         if native._data is None:
-            raise NotMaterializedError(f"Gluon parameter {native.name!r} is not initialized yet")
-        return native.list_data()[0].asnumpy()
+            raise NotMaterializedError(_not_initialized(native))
+        return native._data[0].asnumpy()
 
     def write(self, native: Any, value: np.ndarray) -> None:
-        """In place on every context, outside autograd; a deferred parameter is first given the
-        value's shape and initialized (as Gluon's own deferred initialization would)."""
+        """In place on every context, outside autograd recording; the Parameter object stays.
+
+        As ``Parameter.set_data`` does, a Trainer that keeps its own copy on a kvstore is told to
+        refresh it. A Parameter without values yet (deferred shape, or ``initialize()`` never
+        called) is initialized with ``value`` itself, on the contexts it was meant for.
+        """
         if native._data is None:
-            self._initialize_for(native, tuple(value.shape))
+            self._initialize_with(native, value)
+            return
+        trainer = native._trainer
+        if trainer is not None and trainer._kv_initialized and trainer._update_on_kvstore:
+            if native not in trainer._params_to_init:
+                trainer._reset_kvstore()
         with self.autograd.pause():
-            for data in native.list_data():
-                data[:] = self._array_like(data, value)
+            for data in native._data:
+                data[:] = value
 
-    def _array_like(self, data: Any, value: np.ndarray) -> Any:
-        if isinstance(data, self.mx.np.ndarray):  # NumPy mode (a subclass of NDArray: test it first)
-            return self.mx.np.array(value, dtype=value.dtype, ctx=data.ctx)
-        return self.mx.nd.array(value, dtype=value.dtype, ctx=data.context)
-
-    def _initialize_for(self, native: Any, shape: tuple[int, ...]) -> None:
-        native.shape = shape
+    def _initialize_with(self, native: Any, value: np.ndarray) -> None:
+        mx = self.mx
+        native.shape = tuple(int(d) for d in value.shape)
+        make = mx.np.array if mx.util.is_np_array() else mx.nd.array
+        data = make(value, dtype=value.dtype, ctx=mx.cpu())
         if native._deferred_init:
-            native._finish_deferred_init()
+            init, ctx, default_init, _ = native._deferred_init
+            native._deferred_init = (init, ctx, default_init, data)
+            native._finish_deferred_init()  # Gluon's own path, which runs the on_materialized hook:
+            with self.autograd.pause():  # a waiting initializer it applied must not win over value
+                for array in native._data:
+                    array[:] = value
         else:
-            native.initialize(ctx=self.mx.cpu())
+            native._load_init(data, [mx.context.current_context()])  # where initialize() would put it
 
     def grad(self, native: Any) -> np.ndarray | None:
+        """The gradient buffer; with several contexts, their sum (what a Trainer applies)."""
         if native.grad_req == "null" or native._grad is None:
             return None
-        return native.list_grad()[0].asnumpy()
+        grads = [g.asnumpy() for g in native._grad]
+        return grads[0] if len(grads) == 1 else np.sum(grads, axis=0)
 
     def to_numpy(self, value: Any) -> np.ndarray:
-        if isinstance(value, (list, tuple)):
-            value = value[0]
+        value = running.primary_output(value)
         return value.asnumpy() if hasattr(value, "asnumpy") else np.asarray(value)
 
     # --- running the model ----------------------------------------------------------------------
-    def as_inputs(self, inputs: tuple[Any, ...]) -> list[Any]:
-        """NumPy inputs as MXNet arrays of the kind the current mode expects."""
-        make = self.mx.np.array if self.mx.util.is_np_array() else self.mx.nd.array
-        return [make(np.asarray(x), dtype=np.asarray(x).dtype) for x in inputs]
-
     def backward(self, model: Any, inputs: tuple[Any, ...], loss: Callable[[Any], Any] | None = None) -> None:
-        """``autograd.record()`` forward, then ``loss(output).backward()`` (default: sum of outputs)."""
-        args = self.as_inputs(inputs)
-        with self.autograd.record():
-            out = model(*args)
-            if isinstance(out, (list, tuple)):
-                out = out[0]
-            value = out.sum() if loss is None else loss(out)
-        value.backward()
+        """``autograd.record()`` forward (training mode, Gluon's default), then
+        ``loss(output).backward()``; the default loss is the sum of the output. Gradient buffers
+        are zeroed first, so they hold this pass only (also with ``grad_req='add'``). Runs in the
+        array mode the model was built in (NumPy mode or not), whatever the global mode is."""
+        with running.model_mode(model):
+            args = running.as_inputs(model, inputs)
+            self._zero_grads(model)
+            with self.autograd.record():
+                out = running.primary_output(model(*args))
+                value = out.sum() if loss is None else loss(out)
+                if not isinstance(value, self.mx.nd.NDArray) or value.size != 1:
+                    got = tuple(value.shape) if isinstance(value, self.mx.nd.NDArray) else type(value).__name__
+                    raise UnifyParamsError(
+                        f"the loss must return a one-element MXNet array; received {got}. "
+                        f"Reduce it, e.g. loss=lambda out: ((out - target) ** 2).mean()."
+                    )
+            value.backward()
+
+    def _zero_grads(self, model: Any) -> None:
+        with self.autograd.pause():
+            for param in running.parameters(model):
+                if param.grad_req != "null" and param._grad is not None:
+                    for g in param._grad:
+                        g[:] = 0
 
     def materialize(self, model: Any, inputs: tuple[Any, ...] | None, input_shape: tuple[int, ...] | None) -> None:
-        """One forward pass, not recorded, resolves deferred shapes."""
+        """One forward pass, not recorded and in inference mode, resolves deferred shapes.
+
+        Parameters never initialized get Gluon's ``initialize()`` first (Gluon runs nothing before
+        it); initialized ones keep their values. A failure raises NotMaterializedError naming the
+        block it happened in.
+        """
         if inputs is None:
             if input_shape is None:
                 raise NotMaterializedError("materialize needs inputs or input_shape; received neither")
             inputs = (np.zeros(input_shape, dtype=np.float32),)
-        try:
-            with self.autograd.pause(train_mode=False):
-                model(*self.as_inputs(inputs))
-        except Exception as exc:
-            shapes = [tuple(np.shape(x)) for x in inputs]
-            waiting = [s.name for s in self.walk(model) if s.native._data is None]
-            where = f"; blocks still waiting: {', '.join(sorted({n.rsplit('.', 1)[0] for n in waiting})[:5])}" if waiting else ""
-            raise NotMaterializedError(
-                f"running {type(model).__name__} on inputs of shape {shapes} to infer parameter shapes failed"
-                f"{where}: {exc}"
-            ) from exc
+        for param in running.parameters(model):
+            if param._data is None and not param._deferred_init:
+                param.initialize()
+        shapes = [tuple(np.shape(x)) for x in inputs]
+        with running.model_mode(model), running.BlockTracker(model) as tracker:
+            try:
+                with self.autograd.pause(train_mode=False):
+                    model(*running.as_inputs(model, inputs))
+            except Exception as exc:
+                where = tracker.failed(exc) or f"model {type(model).__name__}"
+                waiting = sorted({s.name.rsplit(".", 1)[0] for s in self.walk(model) if s.native._data is None})
+                still = f"; blocks still waiting for shapes: {', '.join(waiting[:5])}" if waiting else ""
+                raise NotMaterializedError(
+                    f"running {type(model).__name__} on inputs of shape {shapes} to infer parameter shapes "
+                    f"failed in {where}{still}: {running.short_error(exc)}. Check the input's rank and "
+                    f"feature size against that block."
+                ) from exc
 
     def on_materialized(self, model: Any, callback: Callable[[], None]) -> bool:
         """Gluon finishes deferred initialization inside the forward pass, right before it reads the
         values: wrap each waiting Parameter's ``_finish_deferred_init`` to call ``callback()`` after."""
-        waiting = [s.native for s in self.walk(model) if s.native._data is None]
-        for param in {id(p): p for p in waiting}.values():
+        waiting = [p for p in running.parameters(model) if p._data is None]
+        for param in waiting:
             param._finish_deferred_init = _calling_after(param, param._finish_deferred_init, callback)
         return bool(waiting)
 
@@ -149,26 +187,17 @@ class GluonAdapter(Adapter):
     def check_tie(self, target: Slot, source: Slot) -> str | None:
         if source.native._data is None or target.native._data is None:
             return "their shapes are not known yet (deferred initialization); call up.materialize first"
-        if source.native.grad_req != target.native.grad_req:
-            return f"grad_req differs ({source.native.grad_req!r} vs {target.native.grad_req!r})"
         return None
 
-    def _install(self, block: Any, old: Any, new: Any) -> None:
-        attr = structure.attribute_of(block, old)
-        block._reg_params[attr] = new
-        object.__setattr__(block, attr, new)  # Block.__setattr__ refuses to override a Parameter
-        params = block._params._params
-        params.pop(old.name, None)
-        params[new.name] = new
-
     def tie(self, root: Any, target: Slot, source: Slot) -> None:
+        """``target``'s block uses ``source``'s Parameter (which keeps its own grad_req)."""
         reason = self.check_tie(target, source)
         if reason:
             raise TieError(f"cannot tie {target.name!r} to {source.name!r}: {reason}. Nothing was changed.")
-        self._install(target.block, target.native, source.native)
-        structure.clear_cached_graphs(root)
+        sharing.share(root, target.block, target.native, source.native)
 
     def untie(self, root: Any, slot: Slot) -> None:
+        """``slot``'s block gets a new Parameter holding the current values (same grad_req)."""
         old, block = slot.native, slot.block
         aliases = [s for s in self.walk(root) if s.native is old and s.name != slot.name]
         if aliases and all(s.block is block for s in aliases):
@@ -176,15 +205,7 @@ class GluonAdapter(Adapter):
                 f"{slot.name!r} is shared because its block is one object reached also as "
                 f"{[s.name for s in aliases]}; give that position its own block instead"
             )
-        fresh = self.Parameter(
-            f"{old.name}_untied{id(block) % 10000}", grad_req=old.grad_req, shape=old.shape, dtype=old.dtype,
-            init=old.init, allow_deferred_init=False,
-        )
-        fresh.initialize(ctx=old.list_ctx())
-        with self.autograd.pause():
-            fresh.set_data(old.data().copy())
-        self._install(block, old, fresh)
-        structure.clear_cached_graphs(root)
+        sharing.unshare(root, block, old)
 
     # --- facts porting needs ----------------------------------------------------------------------
     def layer_config(self, block: Any) -> Mapping[str, float]:
@@ -198,8 +219,13 @@ class GluonAdapter(Adapter):
         return config
 
     def channels_last(self, block: Any) -> bool:
-        layout = getattr(block, "_kwargs", {}).get("layout", "") if isinstance(getattr(block, "_kwargs", None), dict) else ""
-        return bool(layout) and layout.endswith("C")
+        return naming.channels_last(block)
+
+
+def _not_initialized(native: Any) -> str:
+    if native._deferred_init:
+        return f"Gluon parameter {native.name!r} waits for its shape (deferred initialization)"
+    return f"Gluon parameter {native.name!r} is not initialized: call initialize() on its block"
 
 
 def _calling_after(param: Any, original: Callable[[], None], callback: Callable[[], None]) -> Callable[[], None]:

@@ -1,53 +1,53 @@
 """Walking a Gluon block: canonical names from the user's attribute paths.
 
 Gluon's ``collect_params()`` keys carry global counters (``dense0_weight``); the names here are
-attribute paths, as ``save_parameters`` uses: positions in sequential containers, attribute names
-of custom blocks. Gluon does not register lists or dicts of blocks by itself (users call
-``register_child``); a child that sits in a list or dict attribute is named by where the user
-reaches it (``encoder.0``, ``heads.cls``).
+attribute paths, as ``save_parameters`` uses (``_collect_params_with_prefix``): positions in
+sequential containers, attribute names of custom blocks. Gluon does not register lists or dicts of
+blocks by itself (users call ``register_child``); a registered child that sits in a list, tuple or
+dict attribute is named by where the user reaches it (``encoder.0``, ``heads.cls``, ``stages.1.0``),
+any other by its registered child name.
+
+>>> [s.name for s in walk(net)]                    # doctest: +SKIP
+['0.weight', '0.bias', '2.weight', '2.bias']
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import cache
 from typing import Any
 
 from unifyparams import Slot
-from unifyparams.layouts import IDENTITY
 
-from .naming import canonical_leaf
+from .naming import canonical_leaves, native_layout
 
 
 def kind_names(block: Any) -> tuple[str, ...]:
+    """The class names of ``block``'s type and its bases (naming rules match any of them)."""
     return tuple(c.__name__ for c in type(block).__mro__)
 
 
-def _norm_kind(block: Any) -> str:
-    """The class name, or the normalization base class a user's subclass derives from."""
-    for name in kind_names(block):
-        if name in ("BatchNorm", "SyncBatchNorm", "LayerNorm", "GroupNorm", "InstanceNorm"):
-            return name
-    return type(block).__name__
+def _containers(value: Any, path: str, found: dict[int, str], block_type: type, depth: int = 0) -> None:
+    """Record ``{id(block): "attr.i.key"}`` for blocks nested in lists, tuples and dicts."""
+    if depth > 8:
+        return
+    if isinstance(value, (list, tuple)):
+        items: Any = enumerate(value)
+    elif isinstance(value, dict):
+        items = value.items()
+    else:
+        if isinstance(value, block_type):
+            found.setdefault(id(value), path)
+        return
+    for key, item in items:
+        _containers(item, f"{path}.{key}", found, block_type, depth + 1)
 
 
-def _container_paths(block: Any) -> dict[int, str]:
-    """``{id(child): "attr.i" | "attr.key"}`` for blocks held in list, tuple or dict attributes."""
-    from mxnet.gluon import Block
+@cache
+def _block_type() -> type:
+    from mxnet.gluon import Block  # the adapter imported MXNet before any walk
 
-    paths: dict[int, str] = {}
-    for attr, value in vars(block).items():
-        if attr.startswith("_"):
-            continue
-        if isinstance(value, (list, tuple)):
-            items = [(str(i), v) for i, v in enumerate(value)]
-        elif isinstance(value, dict):
-            items = [(str(k), v) for k, v in value.items()]
-        else:
-            continue
-        for key, child in items:
-            if isinstance(child, Block):
-                paths.setdefault(id(child), f"{attr}.{key}")
-    return paths
+    return Block
 
 
 def children(block: Any) -> list[tuple[str, Any]]:
@@ -55,8 +55,18 @@ def children(block: Any) -> list[tuple[str, Any]]:
     registered = list(block._children.items())
     if not registered:
         return []
-    in_containers = _container_paths(block)
-    return [(in_containers.get(id(child), name), child) for name, child in registered]
+    attrs = vars(block)
+    in_containers: dict[int, str] = {}
+    for attr, value in attrs.items():
+        if not attr.startswith("_") and isinstance(value, (list, tuple, dict)):
+            _containers(value, attr, in_containers, _block_type())
+    named = []
+    for name, child in registered:
+        if attrs.get(name) is child:  # a plain attribute: its registered name is its attribute name
+            named.append((name, child))
+        else:
+            named.append((in_containers.get(id(child), name), child))
+    return named
 
 
 def child(block: Any, part: str) -> Any:
@@ -68,25 +78,43 @@ def child(block: Any, part: str) -> Any:
 
 
 def walk(root: Any) -> Iterator[Slot]:
-    """Every Parameter under ``root``: a block's own parameters, then its children's."""
-    root_kind = type(root).__name__
-    yield from _walk(root, (), (), frozenset(), root_kind)
+    """Every Parameter under ``root``: a block's own parameters, then its children's (the order of
+    ``_collect_params_with_prefix``). A Parameter reachable under several names (``params=``
+    sharing, a block used twice) is yielded under each."""
+    yield from _walk(root, (), (), frozenset(), type(root).__name__)
 
 
-def _walk(block: Any, path: tuple[str, ...], kinds: tuple[str, ...], ancestors: frozenset[int],
-          root_kind: str) -> Iterator[Slot]:
-    if id(block) in ancestors:
+def _walk(
+    block: Any, path: tuple[str, ...], kinds: tuple[str, ...], ancestors: frozenset[int], root_kind: str
+) -> Iterator[Slot]:
+    if id(block) in ancestors:  # a block that contains itself: stop instead of recursing forever
         return
     ancestors = ancestors | {id(block)}
-    kind = _norm_kind(block)
     prefix = ".".join(path) + "." if path else ""
+    leaves = canonical_leaves(kind_names(block), tuple(block._reg_params))
     for attr, param in block._reg_params.items():
-        leaf, role = canonical_leaf(kind, attr)
-        yield Slot(prefix + leaf, param.name, param, role, IDENTITY, path, kinds, block, root_kind)
+        leaf, role = leaves[attr]
+        yield Slot(prefix + leaf, param.name, param, role, native_layout(block, attr), path, kinds, block, root_kind)
     for name, sub in children(block):
         parts = tuple(name.split("."))
-        container_kinds = ("list",) * (len(parts) - 1)
-        yield from _walk(sub, path + parts, kinds + container_kinds + (type(sub).__name__,), ancestors, root_kind)
+        holders = _holder_kinds(block, parts)
+        yield from _walk(sub, path + parts, kinds + holders + (type(sub).__name__,), ancestors, root_kind)
+
+
+def _holder_kinds(block: Any, parts: tuple[str, ...]) -> tuple[str, ...]:
+    """Kinds of the containers between ``block`` and a child named ``attr.i.key``: list, dict..."""
+    kinds: list[str] = []
+    node: Any = block
+    for part in parts[:-1]:
+        node = vars(node).get(part) if not isinstance(node, (list, tuple, dict)) else _item(node, part)
+        kinds.append(type(node).__name__ if node is not None else "")
+    return tuple(kinds)
+
+
+def _item(container: Any, key: str) -> Any:
+    if isinstance(container, dict):
+        return container.get(key, container.get(int(key)) if key.isdigit() else None)
+    return container[int(key)]
 
 
 def attribute_of(block: Any, param: Any) -> str:
@@ -97,8 +125,8 @@ def attribute_of(block: Any, param: Any) -> str:
     raise KeyError(f"{param.name!r} is not registered on {type(block).__name__}")
 
 
-def clear_cached_graphs(root: Any) -> None:
-    """Hybridized blocks cache a graph over their parameters: drop it after a structure change."""
+def blocks(root: Any) -> Iterator[Any]:
+    """Every block under ``root`` (``root`` first), each once."""
     stack = [root]
     seen: set[int] = set()
     while stack:
@@ -106,7 +134,13 @@ def clear_cached_graphs(root: Any) -> None:
         if id(block) in seen:
             continue
         seen.add(id(block))
+        yield block
+        stack.extend(reversed(list(block._children.values())))
+
+
+def clear_cached_graphs(root: Any) -> None:
+    """Hybridized blocks cache a graph over their parameters: drop it after a structure change."""
+    for block in blocks(root):
         clear = getattr(block, "_clear_cached_op", None)
         if clear is not None:
             clear()
-        stack.extend(block._children.values())
