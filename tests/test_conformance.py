@@ -15,7 +15,7 @@ import pytest
 
 import unifyparams as up
 from unifyparams.conformance import all_scenarios, run_scenario
-from unifyparams.conformance.worker import load_builders
+from unifyparams.conformance.worker import load_builders, load_known_failures
 
 BACKENDS = ["torch", "keras", "gluon"]
 SCENARIOS = all_scenarios()
@@ -35,7 +35,7 @@ def test_scenario(backend: str, scenario_id: str) -> None:
         SCENARIOS[scenario_id],
         kit,
         missing=dict(adapter.missing_capabilities),
-        known_failures=dict(getattr(type(adapter), "known_failures", {}) or {}),
+        known_failures=load_known_failures(type(adapter)),
         backend=backend,
     )
     label = f"{backend}[{os.environ.get('KERAS_BACKEND', 'tensorflow')}]" if backend == "keras" else backend

@@ -45,8 +45,62 @@ def select_scenarios(pattern: str | None) -> list[Scenario]:
 
 
 def load_known_failures(adapter_cls: Any) -> dict[str, str]:
-    """``{scenario id: reason}`` from the adapter's ``known_failures`` mapping, if any."""
-    return dict(getattr(adapter_cls, "known_failures", {}) or {})
+    """``{scenario id: reason}`` from the adapter class's ``known_failures`` attribute.
+
+    The attribute is a mapping ``{scenario id: reason}`` or the path of a text file with one
+    ``scenario.id  # reason`` per line (blank lines and ``#`` comment lines are ignored; a
+    relative path is read next to the module of the class that sets it). A listed scenario that
+    fails is an ``xfail``, one that passes an ``xpass`` (a failure). Ids that name no scenario,
+    and malformed lines, are reported as a :class:`UserWarning` and ignored.
+
+    >>> class MyAdapter:
+    ...     known_failures = {"tie.bad_ties": "refuses ties with a different message"}
+    >>> load_known_failures(MyAdapter)
+    {'tie.bad_ties': 'refuses ties with a different message'}
+    """
+    import os
+    import warnings
+    from pathlib import Path
+
+    from ..errors import closest_names
+
+    spec = getattr(adapter_cls, "known_failures", None)
+    name = getattr(adapter_cls, "name", "") or getattr(adapter_cls, "__name__", "?")
+    if not spec:
+        return {}
+    problems: list[str] = []
+    if isinstance(spec, (str, os.PathLike)):
+        path = Path(spec)
+        if not path.is_absolute():
+            owner = next((c for c in getattr(adapter_cls, "__mro__", ()) if "known_failures" in vars(c)), adapter_cls)
+            module_file = getattr(sys.modules.get(owner.__module__), "__file__", None)
+            path = (Path(module_file).parent if module_file else Path.cwd()) / path
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            warnings.warn(f"adapter {name!r}: cannot read its known_failures file: {exc}", UserWarning, stacklevel=2)
+            return {}
+        known: dict[str, str] = {}
+        for number, line in enumerate(text.splitlines(), 1):
+            sid, _, reason = line.partition("#")
+            sid = sid.strip()
+            if not sid:
+                continue
+            if len(sid.split()) != 1:
+                problems.append(f"{path}:{number}: expected 'scenario.id  # reason', received {line.strip()!r}")
+                continue
+            known[sid] = reason.strip() or f"listed in {path.name}"
+    else:
+        known = {str(k): str(v) for k, v in dict(spec).items()}
+    ids = all_scenarios()
+    for sid in known:
+        if sid not in ids:
+            problems.append(
+                f"{sid!r} names no scenario (closest: {', '.join(closest_names(sid, ids, 3))}); ignored"
+            )
+    for problem in problems:
+        warnings.warn(f"adapter {name!r} known_failures: {problem}", UserWarning, stacklevel=2)
+    return {sid: reason for sid, reason in known.items() if sid in ids}
 
 
 def run_row(

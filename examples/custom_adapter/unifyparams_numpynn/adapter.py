@@ -1,0 +1,172 @@
+"""The unifyparams adapter for numpynn: the few primitives of :class:`unifyparams.Adapter`.
+
+numpynn is imported when the adapter is instantiated, never when this module is imported, so
+``up.available_adapters()`` stays cheap.
+
+>>> import numpynn as nn, unifyparams as up
+>>> up.params(nn.Sequential(nn.Dense(3, in_features=5)))["0.weight"].shape   # doctest: +SKIP
+(3, 5)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from unifyparams import Adapter, NotMaterializedError, Role, Slot, TieError
+from unifyparams.layouts import IDENTITY, GateOrder, Layout, Transpose
+
+DENSE_T = Transpose((1, 0))  # kernel (in, out) -> weight (out, in)
+GRU_GATES = GateOrder((1, 0, 2), axis=0)  # numpynn (z, r, n) -> canonical (r, z, n)
+
+#: ``{layer class name: {attribute: (canonical leaf, role, layout)}}``.
+RULES: dict[str, dict[str, tuple[str, str, Layout]]] = {
+    "Dense": {"kernel": ("weight", Role.WEIGHT, DENSE_T), "bias": ("bias", Role.BIAS, IDENTITY)},
+    "Embedding": {"embeddings": ("weight", Role.WEIGHT, IDENTITY)},
+    "LayerNorm": {"gamma": ("weight", Role.SCALE, IDENTITY), "beta": ("bias", Role.SHIFT, IDENTITY)},
+    "BatchNorm": {
+        "gamma": ("weight", Role.SCALE, IDENTITY),
+        "beta": ("bias", Role.SHIFT, IDENTITY),
+        "moving_mean": ("running_mean", Role.RUNNING_MEAN, IDENTITY),
+        "moving_variance": ("running_var", Role.RUNNING_VAR, IDENTITY),
+    },
+    "LSTM": {
+        "kernel": ("weight_ih_l0", Role.WEIGHT, DENSE_T),
+        "recurrent_kernel": ("weight_hh_l0", Role.WEIGHT, DENSE_T),
+        "bias": ("bias_l0", Role.BIAS, IDENTITY),
+    },
+    "GRU": {
+        "kernel": ("weight_ih_l0", Role.WEIGHT, DENSE_T.then(GRU_GATES)),
+        "recurrent_kernel": ("weight_hh_l0", Role.WEIGHT, DENSE_T.then(GRU_GATES)),
+        "input_bias": ("bias_ih_l0", Role.BIAS, GRU_GATES),
+        "recurrent_bias": ("bias_hh_l0", Role.BIAS, GRU_GATES),
+    },
+}
+
+
+def conv_layout(rank: int) -> Layout:
+    """Kernel (*k, C, O) -> weight (O, C, *k)."""
+    return Transpose((rank + 1, rank) + tuple(range(rank)))
+
+
+def describe(block: Any, attr: str) -> tuple[str, str, Layout]:
+    """Canonical leaf, role and layout of ``block.<attr>``; unknown variables keep their name."""
+    for cls in type(block).__mro__:
+        rule = RULES.get(cls.__name__, {}).get(attr)
+        if rule is not None:
+            return rule
+        if cls.__name__ == "Conv" and attr in ("kernel", "bias"):
+            return ("weight", Role.WEIGHT, conv_layout(block.rank)) if attr == "kernel" else ("bias", Role.BIAS, IDENTITY)
+    return attr, Role.OTHER, IDENTITY
+
+
+class NumpyNNAdapter(Adapter):
+    """numpynn models for unifyparams; a complete third-party adapter in ~150 lines."""
+
+    name = "numpynn"
+    framework_module = "numpynn"
+    install_hint = "pip install -e examples/custom_adapter"
+    builders = "unifyparams_numpynn.builders:NumpyNNBuilders"
+    #: Scenarios known to fail, one ``scenario.id  # reason`` per line (read by the conformance suite).
+    known_failures = Path(__file__).with_name("known_failures.txt")
+
+    def __init__(self) -> None:
+        import numpynn
+
+        self.nn = numpynn
+
+    def owns(self, obj: Any) -> bool:
+        return isinstance(obj, self.nn.Module)
+
+    def walk(self, root: Any) -> Iterator[Slot]:
+        yield from self._walk(root, (), (), type(root).__name__)
+
+    def _walk(self, block: Any, path: tuple[str, ...], kinds: tuple[str, ...], root_kind: str) -> Iterator[Slot]:
+        for attr, var in block.variables():
+            leaf, role, layout = describe(block, attr)
+            native_name = "/".join(path + (attr,))
+            yield Slot(".".join(path + (leaf,)), native_name, var, role, layout, path, kinds, block, root_kind)
+        for name, child in block.children():
+            yield from self._walk(child, path + (name,), kinds + (type(child).__name__,), root_kind)
+
+    # --- one native variable ---------------------------------------------------------------
+    def native_shape(self, native: Any) -> tuple[int | None, ...]:
+        return native.shape
+
+    def dtype(self, native: Any) -> np.dtype:
+        return native.dtype
+
+    def trainable(self, native: Any) -> bool:
+        return native.trainable
+
+    def has_values(self, native: Any) -> bool:
+        return native.value is not None
+
+    def read(self, native: Any) -> np.ndarray:
+        if native.value is None:
+            raise NotMaterializedError("this numpynn variable waits for its layer's first input")
+        return native.value.view()
+
+    def write(self, native: Any, value: np.ndarray) -> None:
+        native.assign(value)
+
+    def writable_view(self, native: Any) -> np.ndarray | None:
+        return native.value
+
+    def grad(self, native: Any) -> np.ndarray | None:
+        return native.grad
+
+    # --- running ---------------------------------------------------------------------------
+    def backward(self, model: Any, inputs: tuple[Any, ...], loss: Callable[[Any], Any] | None = None) -> None:
+        if loss is not None:
+            raise NotImplementedError("numpynn backpropagates only the default loss, the sum of the outputs")
+        self.nn.backward(model, *inputs)
+
+    def materialize(self, model: Any, inputs: tuple[Any, ...] | None, input_shape: tuple[int, ...] | None) -> None:
+        if inputs is None:
+            if input_shape is None:
+                raise NotMaterializedError("materialize needs inputs or input_shape; received neither")
+            inputs = (np.zeros(input_shape, np.float32),)
+        try:
+            model(*inputs)
+        except self.nn.LayerError as exc:
+            shapes = [tuple(np.shape(x)) for x in inputs]
+            raise NotMaterializedError(
+                f"running {type(model).__name__} on inputs of shape {shapes} failed in block {exc.path!r}: "
+                f"{exc.cause}. Check the input's feature size against that block."
+            ) from exc
+
+    def on_materialized(self, model: Any, callback: Callable[[], None]) -> bool:
+        waiting = [m for m in model.modules() if not m.built]
+        for module in waiting:
+            module.add_build_callback(callback)
+        return bool(waiting)
+
+    # --- structure changes -----------------------------------------------------------------
+    @staticmethod
+    def _attr(slot: Slot) -> str:
+        return slot.native_name.rsplit("/", 1)[-1]
+
+    def tie(self, root: Any, target: Slot, source: Slot) -> None:
+        setattr(target.block, self._attr(target), source.native)
+
+    def untie(self, root: Any, slot: Slot) -> None:
+        aliases = [s for s in self.walk(root) if s.native is slot.native and s.name != slot.name]
+        if aliases and all(s.block is slot.block for s in aliases):
+            raise TieError(
+                f"{slot.name!r} is shared because one numpynn layer object is used under several names "
+                f"({[s.name for s in aliases]}); build a separate layer for one of the uses instead"
+            )
+        old = slot.native
+        fresh = self.nn.Variable(np.array(old.value, copy=True), trainable=old.trainable, dtype=old.dtype)
+        setattr(slot.block, self._attr(slot), fresh)
+
+    # --- facts porting needs ---------------------------------------------------------------
+    def channels_last(self, block: Any) -> bool:
+        return isinstance(block, self.nn.Conv)
+
+    def layer_config(self, block: Any) -> dict[str, float]:
+        return {"eps": float(block.eps)} if isinstance(block, (self.nn.LayerNorm, self.nn.BatchNorm)) else {}
