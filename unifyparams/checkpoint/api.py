@@ -182,11 +182,17 @@ def load(
 ) -> CheckpointReport:
     """Load a checkpoint (a file, an index, or a folder holding one) into ``model``; all or nothing.
 
+    Framework files load too, without running code from them: PyTorch state dicts
+    (``.pt``/``.pth``/``.bin``, read with ``torch.load(weights_only=True)``) and Gluon ``.params``.
+
     ``strict=True`` refuses a checkpoint whose names differ from the model's; ``strict=False``
     loads the names both have and reports the rest. Safe dtype casts (float64 -> float32) happen
     and are reported in ``converted``; ``cast=True`` also allows lossy ones. ``mmap=False`` reads
     each tensor with a plain read instead of mapping the file.
     """
+    kind = _native_kind(path)
+    if kind is not None:
+        return _load_native(model, path, kind, strict=strict, cast=cast)
     ps = params(model)
     source = str(path)
     with open_checkpoint(path, mmap=mmap) as ckpt:
@@ -238,6 +244,43 @@ def load(
         backend=meta.backend,
         metadata=meta.user,
         files=files,
+    )
+
+
+def _native_kind(path: str | os.PathLike[str]) -> str | None:
+    """``"torch"``/``"gluon"``/``"keras-h5"`` for a framework's own file, None for ours."""
+    from ..native import format_for
+
+    kind = format_for(path)
+    return None if kind == "safetensors" else kind
+
+
+def _load_native(model: Any, path: str | os.PathLike[str], kind: str, *, strict: bool, cast: bool) -> CheckpointReport:
+    """A PyTorch state dict (read with ``weights_only=True``) or a Gluon ``.params`` file, whose
+    names map to canonical names without the model; all or nothing, like our format."""
+    from ..native import read
+
+    if kind == "keras-h5":
+        raise CheckpointError(
+            f"{path}: a Keras .weights.h5 file names tensors by Keras layer paths and keeps Keras's "
+            f"layouts, which only its own model can map. Load it with model.load_weights(path) into the "
+            f"Keras model, then up.save(model, 'model.safetensors') to make it portable."
+        )
+    ckpt = read(path, kind)
+    ps = params(model)
+    state = ckpt.expanded()
+    converted = {n: f"{state[n].dtype} -> {ps[n].dtype}" for n in ps if n in state and state[n].dtype != ps[n].dtype}
+    try:
+        base = ps.load(state, strict=strict, cast=cast)
+    except LoadError as exc:
+        raise CheckpointError(
+            f"{kind} checkpoint {path} does not fit this {ps.backend or 'model'} model; nothing was changed. "
+            f"{exc}\nHow to fix: load into the architecture it was saved from; strict=False loads the "
+            f"names both have."
+        ) from exc
+    return CheckpointReport(
+        loaded=base.loaded, missing=base.missing, unexpected=base.unexpected, converted=converted,
+        tied=[], not_tied=[], backend=ckpt.backend, metadata=dict(ckpt.metadata), files=[str(path)],
     )
 
 
