@@ -251,7 +251,7 @@ def _native_kind(path: str | os.PathLike[str]) -> str | None:
     """``"torch"``/``"gluon"``/``"keras-h5"`` for a framework's own file, None for ours."""
     from ..native import format_for
 
-    kind = format_for(path)
+    kind = format_for(os.fspath(path))
     return None if kind == "safetensors" else kind
 
 
@@ -266,7 +266,7 @@ def _load_native(model: Any, path: str | os.PathLike[str], kind: str, *, strict:
             f"layouts, which only its own model can map. Load it with model.load_weights(path) into the "
             f"Keras model, then up.save(model, 'model.safetensors') to make it portable."
         )
-    ckpt = read(path, kind)
+    ckpt = read(os.fspath(path), kind)
     ps = params(model)
     state = ckpt.expanded()
     converted = {n: f"{state[n].dtype} -> {ps[n].dtype}" for n in ps if n in state and state[n].dtype != ps[n].dtype}
