@@ -146,6 +146,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             results[row] = {o.scenario: o for o in outcomes}
             if code != 0 or len(outcomes) < len(scenarios):
                 stderr_tails[row] = f"worker exited with {code}\n{tail}"
+            for line in tail.splitlines():  # e.g. known-failure ids that match no scenario
+                if "UserWarning:" in line:
+                    progress.console.print(f"{row}: {line.split('UserWarning:', 1)[1].strip()}", markup=False, style="yellow")
 
     ids = [s.id for s in scenarios]
     console.print(render_matrix(results, list(rows), ids))
