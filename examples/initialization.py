@@ -30,7 +30,7 @@ def main() -> None:
     print(f"Normal(0, 0.01): mean {w.mean():+.5f}, std {w.std():.5f}; bias {up.params(net)['0.bias'][:3]}")
 
     # Per block: Xavier for the first layer, the constant 42 for the second.
-    up.initialize(up.params(net).select("0.*"), up.init.XavierUniform(), seed=1)
+    up.initialize(net, up.init.XavierUniform(), select="0.weight", seed=1)
     up.initialize(net, up.init.Constant(42), select="2.weight")
     print("2.weight[0, :3] =", up.params(net)["2.weight"][0, :3])
 

@@ -104,3 +104,22 @@ def test_batchnorm_hyperparameter_mismatch_is_a_warning() -> None:
     dst = kit("keras").single_layer("batchnorm", num_features=5)
     report = up.port(src, dst)
     assert any("eps" in w for w in report.warnings), report.warnings
+
+
+@pytest.mark.parametrize("src_backend, dst_backend", [("torch", "keras"), ("keras", "torch")])
+def test_transformer_block_ports_where_frameworks_offer_attention(src_backend: str, dst_backend: str) -> None:
+    """PyTorch's TransformerEncoderLayer (packed in_proj) <-> a Keras block on MultiHeadAttention.
+    MXNet Gluon 1.9.1 has no attention layer: its builder says so."""
+    src_kit, dst_kit = kit(src_backend), kit(dst_backend)
+    src, dst = src_kit.transformer_block(), dst_kit.transformer_block()
+    rng = _rng()
+    randomize(src, rng)
+    report = up.port(src, dst)
+    assert report.ok, str(report)
+    x = rng.normal(size=(2, 5, 16)).astype(np.float32)
+    diff = float(np.max(np.abs(src_kit.forward(src, x) - dst_kit.forward(dst, x))))
+    assert diff <= 1e-5, f"transformer {src_backend}->{dst_backend}: {diff:.3g}\n{report}"
+    from unifyparams.conformance import Unsupported
+
+    with pytest.raises(Unsupported, match="attention"):
+        kit("gluon").transformer_block()

@@ -81,7 +81,23 @@ def _classes() -> dict[str, type]:
         def call(self, tokens: Any) -> Any:
             return self.head(self.rnn(self.embed(tokens)))
 
-    return {"custom": CustomModel, "residual": ResidualBlock, "embed_rnn": EmbedRNN}
+    class TransformerBlock(keras.Model):  # type: ignore[name-defined,misc]
+        """Post-norm encoder block with the attribute names of PyTorch's TransformerEncoderLayer."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.self_attn = layers.MultiHeadAttention(4, 4)
+            self.linear1 = layers.Dense(32)
+            self.linear2 = layers.Dense(16)
+            self.norm1 = layers.LayerNormalization(epsilon=EPS)
+            self.norm2 = layers.LayerNormalization(epsilon=EPS)
+
+        def call(self, x: Any) -> Any:
+            x = self.norm1(x + self.self_attn(x, x))
+            return self.norm2(x + self.linear2(ops.relu(self.linear1(x))))
+
+    return {"custom": CustomModel, "residual": ResidualBlock, "embed_rnn": EmbedRNN,
+            "transformer": TransformerBlock}
 
 
 class KerasModels(ModelBuilders):
@@ -96,6 +112,11 @@ class KerasModels(ModelBuilders):
     def mlp(self, in_features: int = 20, hidden: int = 256, out_features: int = 10) -> Any:
         L = _keras().layers
         return self._sequential((in_features,), L.Dense(hidden), L.Activation("relu"), L.Dense(out_features))
+
+    def transformer_block(self) -> Any:
+        model = _classes()["transformer"]()
+        model(np.zeros((1, 5, 16), dtype="float32"))
+        return model
 
     def lazy_mlp(self) -> Any:
         L = _keras().layers

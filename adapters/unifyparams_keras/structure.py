@@ -25,6 +25,7 @@ from typing import Any
 
 from unifyparams import Slot
 
+from .attention import attention_slots, is_attention
 from .pending import pending_variables
 from .rules import RECURRENT_CELLS, Leaf, cell_leaf, fallback_leaf, layer_leaf, recurrent_kind
 
@@ -233,6 +234,10 @@ def _walk(layer: Any, path: tuple[str, ...], kinds: tuple[str, ...], types: Kera
             yield from _recurrent_slots(forward, f_cells, path, kinds, layer, "")
             yield from _recurrent_slots(backward, b_cells, path, kinds, layer, "_reverse")
             return
+
+    if is_attention(mro_names(layer), layer):  # PyTorch's names and layouts for attention
+        yield from attention_slots(layer, path, kinds)
+        return
 
     cells = _cells(layer)
     if cells is not None:

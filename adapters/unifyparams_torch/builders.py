@@ -126,6 +126,9 @@ class TorchModels(ModelBuilders):
             raise ValueError(f"single_layer({kind!r}) needs {missing}; received {sorted(spec)}")
         return SingleLayer(_layer(kind, spec))
 
+    def transformer_block(self) -> nn.Module:
+        return nn.TransformerEncoderLayer(16, 4, 32, dropout=0.0, batch_first=True)
+
     def lazy_mlp(self) -> nn.Module:
         return nn.Sequential(nn.LazyLinear(256), nn.ReLU(), nn.LazyLinear(10))
 

@@ -138,6 +138,16 @@ class ModelBuilders(ABC):
 
         raise Unsupported(f"{self.backend} builders do not provide embed_rnn")
 
+    def transformer_block(self) -> Any:
+        """A post-norm transformer encoder block, where the framework offers attention: model width
+        16, 4 heads of 4, feed-forward 32, no dropout, batch-first input (N, T, 16). Attributes
+        ``self_attn`` (attention: ``q/k/v_proj_*`` or PyTorch's packed ``in_proj_*``, and
+        ``out_proj``), ``linear1`` Dense(16->32), ``linear2`` Dense(32->16), ``norm1``, ``norm2``
+        LayerNorm(16, eps=1e-5); ``x = norm1(x + attn(x)); x = norm2(x + linear2(relu(linear1(x))))``."""
+        from .scenario import Unsupported
+
+        raise Unsupported(f"{self.backend} offers no attention layer")
+
     def variants(self, model: Any) -> list[tuple[str, Any]]:
         """Other forms of the same model the framework offers (hybridized, NumPy mode); each must
         give identical names, shapes and values. Default: none."""

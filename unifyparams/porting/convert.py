@@ -61,12 +61,44 @@ def plan_leaves(
         if leaf in src:
             plans.append(LeafPlan(leaf, (leaf,), "copy", _value(src[leaf]), src[leaf]))
             continue
-        plan = _recurrent_bias(family, leaf, src, p)
+        plan = _recurrent_bias(family, leaf, src, p) or _attention(family, leaf, src)
         if plan is None:
             problems.append(f"no source for {leaf!r} (source has {sorted(src)})")
         else:
             plans.append(plan)
     return plans, problems
+
+
+_QKV = ("q_proj", "k_proj", "v_proj")
+
+
+def _attention(family: str, leaf: str, src: Mapping[str, Param]) -> LeafPlan | None:
+    """PyTorch packs the query, key and value projections into ``in_proj_weight`` (3E, E) and
+    ``in_proj_bias`` (3E,) when their sizes agree; Keras (and PyTorch with other key sizes) keeps
+    ``q_proj_weight``/``k_proj_weight``/``v_proj_weight``: split rows, or stack them."""
+    if family != "attention":
+        return None
+    for kind in ("weight", "bias"):
+        packed = f"in_proj_{kind}"
+        parts = tuple(f"{q}_{kind}" for q in _QKV)
+        if leaf in parts and packed in src:
+            index = parts.index(leaf)
+            source = src[packed]
+
+            def rows(source: Param = source, index: int = index) -> np.ndarray:
+                value = source.numpy()
+                size = value.shape[0] // 3
+                return value[index * size : (index + 1) * size]
+
+            return LeafPlan(leaf, (packed,), f"rows {index}/3 of {packed}", rows)
+        if leaf == packed and all(p in src for p in parts):
+            sources = [src[p] for p in parts]
+
+            def stacked(sources: list[Param] = sources) -> np.ndarray:
+                return np.concatenate([s.numpy() for s in sources])
+
+            return LeafPlan(leaf, parts, "stack q, k, v", stacked)
+    return None
 
 
 def _recurrent_bias(family: str, leaf: str, src: Mapping[str, Param], dst: Param) -> LeafPlan | None:

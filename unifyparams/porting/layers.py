@@ -45,6 +45,8 @@ _FAMILIES = {
     "simplernn": "rnn",
     "bidirectional": "bidirectional",
     "depthwiseconv2d": "conv2d",
+    "multiheadattention": "attention",
+    "nondynamicallyquantizablelinear": "dense",  # PyTorch attention's out_proj
 }
 
 _RNN_LEAF = re.compile(r"^(?P<base>weight_ih|weight_hh|bias_ih|bias_hh|bias)_l(?P<k>\d+)(?P<rev>_reverse)?$")
