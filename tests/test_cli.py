@@ -21,7 +21,7 @@ from unifyparams.checkpoint import load_file, read_metadata, save
 from unifyparams.cli import main
 from unifyparams.errors import CheckpointError
 from unifyparams.native import read
-from unifyparams.native.gluon_params import gluon_name
+from unifyparams_gluon.native_files import gluon_name
 
 
 # --- files made by each framework -------------------------------------------------------------

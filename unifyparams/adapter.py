@@ -111,6 +111,9 @@ class Adapter(ABC):
     builders: ClassVar[str] = ""
     #: Capabilities this adapter lacks, as ``{capability: reason}``; scenarios needing one skip.
     missing_capabilities: ClassVar[Mapping[str, str]] = {}
+    #: Framework file formats this adapter reads/writes: ``{format: {"read": "module:function"}}``
+    #: (see :mod:`unifyparams.native.registry`); imported only when such a file is used.
+    native_files: ClassVar[Mapping[str, Mapping[str, str]]] = {}
 
     @classmethod
     def conformance_rows(cls) -> dict[str, dict[str, str]]:

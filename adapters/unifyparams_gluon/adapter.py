@@ -34,6 +34,10 @@ class GluonAdapter(Adapter):
     install_hint: ClassVar[str] = INSTALL_HINT
     priority: ClassVar[int] = 0
     builders: ClassVar[str] = "unifyparams_gluon.builders:GluonModels"
+    #: Gluon ``.params`` files, read with MXNet's binary reader (no pickle).
+    native_files: ClassVar[Mapping[str, Mapping[str, str]]] = {
+        "gluon": {"read": "unifyparams_gluon.native_files:read_gluon"},
+    }
 
     def __init__(self) -> None:
         self.mx = import_mxnet()  # applies the numpy.bool shim; AdapterUnavailableError if it cannot load

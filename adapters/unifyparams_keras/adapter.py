@@ -26,7 +26,7 @@ import numpy as np
 
 from unifyparams import Adapter, Slot
 from unifyparams.adapter import contiguous_source
-from unifyparams.errors import NotMaterializedError, TieError
+from unifyparams.errors import NotMaterializedError, TieError, UnifyParamsError
 from unifyparams.layouts import Shape
 
 from . import sharing, structure
@@ -179,7 +179,7 @@ class KerasAdapter(Adapter):
                 value.backward()
             return
         if self.backend != "tensorflow":
-            raise NotImplementedError(
+            raise UnifyParamsError(
                 f"gradients on the Keras {self.backend!r} backend are not supported; "
                 f"use KERAS_BACKEND=tensorflow or KERAS_BACKEND=torch"
             )

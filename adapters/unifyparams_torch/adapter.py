@@ -36,6 +36,11 @@ class TorchAdapter(Adapter):
     priority: ClassVar[int] = 0  # Keras layers on the torch backend are nn.Modules: Keras is asked first
     builders: ClassVar[str] = "unifyparams_torch.builders:TorchModels"
     missing_capabilities: ClassVar[Mapping[str, str]] = {}
+    #: PyTorch state dicts, read with ``torch.load(weights_only=True)`` only.
+    native_files: ClassVar[Mapping[str, Mapping[str, str]]] = {
+        "torch": {"read": "unifyparams_torch.native_files:read_torch",
+                  "write": "unifyparams_torch.native_files:write_state_dict"},
+    }
 
     def __init__(self) -> None:
         import torch

@@ -67,14 +67,11 @@ def read(path: str | Path, format: str | None = None) -> NativeCheckpoint:
         from .ours import read_safetensors
 
         return read_safetensors(path)
-    if kind == "torch":
-        from .torch_pt import read_torch
+    if kind in ("torch", "gluon"):  # framework formats: read by their adapters
+        from .registry import native_function
 
-        return read_torch(path)
-    if kind == "gluon":
-        from .gluon_params import read_gluon
-
-        return read_gluon(path)
+        ckpt: NativeCheckpoint = native_function(kind, "read")(path)
+        return ckpt
     if kind == "keras-h5":
         from .keras_h5 import read_keras_h5
 

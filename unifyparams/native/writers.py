@@ -16,7 +16,6 @@ from typing import Any
 from ..checkpoint.atomic import atomic_write
 from ..checkpoint.format import plan_offsets, write_file
 from ..checkpoint.metadata import LAYOUT_KEY, PREFIX, CheckpointMeta
-from ..errors import CheckpointError
 from .base import CANONICAL, NativeCheckpoint
 
 #: Metadata key recording the format a converted file came from (``"torch"``, ``"keras-h5"``...).
@@ -61,28 +60,9 @@ def write_safetensors(ckpt: NativeCheckpoint, dst: str | Path, step: Step = _no_
 
 
 def write_torch(ckpt: NativeCheckpoint, dst: str | Path, step: Step = _no_step) -> Path:
-    """Write ``ckpt`` as a PyTorch state dict (``torch.save`` of tensors); canonical sources only.
+    """Write ``ckpt`` as a PyTorch state dict, through the PyTorch adapter (the core imports no
+    framework); canonical sources only."""
+    from .registry import native_function
 
-    Tied names share one tensor, as in the state dict of a tied model.
-    """
-    if not ckpt.canonical:
-        raise CheckpointError(
-            f"{ckpt.path} is a {ckpt.format} file in layout {ckpt.layout!r} with "
-            f"{'canonical' if ckpt.canonical_names else 'framework-specific'} names; a PyTorch state dict "
-            f"needs canonical names and layouts. Load it into its model and save with unifyparams instead."
-        )
-    from .torch_pt import from_numpy, import_torch
-
-    torch = import_torch()
-    state: dict[str, Any] = {}
-    for name, array in ckpt.tensors.items():
-        state[name] = from_numpy(array, torch)
-        step(name, int(array.nbytes))
-    for group in ckpt.ties:
-        stored = [n for n in group if n in state]
-        for name in group if stored else ():
-            state.setdefault(name, state[stored[0]])
-    target = Path(dst)
-    with atomic_write(target) as out:
-        torch.save(state, out)
-    return target
+    result: Path = native_function("torch", "write")(ckpt, dst, step)
+    return result

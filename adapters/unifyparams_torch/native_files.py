@@ -20,8 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import AdapterUnavailableError, CheckpointError
-from .base import NativeCheckpoint, require_file
+from unifyparams.checkpoint.atomic import atomic_write
+from unifyparams.errors import AdapterUnavailableError, CheckpointError
+from unifyparams.native.base import NativeCheckpoint, require_file
 
 #: torch dtypes NumPy lacks -> (torch dtype of the same width, ``ml_dtypes`` attribute).
 _VIA_ML_DTYPES = {
@@ -138,3 +139,30 @@ def from_numpy(array: np.ndarray, torch: Any) -> Any:
         if array.dtype.name == attr:
             return torch.from_numpy(array.view(np.dtype(width)).copy()).view(getattr(torch, dtype_name))
     return torch.from_numpy(array.copy())
+
+
+def write_state_dict(ckpt: NativeCheckpoint, dst: str | Path, step: Any = None) -> Path:
+    """Write ``ckpt`` as a PyTorch state dict (``torch.save`` of tensors); canonical sources only.
+
+    Tied names share one tensor, as in the state dict of a tied model.
+    """
+    if not ckpt.canonical:
+        raise CheckpointError(
+            f"{ckpt.path} is a {ckpt.format} file in layout {ckpt.layout!r} with "
+            f"{'canonical' if ckpt.canonical_names else 'framework-specific'} names; a PyTorch state dict "
+            f"needs canonical names and layouts. Load it into its model and save with unifyparams instead."
+        )
+    torch = import_torch()
+    state: dict[str, Any] = {}
+    for name, array in ckpt.tensors.items():
+        state[name] = from_numpy(array, torch)
+        if step is not None:
+            step(name, int(array.nbytes))
+    for group in ckpt.ties:
+        stored = [n for n in group if n in state]
+        for name in group if stored else ():
+            state.setdefault(name, state[stored[0]])
+    target = Path(dst)
+    with atomic_write(target) as out:
+        torch.save(state, out)
+    return target

@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import AdapterUnavailableError, CheckpointError
-from .base import NativeCheckpoint, require_file
+from unifyparams.errors import AdapterUnavailableError, CheckpointError
+from unifyparams.native.base import NativeCheckpoint, require_file
 
 #: Block kinds passed to ``canonical_leaf``: gamma/beta only occur in norm layers, ``lN_`` only in
 #: fused recurrent layers, bare ``i2h_`` only in recurrent cells.
@@ -37,7 +37,7 @@ LAYOUT_NOTE = (
 
 def gluon_name(key: str) -> str:
     """The canonical name of one ``save_parameters`` key."""
-    from unifyparams_gluon.naming import canonical_leaf
+    from .naming import canonical_leaf
 
     key = key.split(":", 1)[1] if key.startswith(("arg:", "aux:")) else key
     m = _UNFUSED.match(key)
@@ -51,7 +51,7 @@ def gluon_name(key: str) -> str:
 def import_mx() -> Any:
     """The ``mxnet`` module (through ``unifyparams_gluon.import_mxnet``), or an install hint."""
     try:
-        from unifyparams_gluon import import_mxnet
+        from .compat import import_mxnet
 
         return import_mxnet()
     except ImportError as exc:
