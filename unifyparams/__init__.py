@@ -33,7 +33,7 @@ from .param import Param
 from .paramset import LoadReport, ParamSet
 from .porting import PortError, PortReport, port
 from .registry import adapter_for, available_adapters, get_adapter, register_adapter
-from .tying import tie, ties, untie
+from .tying import tie, ties, untie, waiting_ties
 
 __version__ = "0.1.0"
 
@@ -77,4 +77,5 @@ __all__ = [
     "ties",
     "tree",
     "untie",
+    "waiting_ties",
 ]

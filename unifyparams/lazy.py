@@ -40,11 +40,15 @@ def register_pending_applier(applier: PendingApplier) -> None:
 
 
 def apply_waiting(model: Any) -> list[str]:
-    """Run every registered applier on ``model``'s parameters; the names that were filled."""
+    """Run every registered applier on ``model``'s parameters (waiting initializers), then make
+    waiting ties (a tie's target then shares its source's storage and values); the names filled."""
+    from .tying import apply_waiting_ties
+
     ps = params(model)
     done: list[str] = []
     for applier in _appliers:
         done += applier(ps)
+    apply_waiting_ties(model)
     return done
 
 

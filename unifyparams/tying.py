@@ -12,6 +12,7 @@ layer called twice) are seen the same way as ties made here.
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 from .access import params
@@ -67,6 +68,8 @@ def tie(model: Any, source: str, target: str) -> list[tuple[str, str]]:
             f"({describe_names(sorted(targets))} vs {describe_names(sorted(sources))}). Nothing was changed."
         )
     pairs = [(sources[leaf], targets[leaf]) for leaf in sources]
+    if any(not (src.materialized and dst.materialized) for src, dst in pairs):
+        return _tie_later(model, pairs)
     for src, dst in pairs:
         _check_pair(dst, src)
         reason = src.adapter.check_tie(dst.slot, src.slot)
@@ -81,6 +84,64 @@ def tie(model: Any, source: str, target: str) -> list[tuple[str, str]]:
         adapter.tie(model, dst.slot, src.slot)
         done.append((src.name, dst.name))
     return done
+
+
+# --- ties made before the shapes are known -----------------------------------------------------------
+#: id(model) -> (weak reference to the model, [(source name, target name)]): ties waiting for shapes.
+_waiting_ties: dict[int, tuple[Any, list[tuple[str, str]]]] = {}
+
+
+def _tie_later(model: Any, pairs: list[tuple[Param, Param]]) -> list[tuple[str, str]]:
+    """Record ties whose shapes are not known yet; they are made as soon as both sides have their
+    shapes, before the values are used (through the adapter's materialization hook), and by
+    :func:`unifyparams.materialize`. Known dimensions must already agree."""
+    for src, dst in pairs:
+        known = all(a is None or b is None or a == b for a, b in zip(src.shape, dst.shape))
+        if len(src.shape) != len(dst.shape) or not known or src.dtype != dst.dtype:
+            raise TieError(
+                f"cannot tie {dst.name!r} {format_shape(dst.shape)} {dst.dtype} to {src.name!r} "
+                f"{format_shape(src.shape)} {src.dtype}: their known dimensions or dtypes differ. Nothing was changed."
+            )
+    entry = _waiting_ties.get(id(model))
+    if entry is None or entry[0]() is not model:
+        try:
+            ref: Any = weakref.ref(model)
+        except TypeError:
+            ref = lambda: model  # noqa: E731
+        entry = _waiting_ties[id(model)] = (ref, [])
+    names = [(src.name, dst.name) for src, dst in pairs]
+    entry[1].extend(n for n in names if n not in entry[1])
+    adapter = pairs[0][0].adapter
+
+    def tie_when_known() -> None:
+        from .lazy import apply_waiting
+
+        apply_waiting(model)  # waiting initializers first, then the ties
+
+    adapter.on_materialized(model, tie_when_known)
+    return names
+
+
+def apply_waiting_ties(model: Any) -> list[tuple[str, str]]:
+    """Make the recorded ties whose two sides now have their values; the ties made."""
+    entry = _waiting_ties.get(id(model))
+    if entry is None or entry[0]() is not model:
+        return []
+    ps = params(model)
+    done = []
+    for source, target in list(entry[1]):
+        if source in ps and target in ps and ps[source].materialized and ps[target].materialized:
+            entry[1].remove((source, target))
+            done += tie(model, source, target)
+    if not entry[1]:
+        _waiting_ties.pop(id(model), None)
+    return done
+
+
+def waiting_ties(model: Any) -> list[tuple[str, str]]:
+    """Ties recorded on ``model`` that wait for its shapes."""
+    entry = _waiting_ties.get(id(model))
+    return list(entry[1]) if entry is not None and entry[0]() is model else []
 
 
 def untie(model: Any, name: str) -> list[str]:
@@ -99,5 +160,9 @@ def untie(model: Any, name: str) -> list[str]:
 
 
 def ties(model: Any) -> list[tuple[str, ...]]:
-    """Groups of names that share one storage, whoever created them (natively or with :func:`tie`)."""
+    """Groups of names that share one storage, whoever created them (natively or with :func:`tie`).
+
+    Ties recorded before the shapes were known are listed once they are made; see
+    :func:`waiting_ties` for those still waiting.
+    """
     return params(model).storage_groups()

@@ -57,6 +57,10 @@ class GluonModels(ModelBuilders):
         net = self._seq(nn.Dense(hidden, in_units=in_features), self._relu(), nn.Dense(out_features, in_units=hidden))
         return self._tag(net, "mlp", in_features=in_features, hidden=hidden, out_features=out_features)
 
+    def lazy_twin_mlp(self) -> Any:
+        nn = self.nn
+        return self._seq(nn.Dense(8), self._relu(), nn.Dense(8), self._relu(), nn.Dense(8), self._relu(), nn.Dense(1))
+
     def lazy_mlp(self) -> Any:
         """Deferred initialization: ``initialize()`` is called, the input size is not given."""
         return self._seq(self.nn.Dense(256), self._relu(), self.nn.Dense(10))

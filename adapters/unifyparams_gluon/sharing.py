@@ -27,10 +27,13 @@ def replace(block: Any, old: Any, new: Any) -> None:
     attr = structure.attribute_of(block, old)
     block._reg_params[attr] = new
     object.__setattr__(block, attr, new)  # Block.__setattr__ refuses to override a Parameter
-    params = block._params._params
-    if params.get(old.name) is old:
-        del params[old.name]
+    # A new dict, not an edit: Gluon may be iterating the old one right now (a tie made as deferred
+    # shapes become known runs inside its loop over the block's parameters).
+    params = type(block._params._params)(
+        (name, p) for name, p in block._params._params.items() if not (name == old.name and p is old)
+    )
     params[new.name] = new
+    block._params._params = params
 
 
 def share(root: Any, block: Any, old: Any, new: Any) -> None:

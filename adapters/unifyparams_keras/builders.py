@@ -118,6 +118,11 @@ class KerasModels(ModelBuilders):
         model(np.zeros((1, 5, 16), dtype="float32"))
         return model
 
+    def lazy_twin_mlp(self) -> Any:
+        L = _keras().layers
+        return _keras().Sequential([L.Dense(8), L.Activation("relu"), L.Dense(8), L.Activation("relu"), L.Dense(8),
+                                    L.Activation("relu"), L.Dense(1)])
+
     def lazy_mlp(self) -> Any:
         L = _keras().layers
         return _keras().Sequential([L.Dense(256), L.Activation("relu"), L.Dense(10)])  # no Input: unbuilt

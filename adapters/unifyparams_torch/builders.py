@@ -129,6 +129,10 @@ class TorchModels(ModelBuilders):
     def transformer_block(self) -> nn.Module:
         return nn.TransformerEncoderLayer(16, 4, 32, dropout=0.0, batch_first=True)
 
+    def lazy_twin_mlp(self) -> nn.Module:
+        return nn.Sequential(nn.LazyLinear(8), nn.ReLU(), nn.LazyLinear(8), nn.ReLU(), nn.LazyLinear(8), nn.ReLU(),
+                             nn.LazyLinear(1))
+
     def lazy_mlp(self) -> nn.Module:
         return nn.Sequential(nn.LazyLinear(256), nn.ReLU(), nn.LazyLinear(10))
 

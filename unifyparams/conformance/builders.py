@@ -98,6 +98,13 @@ class ModelBuilders(ABC):
 
         raise Unsupported(f"{self.backend} builders do not provide lazy_mlp")
 
+    def lazy_twin_mlp(self) -> Any:
+        """``[Dense(8), ReLU, Dense(8), ReLU, Dense(8), ReLU, Dense(1)]`` with no input sizes given
+        and no sharing: positions 2 and 4 can be tied before their shapes are known."""
+        from .scenario import Unsupported
+
+        raise Unsupported(f"{self.backend} builders do not provide lazy_twin_mlp")
+
     def shared_mlp(self, shared: bool = True) -> Any:
         """The MLP whose second and third hidden layers share one layer, shapes known, input 20:
 

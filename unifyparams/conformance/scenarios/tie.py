@@ -112,3 +112,25 @@ def bad_ties(kit: Any) -> None:
         check(up.ties(net) == [], f"a refused tie({a!r}, {b!r}) left ties {up.ties(net)}")
         after = up.params(net).numpy()
         check(all(np.array_equal(after[k], v) for k, v in before.items()), "a refused tie changed values")
+
+
+@scenario("tie.before_shapes", "a tie made before the shapes are known holds after they become known",
+          requires=("tie",))
+def before_shapes(kit: Any) -> None:
+    x = _rng(8).normal(size=(2, 20)).astype(np.float32)
+    for how in ("materialize", "first forward"):
+        net = kit.lazy_twin_mlp()
+        up.initialize(net, up.init.XavierUniform(), seed=3)
+        pairs = up.tie(net, "2", "4")
+        check(pairs == [("2.weight", "4.weight"), ("2.bias", "4.bias")], f"{how}: tie returned {pairs}")
+        check(up.waiting_ties(net) == pairs, f"{how}: waiting_ties {up.waiting_ties(net)}")
+        if how == "materialize":
+            up.materialize(net, input_shape=(2, 20))
+        else:
+            kit.forward(net, x)
+        check(up.ties(net) == SHARED_GROUPS, f"{how}: ties after shapes: {up.ties(net)}")
+        ps = up.params(net)
+        check(ps["2.weight"].native is ps["4.weight"].native, f"{how}: not one object after shapes")
+        check(not up.waiting_ties(net), f"{how}: ties still waiting")
+        ps["2.bias"].set(np.full(8, 1.5, np.float32))
+        check(np.all(up.params(net)["4.bias"].numpy() == 1.5), f"{how}: a write is not seen through 4.bias")
