@@ -485,9 +485,11 @@ def test_tie_buffers_and_refuse_impossible_ties() -> None:
         up.untie(twice, "1.weight")
     assert twice[1] is twice[0]
 
-    lazy = nn.Sequential(nn.LazyLinear(3), nn.LazyLinear(3))
-    with pytest.raises(up.TieError, match="materialize"):
-        up.tie(lazy, "0.bias", "1.bias")
+    lazy = nn.Sequential(nn.LazyLinear(3), nn.LazyLinear(3))  # shapes unknown: the tie waits for them
+    assert up.tie(lazy, "0.bias", "1.bias") == [("0.bias", "1.bias")]
+    assert up.waiting_ties(lazy) == [("0.bias", "1.bias")]
+    materialize(lazy, input_shape=(2, 3))
+    assert lazy[1].bias is lazy[0].bias and not up.waiting_ties(lazy)
 
 
 def test_tie_and_untie_keep_rnn_flat_weights_and_buffer_persistence() -> None:
