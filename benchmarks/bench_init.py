@@ -1,45 +1,86 @@
 """Seeded initialization throughput vs each framework's native initializer, ratios in one run.
 
-Sixteen 8192x8192 dense layers (~1.07e9 float32 parameters, 4 GiB) per backend at --scale 1;
-each backend in its own process (the machine has 24 GiB):
+At --scale 1 each backend gets sixteen 8192x8192 dense layers (~1.07e9 float32 parameters,
+4.3 GB) and runs in its own process, one after the other, so only one framework's copy of the
+model exists at a time (the reference machine has 2 cores and 24 GiB)::
 
-    python benchmarks/bench_init.py                    # all backends, full size
-    python benchmarks/bench_init.py --backend torch --scale 0.25
+    python benchmarks/bench_init.py                          # torch, keras, gluon; full size
+    python benchmarks/bench_init.py --backend torch --scale 0.25 --repeat 3
+    KERAS_BACKEND=torch python benchmarks/bench_init.py --backend keras
 
-Native calls: PyTorch ``nn.init.xavier_uniform_`` / ``normal_`` on the same tensors; Keras
-``GlorotUniform`` / ``RandomNormal`` assigned to the same variables; MXNet ``Xavier`` /
-``Normal`` via ``initialize(force_reinit=True)``. Aim: within 1.5x of native PyTorch; peak memory
-no more than the model plus one parameter's worth of scratch (reported as peak RSS).
+Native calls, on the same parameters: PyTorch ``nn.init.xavier_uniform_`` / ``normal_``; Keras
+``GlorotUniform`` / ``RandomNormal`` assigned to each kernel; MXNet ``Xavier`` / ``Normal`` through
+``initialize(force_reinit=True)``. unifyparams runs ``up.initialize(model, ..., select="*.weight",
+seed=0)``. Throughput is parameter bytes per second (GB = 1e9 bytes), best of ``--repeat`` runs;
+"ratio" is unifyparams' time over the native time (below 1: faster). "scratch" is the peak
+resident memory above the model during unifyparams' call, sampled every millisecond, in units
+of one parameter (aim: at most 1).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import resource
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
-
-def rss_gib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
-def timed(fn: Callable[[], Any]) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
+def rss() -> int:
+    """Resident bytes of this process now."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * PAGE
+
+
+class PeakRSS:
+    """Samples resident memory in a thread while the ``with`` block runs; ``.extra`` is the peak
+    above the level at entry."""
+
+    def __init__(self, interval: float = 0.001):
+        self.interval, self.extra = interval, 0
+        self._stop = threading.Event()
+
+    def __enter__(self) -> PeakRSS:
+        self._base = self._peak = rss()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            self._peak = max(self._peak, rss())
+            time.sleep(self.interval)
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._peak = max(self._peak, rss())
+        self.extra = self._peak - self._base
+
+
+def best_time(fn: Callable[[], Any], repeat: int) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
 
 
 def build(backend: str, layers: int, width: int) -> tuple[Any, dict[str, Callable[[], Any]]]:
+    """The model and the native initializers for ``backend``."""
     if backend == "torch":
         import torch
 
-        with torch.device("cpu"):
-            model = torch.nn.Sequential(*[torch.nn.Linear(width, width, bias=False) for _ in range(layers)])
+        linear = [torch.nn.utils.skip_init(torch.nn.Linear, width, width, bias=False) for _ in range(layers)]
+        for m in linear:
+            m.weight.data.zero_()  # touch the pages, as a real model's construction does
+        model = torch.nn.Sequential(*linear)
 
         def xavier() -> None:
             for m in model:
@@ -53,12 +94,14 @@ def build(backend: str, layers: int, width: int) -> tuple[Any, dict[str, Callabl
     if backend == "keras":
         import keras
 
-        model = keras.Sequential([keras.Input((width,))] + [keras.layers.Dense(width, use_bias=False) for _ in range(layers)])
+        dense = [keras.layers.Dense(width, use_bias=False, kernel_initializer="zeros") for _ in range(layers)]
+        model = keras.Sequential([keras.Input((width,)), *dense])
 
         def keras_init(init: Any) -> Callable[[], None]:
             def run() -> None:
-                for layer in model.layers:
+                for layer in dense:
                     layer.kernel.assign(init(layer.kernel.shape))
+
             return run
 
         return model, {
@@ -71,50 +114,57 @@ def build(backend: str, layers: int, width: int) -> tuple[Any, dict[str, Callabl
     net = mx.gluon.nn.HybridSequential()
     for _ in range(layers):
         net.add(mx.gluon.nn.Dense(width, in_units=width, use_bias=False))
-    net.initialize()
+    net.initialize(mx.init.Zero())
+    mx.nd.waitall()
 
     def mx_init(init: Any) -> Callable[[], None]:
         def run() -> None:
             net.initialize(init, force_reinit=True)
             mx.nd.waitall()
+
         return run
 
     return net, {"xavier_uniform": mx_init(mx.init.Xavier()), "normal": mx_init(mx.init.Normal(0.01))}
 
 
-def run_one(backend: str, scale: float) -> None:
+def run_one(backend: str, scale: float, width: int, repeat: int) -> None:
     import unifyparams as up
 
     layers = max(1, round(16 * scale))
-    width = 8192
     model, native = build(backend, layers, width)
-    gib = layers * width * width * 4 / 2**30
+    nbytes = layers * width * width * 4
     ours = {
         "xavier_uniform": lambda: up.initialize(model, up.init.XavierUniform(), select="*.weight", seed=0),
         "normal": lambda: up.initialize(model, up.init.Normal(0.0, 0.01), select="*.weight", seed=0),
     }
     label = backend + (f"[{os.environ.get('KERAS_BACKEND', 'tensorflow')}]" if backend == "keras" else "")
     for name in ("xavier_uniform", "normal"):
-        t_native = timed(native[name])
-        t_ours = timed(ours[name])
+        with PeakRSS() as peak:
+            t_ours = best_time(ours[name], repeat)
+        t_native = best_time(native[name], repeat)
         print(
-            f"{label:<18} {name:<15} {gib:5.2f} GiB  native {gib / t_native:6.2f} GiB/s  "
-            f"unifyparams {gib / t_ours:6.2f} GiB/s  ratio {t_ours / t_native:5.2f}x  peak RSS {rss_gib():5.2f} GiB",
+            f"{label:<18} {name:<15} {layers:2d} x {width}^2 ({nbytes / 1e9:4.2f} GB)  "
+            f"native {nbytes / t_native / 1e9:5.2f} GB/s  unifyparams {nbytes / t_ours / 1e9:5.2f} GB/s  "
+            f"ratio {t_ours / t_native:4.2f}x  scratch {peak.extra / (width * width * 4):4.2f} param(s)  "
+            f"RSS {rss() / 2**30:5.2f} GiB",
             flush=True,
         )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--backend", choices=["torch", "keras", "gluon"])
-    parser.add_argument("--scale", type=float, default=1.0, help="fraction of the 16 layers of 8192x8192")
+    parser.add_argument("--backend", choices=["torch", "keras", "gluon"], help="one backend (default: all, one by one)")
+    parser.add_argument("--scale", type=float, default=1.0, help="fraction of the sixteen layers (default 1)")
+    parser.add_argument("--width", type=int, default=8192, help="layer width (default 8192)")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per measurement; the best counts (default 1)")
     args = parser.parse_args()
     if args.backend:
-        run_one(args.backend, args.scale)
+        run_one(args.backend, args.scale, args.width, args.repeat)
         return
     for backend in ("torch", "keras", "gluon"):
-        subprocess.run([sys.executable, __file__, "--backend", backend, "--scale", str(args.scale)], check=True,
-                       env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+        cmd = [sys.executable, __file__, "--backend", backend, "--scale", str(args.scale),
+               "--width", str(args.width), "--repeat", str(args.repeat)]
+        subprocess.run(cmd, check=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
 
 
 if __name__ == "__main__":

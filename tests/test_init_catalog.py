@@ -11,7 +11,7 @@ import unifyparams as up
 from unifyparams.init import ParamInfo, streams
 from unifyparams.init.fans import calculate_gain, compute_fans
 
-from .numpy_framework import Dense, Sequential
+from .numpy_framework import Dense, Norm, Sequential
 
 INFO = ParamInfo("0.weight", up.Role.WEIGHT, (400, 300), np.dtype(np.float32))
 
@@ -138,3 +138,189 @@ def test_force_false_skips_parameters_initialized_before() -> None:
     up.initialize(net, up.init.Constant(1.0), select="0.weight")
     assert up.initialize(net, up.init.Constant(5.0), select="*", force=False) == ["0.bias"]
     assert (up.params(net)["0.weight"].numpy() == 1).all()
+
+
+# --- distributions in detail ---------------------------------------------------------------------
+
+
+def _binomial_ok(hits: int, n: int, p: float) -> bool:
+    """``hits`` out of ``n`` within six standard errors of probability ``p``."""
+    return abs(hits / n - p) <= 6 * math.sqrt(p * (1 - p) / n)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_normal_has_the_normal_shape(dtype: type) -> None:
+    """Box-Muller (float32) and ziggurat (float64): mean, std and the 1- and 2-sigma masses."""
+    w = streams.normal((1000, 1001), "w", 11, 0.5, 2.0, np.dtype(dtype))
+    assert w.dtype == dtype
+    z = (w.astype(np.float64) - 0.5) / 2.0
+    n = z.size
+    assert abs(z.mean()) <= 6 / math.sqrt(n) and abs(z.std() - 1) <= 6 / math.sqrt(2 * n)
+    assert _binomial_ok(int((np.abs(z) < 1).sum()), n, 0.682689492)
+    assert _binomial_ok(int((np.abs(z) < 2).sum()), n, 0.954499736)
+
+
+def test_normal_with_a_tiny_std_does_not_underflow() -> None:
+    w = streams.normal((300, 300), "w", 0, 0.0, 1e-25, np.dtype(np.float32)).astype(np.float64)
+    assert abs(w.std() / 1e-25 - 1) < 0.02
+
+
+@pytest.mark.parametrize("mean, std, a, b", [(1.0, 1.0, 3.0, 3.5), (0.0, 1.0, -3.5, -3.0), (0.0, 0.02, -0.04, 0.04)])
+def test_truncated_normal_stays_in_bounds_with_the_truncated_mean(mean: float, std: float, a: float, b: float) -> None:
+    w = streams.truncated_normal((300, 400), "w", 2, mean, std, a, b, np.dtype(np.float64))
+    assert w.min() >= a and w.max() <= b
+    alpha, beta = (a - mean) / std, (b - mean) / std
+    pdf = [math.exp(-x * x / 2) / math.sqrt(2 * math.pi) for x in (alpha, beta)]
+    mass = 0.5 * (math.erf(beta / math.sqrt(2)) - math.erf(alpha / math.sqrt(2)))
+    expected = mean + std * (pdf[0] - pdf[1]) / mass
+    assert abs(w.mean() - expected) <= 6 * std / math.sqrt(w.size)  # the truncated std is below std
+
+
+def test_uniform_float32_stays_within_its_bounds() -> None:
+    w = streams.uniform((2000, 1000), "w", 4, -0.25, 0.75, np.dtype(np.float32))
+    assert w.min() >= np.float32(-0.25) and w.max() <= np.float32(0.75)
+    assert _binomial_ok(int((w < 0.25).sum()), w.size, 0.5)
+
+
+def test_chunks_drawn_into_a_strided_view_give_the_same_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A transposed native buffer is filled through its canonical view, chunk by chunk."""
+    monkeypatch.setattr(streams, "CHUNK", 1000)  # chunks end inside rows
+    for shape, perm in [((37, 29), (1, 0)), ((6, 5, 3, 3), (2, 3, 1, 0)), ((4, 300), (1, 0))]:
+        for draw in (
+            lambda out, shape=shape: streams.uniform(shape, "w", 3, -1, 1, np.dtype(np.float32), out),
+            lambda out, shape=shape: streams.normal(shape, "w", 3, 0, 1, np.dtype(np.float32), out),
+            lambda out, shape=shape: streams.truncated_normal(shape, "w", 3, 0, 1, -1, 1, np.dtype(np.float64), out),
+        ):
+            expected = draw(None)
+            native = np.empty(tuple(shape[i] for i in np.argsort(perm)), expected.dtype)
+            view = native.transpose(perm)
+            assert draw(view) is view
+            np.testing.assert_array_equal(view, expected)
+
+
+# --- resolution and configuration ---------------------------------------------------------------
+
+
+def test_configs_round_trip_and_resolve() -> None:
+    for init in (up.init.VarianceScaling(2.0, "fan_out", "untruncated_normal"), up.init.KaimingUniform(a=0.2),
+                 up.init.MXNetXavier("gaussian", "in", 2.0), up.init.TruncatedNormal(0, 0.1, -0.2, 0.2),
+                 up.init.Constant(3.0), up.init.Dirac(2)):
+        config = init.get_config()
+        assert repr(type(init).from_config(config)) == repr(init)
+        again = up.init.get({"class_name": type(init).__name__, "config": config})
+        assert repr(again) == repr(init)
+    assert isinstance(up.init.get("XavierUniform"), up.init.XavierUniform)
+    assert up.init.get("constant").value == 0.0
+    assert up.init.get("he_uniform").gain == pytest.approx(math.sqrt(2))
+    with pytest.raises(up.InitializerError, match="Received"):
+        up.init.get({"class_name": "Gaussian"})
+    with pytest.raises(up.InitializerError, match="Received"):
+        up.init.get({"class_name": "Normal", "config": {"sigma": 1}})
+    with pytest.raises(up.InitializerError, match="Received: int 3"):
+        up.init.get(3)
+
+
+def test_param_keyword_is_detected_for_subclasses_and_callables() -> None:
+    seen = []
+
+    class Verbose(up.init.Initializer):
+        def __call__(self, shape, rng, param=None):
+            seen.append((param.name, param.role, param.shape, param.backend))
+            return np.zeros(shape)
+
+    Verbose().fill((2, 3), INFO, 0)
+    up.init.get(lambda shape, rng, param: seen.append(param.name) or np.zeros(shape)).fill((1,), INFO, 0)
+    assert seen == [("0.weight", up.Role.WEIGHT, (400, 300), ""), "0.weight"]
+
+
+# --- initialize() on the NumPy test framework ----------------------------------------------------
+
+
+def test_catalog_values_reach_a_transposed_native_layout_unchanged() -> None:
+    net = Sequential(Dense(30, 20), Dense(20, 5))  # kernels stored (in, out): canonical (out, in)
+    up.initialize(net, up.init.XavierUniform(), seed=8)
+    info = ParamInfo("1.weight", up.Role.WEIGHT, (5, 20), np.dtype(np.float32))
+    expected = up.init.XavierUniform().fill((5, 20), info, 8)
+    np.testing.assert_array_equal(up.params(net)["1.weight"].numpy(), expected)
+    assert net.layers[1].kernel.value.shape == (20, 5)
+
+
+def test_catalog_errors_are_found_before_any_write() -> None:
+    net = Sequential(Dense(3, 4), Norm(4))
+    before = up.params(net).numpy(copy=True)
+    with pytest.raises(up.InitializerError, match=r"2 dimensions.*'0\.bias'"):
+        up.initialize(net, up.init.XavierUniform(), select="*", seed=0)  # 0.weight first, then 0.bias
+    with pytest.raises(up.InitializerError, match=r"draws real numbers.*'1\.steps'.*int64"):
+        up.initialize(net, up.init.Normal(), select="*", seed=0)
+    with pytest.raises(up.InitializerError, match=r"Constant\(0\.5\).*'1\.steps'"):
+        up.initialize(net, up.init.Constant(0.5), select="*")
+    with pytest.raises(up.InitializerError, match=r"Eye needs a 2-D.*'0\.bias'"):
+        up.initialize(net, up.init.Eye(), select="0.*")
+    for name, value in before.items():
+        np.testing.assert_array_equal(up.params(net)[name].numpy(), value)
+    up.initialize(net, up.init.Constant(3), select="1.steps")
+    assert up.params(net)["1.steps"].numpy() == 3
+
+
+def test_role_rules_apply_to_models_and_not_to_chosen_parameters() -> None:
+    net = Sequential(Dense(3, 4), Norm(4))
+    names = up.initialize(net, up.init.Constant(2.0))
+    assert names == ["0.weight", "0.bias", "1.weight", "1.bias", "1.running_mean"]  # steps: Role.OTHER, untouched
+    assert names.pending == []
+    ps = up.params(net)
+    assert (ps["1.weight"].numpy() == 1).all() and (ps["1.running_mean"].numpy() == 0).all()
+    assert up.initialize(ps.select("*.bias"), up.init.Constant(0.1)) == ["0.bias", "1.bias"]
+    assert np.allclose(ps["1.bias"].numpy(), 0.1)
+    up.initialize(ps["0.bias"], up.init.Constant(0.2))
+    assert np.allclose(ps["0.bias"].numpy(), 0.2)
+    assert up.initialize(net, up.init.Ones(), select=["1.weight", "0.bias"]) == ["0.bias", "1.weight"]
+    with pytest.raises(up.ParameterNotFoundError, match="0.bias"):
+        up.initialize(net, up.init.Ones(), select=["0.bais"])
+    with pytest.raises(up.InitializerError, match="needs an initializer"):
+        up.initialize(ps, None)
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, True, "7", None.__class__])
+def test_seeds_must_be_non_negative_ints(bad: object) -> None:
+    net = Sequential(Dense(3, 4))
+    with pytest.raises(up.InitializerError, match="seed"):
+        up.initialize(net, up.init.Normal(), seed=bad)  # type: ignore[arg-type]
+    with pytest.raises(up.InitializerError, match="seed"):
+        up.seed(bad)  # type: ignore[arg-type]
+
+
+def test_a_refused_write_restores_what_a_custom_initializer_wrote(numpy_adapter) -> None:
+    net = Sequential(Dense(3, 4), Dense(4, 2))
+    before = up.params(net).numpy(copy=True)
+    numpy_adapter.fail_writes_after = 1  # the second write fails
+    with pytest.raises(up.InitializerError, match="refused.*restored"):
+        up.initialize(net, lambda shape, rng: np.ones(shape), select="*.weight")
+    for name, value in before.items():
+        np.testing.assert_array_equal(up.params(net)[name].numpy(), value)
+
+
+def test_non_finite_values_pass_only_when_allowed() -> None:
+    net = Sequential(Dense(3, 4))
+    with pytest.raises(up.InitializerError, match="non-finite.*0.weight"):
+        up.initialize(net, lambda shape, rng: np.full(shape, np.inf), select="0.weight")
+    up.initialize(net, lambda shape, rng: np.full(shape, np.inf), select="0.weight", allow_nonfinite=True)
+    assert np.isinf(up.params(net)["0.weight"].numpy()).all()
+
+
+def test_empty_parameters_are_a_no_op() -> None:
+    net = Sequential(Dense(0, 4))
+    assert up.initialize(net, up.init.XavierUniform(), seed=0) == ["0.weight", "0.bias"]
+
+
+def test_sparse_bilinear_and_lstm_bias() -> None:
+    w = fill(up.init.Sparse(0.3, std=0.5), (10, 400))
+    assert ((w == 0).sum(axis=0) == 3).all()  # ceil(0.3 * 10) zeros in every column, as torch.nn.init.sparse_
+    assert abs(w[w != 0].std() - 0.5) <= 6 * 0.5 / math.sqrt(2 * 2800)
+    k = fill(up.init.Bilinear(), (2, 3, 4, 4))
+    np.testing.assert_allclose(k[1, 2], np.outer([0.25, 0.75, 0.75, 0.25], [0.25, 0.75, 0.75, 0.25]))  # MXNet's
+    np.testing.assert_array_equal(fill(up.init.LSTMBias(2.0), (8,)), [0, 0, 2, 2, 0, 0, 0, 0])
+    with pytest.raises(up.InitializerError, match="4 gates"):
+        up.init.LSTMBias().check((6,), np.dtype(np.float32), "0.bias_l0")
+    with pytest.raises(up.InitializerError, match="sparsity"):
+        up.init.Sparse(1.5)
+    assert isinstance(up.init.get("msraprelu"), up.init.MXNetXavier)

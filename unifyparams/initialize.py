@@ -12,7 +12,9 @@ the shape becomes known (by :func:`unifyparams.materialize` or the user's own fi
 
 from __future__ import annotations
 
+import numbers
 import weakref
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +24,7 @@ from .access import params
 from .adapter import Role
 from .errors import InitializerError, UnifyParamsError
 from .init import Initializer, Ones, ParamInfo, Uniform, Zeros, get
-from .layouts import IDENTITY
+from .layouts import IDENTITY, Transpose
 from .lazy import register_pending_applier, register_waiting_lookup
 from .param import Param
 from .paramset import ParamSet
@@ -34,13 +36,39 @@ _global_rng = np.random.default_rng()
 
 
 def seed(value: int) -> None:
-    """Seed the process-wide generator used when :func:`initialize` gets no ``seed``."""
+    """Seed the process-wide generator used when :func:`initialize` gets no ``seed``.
+
+    >>> up.seed(0); up.initialize(net, up.init.Normal())     # doctest: +SKIP
+    """
     global _global_rng
-    _global_rng = np.random.default_rng(value)
+    _global_rng = np.random.default_rng(_check_seed(value))
+
+
+def _check_seed(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+        raise InitializerError(f"seed must be an int >= 0. Received: seed={value!r}")
+    return int(value)
 
 
 def _draw_seed() -> int:
     return int(_global_rng.integers(0, 2**63 - 1))
+
+
+class Initialized(list[str]):
+    """What :func:`initialize` returns: the names it initialized (or recorded), in model order.
+
+    ``pending`` lists those whose shape is not known yet: their initializer waits and is applied
+    when the shape becomes known.
+    """
+
+    pending: list[str]
+
+    def __init__(self, names: Iterable[str] = (), pending: Iterable[str] = ()):
+        super().__init__(names)
+        self.pending = list(pending)
+
+
+# --- initializers waiting for shapes ---------------------------------------------------------------
 
 
 @dataclass
@@ -51,17 +79,21 @@ class _Waiting:
     seed: int
     name: str  # the canonical name it had when recorded: the stream key
     allow_nonfinite: bool
-    owner: Any  # weak reference to the owning block, to drop stale entries
+    owner: Any  # weak reference to the owning block, to recognise a reused id
 
 
-_waiting: dict[tuple[int, str], _Waiting] = {}
-_initialized: dict[int, Any] = {}  # id(native) -> weakref (or the object) of parameters we initialized
+#: (id(owning block), leaf) -> waiting initializer. The block is the one thing that stays the same
+#: across materialization in every framework (a Keras variable does not exist before build, a
+#: PyTorch lazy tensor changes class); entries go when their block is garbage-collected.
+_waiting: dict[tuple[Any, str], _Waiting] = {}
+_watched_blocks: set[int] = set()
 
 
-def _block_key(p: Param) -> tuple[int, str]:
-    """Stable across materialization in every framework: (owning block, leaf) — a Keras variable
-    does not exist before build, a PyTorch lazy tensor changes class, but the block stays."""
-    return id(p.slot.block), p.name.rsplit(".", 1)[-1]
+def _block_key(p: Param) -> tuple[Any, str]:
+    block = p.slot.block
+    if block is None:  # an adapter that reports no owning block: the storage is all we have
+        return ("storage", p.storage_key), p.slot.leaf
+    return id(block), p.slot.leaf
 
 
 def _ref(obj: Any) -> Any:
@@ -69,6 +101,45 @@ def _ref(obj: Any) -> Any:
         return weakref.ref(obj)
     except TypeError:
         return lambda: obj
+
+
+def _forget_block(block_id: int) -> None:
+    _watched_blocks.discard(block_id)
+    for key in [k for k in _waiting if k[0] == block_id]:
+        del _waiting[key]
+
+
+def _record(p: Param, use: Initializer, seed_value: int, allow_nonfinite: bool) -> None:
+    block = p.slot.block
+    _waiting[_block_key(p)] = _Waiting(use, seed_value, p.name, allow_nonfinite, _ref(block))
+    if block is not None and id(block) not in _watched_blocks:
+        try:
+            weakref.finalize(block, _forget_block, id(block))
+            _watched_blocks.add(id(block))
+        except TypeError:  # not weak-referenceable: the entry stays, checked by identity on use
+            pass
+
+
+def _entry(p: Param) -> _Waiting | None:
+    entry = _waiting.get(_block_key(p))
+    return entry if entry is not None and entry.owner() is p.slot.block else None
+
+
+# --- parameters unifyparams initialized (for force=False) ------------------------------------------
+
+_initialized: dict[int, Any] = {}  # id(native) -> weak reference (or the object) to the native parameter
+
+
+def _mark(p: Param) -> None:
+    _initialized[id(p.native)] = _ref(p.native)
+
+
+def _was_initialized(p: Param) -> bool:
+    ref = _initialized.get(id(p.native))
+    return (ref is not None and ref() is p.native) or _entry(p) is not None
+
+
+# --- choosing initializers -----------------------------------------------------------------------
 
 
 def _role_init(p: Param, init: Initializer) -> Initializer | None:
@@ -82,9 +153,50 @@ def _role_init(p: Param, init: Initializer) -> Initializer | None:
     return None  # Role.OTHER: left alone without select
 
 
+def _targets(target: Any, select: Any) -> tuple[ParamSet, bool]:
+    """The parameters to consider and whether they were chosen explicitly (no role rules)."""
+    explicit = isinstance(target, (ParamSet, Param))
+    ps = params(target)
+    if select is None:
+        return ps, explicit
+    if isinstance(select, str):
+        return ps.select(select), True
+    if isinstance(select, ParamSet):
+        return select, True
+    if isinstance(select, Param):
+        return params(select), True
+    if isinstance(select, (list, tuple, set, frozenset)) and all(isinstance(n, str) for n in select):
+        for name in select:
+            ps[name]  # an unknown name raises ParameterNotFoundError with the closest names
+        return ParamSet({n: p for n, p in ps.items() if n in select}, backend=ps.backend), True
+    raise InitializerError(
+        f"select must be a glob pattern (\"*.weight\"), a list of names, a ParamSet or a Param. "
+        f"Received: select={select!r}"
+    )
+
+
+def _check_all(plan: list[tuple[Param, Initializer]]) -> None:
+    """Everything that can be known before generating values, for every parameter: an error here
+    leaves every parameter as it was."""
+    for p, use in plan:
+        try:
+            use.check(p.shape, p.dtype, p.name)
+        except InitializerError:
+            raise
+        except Exception as exc:
+            raise InitializerError(f"{use!r} cannot initialize {p.name!r}: {exc}") from exc
+
+
+# --- generating and writing values ---------------------------------------------------------------
+
+
+def _known_shape(p: Param) -> tuple[int, ...]:
+    return tuple(int(d) for d in p.shape if d is not None)
+
+
 class _Scratch:
-    """One reusable buffer per dtype for generated values: fresh pages for every parameter cost
-    more than generating them, and peak memory stays one parameter's worth."""
+    """A reusable buffer per dtype for generated values: fresh pages for every parameter cost more
+    than generating the values, and peak memory stays one parameter's worth."""
 
     def __init__(self) -> None:
         self._buffers: dict[np.dtype, np.ndarray] = {}
@@ -93,30 +205,43 @@ class _Scratch:
         size = int(np.prod(shape))
         buf = self._buffers.get(dtype)
         if buf is None or buf.size < size:
+            self._buffers.pop(dtype, None)  # free the old one before allocating the new
             buf = self._buffers[dtype] = np.empty(size, dtype=dtype)
         return buf[:size].reshape(shape)
 
 
-def _fill_builtin(p: Param, init: Initializer, seed_value: int, name: str, scratch: _Scratch) -> None:
-    """A catalog initializer: straight into the parameter's memory when the adapter offers it,
-    else into the scratch buffer and written through the adapter. Its output needs no checks."""
-    shape = tuple(int(d) for d in p.shape if d is not None)
-    info = ParamInfo(name, p.role, shape, p.dtype, p.backend)
-    view = p.adapter.writable_view(p.native) if p.layout is IDENTITY else None
+def _fill_builtin(p: Param, init: Initializer, seed_value: int, scratch: _Scratch) -> None:
+    """A catalog initializer, written where it costs least: straight into the parameter's memory
+    when the adapter offers it, else into a reused scratch buffer in *native* layout that goes to
+    the adapter as it is. A transposed layout is filled through its canonical view (chunk by
+    chunk, see :func:`unifyparams.init.streams._fill`), so no second copy is made. Catalog
+    output needs no checks (:func:`_check_all` ran before)."""
+    shape = _known_shape(p)
+    info = ParamInfo(p.name, p.role, shape, p.dtype, p.backend)
+    layout = p.layout
+    as_view = layout is IDENTITY or isinstance(layout, Transpose)  # to_canonical is a view of the same memory
+    view = p.adapter.writable_view(p.native) if as_view else None
     if view is not None:
-        result = init.fill(shape, info, seed_value, out=view)
-        if result is not view:
-            view[...] = result
+        canonical = layout.to_canonical(view)
+        result = init.fill(shape, info, seed_value, out=canonical)
+        if result is not canonical:
+            canonical[...] = result
         p.adapter.after_direct_write(p.native)
         return
-    out = scratch.get(shape, p.dtype) if p.dtype in (np.float32, np.float64) else None
-    value = init.fill(shape, info, seed_value, out=out)
-    p.write_native(p.prepare(value, cast=True))
+    if as_view and p.dtype in (np.float32, np.float64):
+        native = scratch.get(tuple(int(d) for d in p.native_shape if d is not None), p.dtype)
+        canonical = layout.to_canonical(native)
+        result = init.fill(shape, info, seed_value, out=canonical)
+        if result is not canonical:
+            canonical[...] = result
+        p.write_native(native)
+        return
+    p.write_native(p.prepare(init.fill(shape, info, seed_value), cast=True))
 
 
 def _values(p: Param, init: Initializer, seed_value: int, name: str, allow_nonfinite: bool) -> np.ndarray:
     """Generate and validate values for ``p``; return them in native layout (nothing written)."""
-    shape = tuple(int(d) for d in p.shape if d is not None)
+    shape = _known_shape(p)
     info = ParamInfo(name, p.role, shape, p.dtype, p.backend)
     try:
         value = np.asarray(init.fill(shape, info, seed_value))
@@ -129,7 +254,7 @@ def _values(p: Param, init: Initializer, seed_value: int, name: str, allow_nonfi
             f"initializer {init!r} returned shape {value.shape} for {p.name!r}, whose canonical shape is "
             f"{shape}; return an array of exactly the shape it is given. {p.name!r} keeps its old value."
         )
-    if value.dtype.kind not in "biuf":
+    if value.dtype.kind not in "biuf" and value.dtype != p.dtype:
         raise InitializerError(
             f"initializer {init!r} returned {value.dtype} values for {p.name!r} ({p.dtype}); return real "
             f"numbers. {p.name!r} keeps its old value."
@@ -140,20 +265,31 @@ def _values(p: Param, init: Initializer, seed_value: int, name: str, allow_nonfi
             f"allow_nonfinite=True. {p.name!r} keeps its old value."
         )
     try:
-        return p.prepare(value, cast=value.dtype.kind == "f" and p.dtype.kind == "f")
+        return p.prepare(value, cast=value.dtype.kind == "f" and p.dtype.kind not in "biuc")
     except UnifyParamsError as exc:
-        raise InitializerError(f"initializer output does not fit {p.name!r}: {exc}") from exc
+        raise InitializerError(
+            f"initializer output does not fit {p.name!r}: {exc}. {p.name!r} keeps its old value."
+        ) from exc
 
 
-def _targets(target: Any, select: Any) -> ParamSet:
-    ps = params(target)
-    if select is None:
-        return ps
-    if isinstance(select, str):
-        return ps.select(select)
-    if isinstance(select, ParamSet):
-        return select
-    raise InitializerError(f"select must be a glob pattern or a ParamSet; received {type(select).__name__}")
+def _write_all(prepared: list[tuple[Param, np.ndarray]]) -> None:
+    """Write checked values; if the framework refuses one part way, restore those written."""
+    written: list[tuple[Param, np.ndarray]] = []
+    for p, native in prepared:
+        try:
+            old = np.array(p.adapter.read(p.native), copy=True)
+            p.write_native(native)
+        except Exception as exc:
+            for q, previous in reversed(written):
+                q.write_native(previous)
+            raise InitializerError(
+                f"the framework refused the write to {p.name!r}: {exc!r}; every parameter was restored "
+                f"to its previous value"
+            ) from exc
+        written.append((p, old))
+
+
+# --- the entry point -----------------------------------------------------------------------------
 
 
 def initialize(
@@ -164,90 +300,103 @@ def initialize(
     seed: int | None = None,
     force: bool = True,
     allow_nonfinite: bool = False,
-) -> list[str]:
+) -> Initialized:
     """Initialize ``target`` (a model, any sub-block, a ParamSet or a Param); the names initialized.
 
-    Without ``select`` initialization is role-aware: weights get ``init`` (default
-    ``Uniform(-0.07, 0.07)``, MXNet's), biases and shifts zeros, normalization scales ones,
-    running means zeros and running variances ones. With ``select`` (a glob or a ParamSet),
-    ``init`` goes to exactly the selected parameters. ``force=False`` skips parameters that
-    unifyparams has initialized before. Parameters whose shape is not known yet are recorded,
-    listed in the result, and filled when the shape is known (see :func:`unifyparams.pending`).
-    Each parameter's stream is keyed by its canonical name relative to ``target``.
+    For a model or block without ``select``, initialization is role-aware: weights get ``init``
+    (default ``Uniform(-0.07, 0.07)``, MXNet's), biases and shifts zeros, normalization scales
+    ones, running means zeros and running variances ones. With ``select`` (a glob, a list of
+    names, a ParamSet or a Param), or when ``target`` is itself a ParamSet or a Param, ``init``
+    goes to exactly those parameters. ``force=False`` skips parameters unifyparams initialized
+    (or recorded an initializer for) before.
 
-    A custom initializer's output is checked before anything is written (shape, real dtype, finite
-    values): on an error no parameter of this call changes.
+    ``seed`` fixes the values: each parameter's stream comes from ``(seed, canonical name)``, so
+    the same seed gives bit-identical canonical values in every backend, and initializing a
+    subset (``select=``) gives each parameter the value the whole model would get. Names are
+    relative to ``target``: a sub-block's ``"weight"`` is another stream than the model's
+    ``"2.weight"``. Without ``seed`` a fresh one comes from the generator :func:`seed` sets.
+
+    Parameters whose shape is not known yet are recorded, returned (also in ``.pending``) and
+    filled when their shape becomes known, with the values an eager model gets.
+
+    Errors leave every parameter unchanged: what can be checked without values (names, shapes,
+    fans, dtypes) is checked for all parameters first; a custom initializer's output is checked
+    (shape, real dtype, finite values unless ``allow_nonfinite``) for every parameter before any
+    write. Raises :class:`InitializerError` naming the parameter, or
+    :class:`ParameterNotFoundError` (with the closest names) for a ``select`` matching nothing.
     """
-    chosen = _targets(target, select)
-    initializer = get(init) if init is not None else (DEFAULT_WEIGHT_INIT if select is None else None)
-    if initializer is None:
-        raise InitializerError("initialize with select= needs an initializer; received init=None")
-    seed_value = _draw_seed() if seed is None else int(seed)
+    chosen, explicit = _targets(target, select)
+    if init is None and explicit:
+        raise InitializerError(
+            "initializing chosen parameters (select=, or a ParamSet or Param as target) needs an "
+            "initializer. Received: init=None"
+        )
+    initializer = get(init) if init is not None else DEFAULT_WEIGHT_INIT
+    seed_value = _draw_seed() if seed is None else _check_seed(seed)
 
     plan: list[tuple[Param, Initializer]] = []
     for p in chosen.values():
-        if not force and id(p.native) in _initialized and _initialized[id(p.native)]() is p.native:
+        if not force and _was_initialized(p):
             continue
-        use = initializer if select is not None else _role_init(p, initializer)
+        use = initializer if explicit else _role_init(p, initializer)
         if use is not None:
             plan.append((p, use))
+    _check_all(plan)
 
-    # Built-in initializers cannot produce a wrong shape: stream them one parameter at a time (the
-    # peak memory is one parameter). A custom one is run for every parameter and checked first.
-    trusted = all(init_.builtin for _, init_ in plan)
     seen: set[Any] = set()
     done: list[str] = []
-    pending_plan: list[tuple[Param, Initializer]] = []
     ready: list[tuple[Param, Initializer]] = []
+    waiting: list[tuple[Param, Initializer]] = []
     for p, use in plan:
         key = p.storage_key
         if key in seen:  # tied: one storage, initialized once (under its first name)
             done.append(p.name)
             continue
         seen.add(key)
-        (ready if p.materialized else pending_plan).append((p, use))
+        (ready if p.materialized else waiting).append((p, use))
 
-    if trusted:
-        scratch = _Scratch()
-        for p, use in ready:
-            _fill_builtin(p, use, seed_value, p.name, scratch)
-            _mark(p)
-            done.append(p.name)
-    else:
-        prepared = [(p, _values(p, use, seed_value, p.name, allow_nonfinite)) for p, use in ready]
-        for p, native in prepared:
-            p.write_native(native)
-            _mark(p)
-            done.append(p.name)
+    # A custom initializer's output is generated and checked for every parameter before the first
+    # write. Catalog initializers cannot produce a wrong value once _check_all has passed: they are
+    # streamed one parameter at a time afterwards, so their scratch memory is one parameter at most.
+    custom = [(p, _values(p, use, seed_value, p.name, allow_nonfinite)) for p, use in ready if not use.builtin]
+    _write_all(custom)
+    scratch = _Scratch()
+    for p, use in ready:
+        if use.builtin:
+            _fill_builtin(p, use, seed_value, scratch)
+    for p, _ in ready:
+        _mark(p)
+    done += [p.name for p, _ in ready]
 
-    if pending_plan:
-        for p, use in pending_plan:
-            _waiting[_block_key(p)] = _Waiting(use, seed_value, p.name, allow_nonfinite, _ref(p.slot.block))
-            done.append(p.name)
-        _watch(target if not isinstance(target, (ParamSet, Param)) else None, pending_plan)
+    for p, use in waiting:
+        _record(p, use, seed_value, allow_nonfinite)
+    if waiting:
+        _watch(target, [p for p, _ in waiting])
     order = {n: i for i, n in enumerate(chosen)}
-    return sorted(done, key=lambda n: order.get(n, len(order)))
+    names = sorted(done + [p.name for p, _ in waiting], key=lambda n: order.get(n, len(order)))
+    return Initialized(names, pending=[p.name for p, _ in waiting])
 
 
-def _mark(p: Param) -> None:
-    _initialized[id(p.native)] = _ref(p.native)
+def _watch(target: Any, waiting: list[Param]) -> None:
+    """Ask the framework to call us when shapes become known on its own (the first forward pass):
+    on the whole model, or, for a ParamSet or Param target, on each block owning a waiting one."""
+    adapter = waiting[0].adapter
+    if isinstance(target, (ParamSet, Param)):
+        blocks = list({id(p.slot.block): p.slot.block for p in waiting if p.slot.block is not None}.values())
+    else:
+        blocks = [target]
+    for block in blocks:
 
+        def fill_waiting(block: Any = block) -> None:
+            apply_pending(params(block))
 
-def _watch(model: Any, pending_plan: list[tuple[Param, Initializer]]) -> None:
-    """Ask the framework to tell us when shapes become known on its own (first forward pass)."""
-    if model is None:
-        return
-    adapter = pending_plan[0][0].adapter
-
-    def fill_waiting() -> None:
-        apply_pending(params(model))
-
-    adapter.on_materialized(model, fill_waiting)
+        adapter.on_materialized(block, fill_waiting)
 
 
 def apply_pending(ps: ParamSet) -> list[str]:
-    """Fill every parameter of ``ps`` that has a recorded initializer and now has its shape;
-    the values are exactly those an eager model of the same shapes gets."""
+    """Fill every parameter of ``ps`` that has a recorded initializer and now has its shape; the
+    values are exactly those an eager model of the same shapes gets. The lazy-shapes machinery
+    calls this after shapes become known; the names filled are returned."""
     filled: list[str] = []
     for p in ps.values():
         key = _block_key(p)
@@ -266,11 +415,11 @@ def apply_pending(ps: ParamSet) -> list[str]:
 
 def waiting_initializer(p: Param) -> Initializer | None:
     """The initializer recorded for ``p``, if it is waiting for its shape."""
-    entry = _waiting.get(_block_key(p))
-    return entry.initializer if entry is not None and entry.owner() is p.slot.block else None
+    entry = _entry(p)
+    return entry.initializer if entry is not None else None
 
 
 register_pending_applier(apply_pending)
 register_waiting_lookup(waiting_initializer)
 
-__all__ = ["apply_pending", "initialize", "seed", "waiting_initializer"]
+__all__ = ["DEFAULT_WEIGHT_INIT", "Initialized", "apply_pending", "initialize", "seed", "waiting_initializer"]

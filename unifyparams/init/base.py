@@ -34,6 +34,10 @@ class ParamInfo:
     backend: str = ""
 
 
+#: Whether a class's ``__call__`` takes ``param``: read once per class with inspect.signature.
+_WANTS_PARAM: dict[type, bool] = {}
+
+
 def _wants_param(fn: Callable[..., Any]) -> bool:
     try:
         sig = inspect.signature(fn)
@@ -52,18 +56,40 @@ class Initializer:
     def __call__(self, shape: Sequence[int], rng: np.random.Generator) -> np.ndarray:
         raise NotImplementedError  # abstract: subclasses return an array of ``shape``
 
+    def check(self, shape: Sequence[int | None], dtype: np.dtype, name: str) -> None:
+        """Refuse a parameter this initializer cannot fill, before any value is generated: raise
+        :class:`~unifyparams.InitializerError` naming ``name``. ``shape`` is canonical and may
+        hold ``None`` for dimensions not known yet. The default accepts everything (a custom
+        initializer's output is checked after it runs)."""
+
     def fill(self, shape: Sequence[int], info: ParamInfo, seed: int, out: np.ndarray | None = None) -> np.ndarray:
         """Values for one parameter from ``(seed, name)``, written into ``out`` when given and the
         initializer can (built-ins generate straight into a parameter's memory); returns the
         values. Built-ins override this; the default calls ``__call__`` with the parameter's
-        generator and ignores ``out``."""
+        generator (passing ``param=info`` if ``__call__`` accepts it) and ignores ``out``."""
         rng = streams.generator(seed, info.name)
-        if _wants_param(self.__call__):
+        wants = _WANTS_PARAM.get(type(self))
+        if wants is None:
+            wants = _WANTS_PARAM[type(self)] = _wants_param(self.__call__)
+        if wants:
             return np.asarray(self(shape, rng, param=info))  # type: ignore[call-arg]
         return np.asarray(self(shape, rng))
 
     def get_config(self) -> dict[str, Any]:
-        return {k: v for k, v in vars(self).items() if not k.startswith("_")}
+        """The constructor arguments, so that ``type(init).from_config(init.get_config())`` is equal."""
+        try:
+            names = [
+                n for n, p in inspect.signature(type(self).__init__).parameters.items()
+                if n != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+            ]
+        except (TypeError, ValueError):
+            names = []
+        return {n: getattr(self, n) for n in names if hasattr(self, n)}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Initializer:
+        """An initializer from :meth:`get_config`'s dictionary."""
+        return cls(**config)
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())

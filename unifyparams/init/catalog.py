@@ -14,6 +14,21 @@
 | ``MXNetXavier(rnd_type, factor_type, magnitude)`` | - | - | ``Xavier`` (same semantics) |
 | ``Orthogonal(gain)`` | ``orthogonal_`` | ``Orthogonal`` | ``Orthogonal(scale)`` (default scale 1.414) |
 | ``Eye()`` / ``Dirac(groups)`` | ``eye_`` / ``dirac_`` | ``Identity`` / - | - |
+| ``Sparse(sparsity, std)`` | ``sparse_`` | - | - |
+| ``MXNetXavier("gaussian", "avg", 2 / (1 + slope**2))`` (name ``"msraprelu"``) | - | - | ``MSRAPrelu`` |
+| ``Bilinear()`` | - | - | ``Bilinear`` |
+| ``LSTMBias(forget_bias)`` | - | ``LSTM(unit_forget_bias=True)`` | ``LSTMBias`` |
+
+Where the frameworks differ under one name: Keras's ``GlorotNormal``, ``HeNormal`` and
+``LecunNormal`` draw a normal truncated at 2 std (std corrected by 0.8796 so the variance is
+kept), PyTorch's ``xavier_normal_`` / ``kaiming_normal_`` do not truncate; MXNet's ``Xavier``
+computes ``sqrt(magnitude / factor)`` with ``factor_type`` "avg", "in" or "out" (so the default
+``magnitude=3`` with "avg" is Glorot uniform); MXNet's ``Orthogonal`` orthogonalizes a uniform
+matrix by SVD and scales by 1.414 by default. Each framework reads fans from its own layout:
+here they always come from the canonical one, so one initializer means one bound everywhere.
+Resolution by name (:func:`unifyparams.init.get`) keeps each framework's meaning:
+``"glorot_normal"`` and ``"he_normal"`` truncate, ``"xavier_normal"`` and ``"kaiming_normal"``
+do not.
 
 Random values are drawn in NumPy from ``(seed, canonical name)`` (see :mod:`.streams`), so a seed
 gives bit-identical values in every backend; they are not PyTorch's own random stream.
@@ -46,6 +61,23 @@ def _number(name: str, value: Any, positive: bool = False) -> float:
         want = "a finite number > 0" if positive else "a finite number"
         raise InitializerError(f"{name} must be {want}; received {name}={value!r}")
     return value
+
+
+def _needs_real(init: Initializer, dtype: np.dtype, name: str) -> None:
+    """Random values cannot go into an integer or boolean parameter."""
+    if np.dtype(dtype).kind in "biu":
+        raise InitializerError(
+            f"{type(init).__name__} draws real numbers, but parameter {name!r} holds {np.dtype(dtype)}; "
+            f"use Zeros, Ones, Constant or a custom initializer for it"
+        )
+
+
+def _needs_ndim(init: Initializer, shape: Sequence[int | None], name: str, allowed: Sequence[int], what: str) -> None:
+    if len(shape) not in allowed:
+        shown = "(" + ", ".join("?" if d is None else str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
+        raise InitializerError(
+            f"{type(init).__name__} needs {what}, but parameter {name!r} has shape {shown}"
+        )
 
 
 def _constant(shape: Shape, info: ParamInfo, value: float, out: np.ndarray | None) -> np.ndarray:
@@ -87,6 +119,13 @@ class Constant(Initializer):
     def __init__(self, value: float):
         self.value = _number("value", value)
 
+    def check(self, shape: Sequence[int | None], dtype: np.dtype, name: str) -> None:
+        if np.dtype(dtype).kind in "iu" and not self.value.is_integer():
+            raise InitializerError(
+                f"Constant({self.value!r}) cannot be stored exactly in parameter {name!r} of dtype "
+                f"{np.dtype(dtype)}; give an integer value"
+            )
+
     def __call__(self, shape: Shape, rng: np.random.Generator) -> np.ndarray:
         return np.full(tuple(shape), self.value)
 
@@ -104,6 +143,9 @@ class Uniform(Initializer):
         if not self.low < self.high:
             raise InitializerError(f"Uniform needs low < high; received low={low!r}, high={high!r}")
 
+    def check(self, shape: Sequence[int | None], dtype: np.dtype, name: str) -> None:
+        _needs_real(self, dtype, name)
+
     def __call__(self, shape: Shape, rng: np.random.Generator) -> np.ndarray:
         return rng.uniform(self.low, self.high, size=tuple(shape))
 
@@ -118,6 +160,9 @@ class Normal(Initializer):
 
     def __init__(self, mean: float = 0.0, std: float = 1.0):
         self.mean, self.std = _number("mean", mean), _number("std", std, positive=True)
+
+    def check(self, shape: Sequence[int | None], dtype: np.dtype, name: str) -> None:
+        _needs_real(self, dtype, name)
 
     def __call__(self, shape: Shape, rng: np.random.Generator) -> np.ndarray:
         return rng.normal(self.mean, self.std, size=tuple(shape))
@@ -138,12 +183,15 @@ class TruncatedNormal(Initializer):
         if not self.a < self.b:
             raise InitializerError(f"TruncatedNormal needs a < b; received a={a!r}, b={b!r}")
 
+    def check(self, shape: Sequence[int | None], dtype: np.dtype, name: str) -> None:
+        _needs_real(self, dtype, name)
+
     def __call__(self, shape: Shape, rng: np.random.Generator) -> np.ndarray:
         seed = int(rng.integers(2**63))
         return streams.truncated_normal(shape, "", seed, self.mean, self.std, self.a, self.b, np.dtype(np.float64))
 
     def fill(self, shape: Shape, info: ParamInfo, seed: int, out: np.ndarray | None = None) -> np.ndarray:
-        return streams.truncated_normal(shape, info.name, seed, self.mean, self.std, self.a, self.b, info.dtype)
+        return streams.truncated_normal(shape, info.name, seed, self.mean, self.std, self.a, self.b, info.dtype, out)
 
 
 class _Scaled(Initializer):
@@ -160,6 +208,11 @@ class _Scaled(Initializer):
         """The uniform bound (or the normal std) for ``shape``."""
         return self.scale(shape)
 
+    def check(self, shape: Sequence[int | None], dtype: np.dtype, name: str) -> None:
+        _needs_real(self, dtype, name)
+        if len(shape) < 2:
+            compute_fans(tuple(d or 0 for d in shape), name)  # raises: fans need two dimensions
+
     def __call__(self, shape: Shape, rng: np.random.Generator) -> np.ndarray:
         s = self.scale(shape)
         if self.distribution == "uniform":
@@ -170,11 +223,13 @@ class _Scaled(Initializer):
         return rng.normal(0.0, s, size=tuple(shape))
 
     def fill(self, shape: Shape, info: ParamInfo, seed: int, out: np.ndarray | None = None) -> np.ndarray:
+        if math.prod(shape) == 0:  # nothing to fill (and zero fans): a no-op, as in PyTorch
+            return out if out is not None else np.empty(tuple(shape), dtype=info.dtype)
         s = self.scale(shape, info.name)
         if self.distribution == "uniform":
             return streams.uniform(shape, info.name, seed, -s, s, info.dtype, out)
         if self.distribution == "truncated_normal":
-            return streams.truncated_normal(shape, info.name, seed, 0.0, s, -2 * s, 2 * s, info.dtype)
+            return streams.truncated_normal(shape, info.name, seed, 0.0, s, -2 * s, 2 * s, info.dtype, out)
         return streams.normal(shape, info.name, seed, 0.0, s, info.dtype, out)
 
 
@@ -248,6 +303,10 @@ class VarianceScaling(_Scaled):
         self.mode = mode
         self.distribution = {"untruncated_normal": "normal"}.get(distribution, distribution)
 
+    def get_config(self) -> dict[str, Any]:
+        distribution = {"normal": "untruncated_normal"}.get(self.distribution, self.distribution)
+        return {"scale": self.variance, "mode": self.mode, "distribution": distribution}
+
     def scale(self, shape: Shape, name: str = "") -> float:
         variance = self.variance / fan_for(self.mode, shape, name)
         if self.distribution == "uniform":
@@ -284,6 +343,10 @@ class Orthogonal(Initializer):
     def __init__(self, gain: float = 1.0):
         self.gain = _number("gain", gain, positive=True)
 
+    def check(self, shape: Sequence[int | None], dtype: np.dtype, name: str) -> None:
+        _needs_real(self, dtype, name)
+        _needs_ndim(self, shape, name, range(2, 33), "at least 2 dimensions")
+
     def __call__(self, shape: Shape, rng: np.random.Generator) -> np.ndarray:
         if len(shape) < 2:
             raise InitializerError(f"Orthogonal needs at least 2 dimensions; received shape {tuple(shape)}")
@@ -304,6 +367,9 @@ class Eye(Initializer):
 
     builtin = True
 
+    def check(self, shape: Sequence[int | None], dtype: np.dtype, name: str) -> None:
+        _needs_ndim(self, shape, name, (2,), "a 2-D parameter")
+
     def __call__(self, shape: Shape, rng: np.random.Generator) -> np.ndarray:
         if len(shape) != 2:
             raise InitializerError(f"Eye needs a 2-D parameter; received shape {tuple(shape)}")
@@ -320,6 +386,14 @@ class Dirac(Initializer):
             raise InitializerError(f"groups must be an int >= 1; received groups={groups!r}")
         self.groups = groups
 
+    def check(self, shape: Sequence[int | None], dtype: np.dtype, name: str) -> None:
+        _needs_ndim(self, shape, name, (3, 4, 5), "a 3-, 4- or 5-D convolution weight")
+        if shape[0] is not None and shape[0] % self.groups:
+            raise InitializerError(
+                f"Dirac(groups={self.groups}) needs out channels divisible by groups, but parameter "
+                f"{name!r} has {shape[0]}"
+            )
+
     def __call__(self, shape: Shape, rng: np.random.Generator) -> np.ndarray:
         if len(shape) not in (3, 4, 5) or shape[0] % self.groups:
             raise InitializerError(
@@ -332,4 +406,72 @@ class Dirac(Initializer):
         for g in range(self.groups):
             for d in range(min(per_group, shape[1])):
                 out[(g * per_group + d, d, *centre)] = 1.0
+        return out
+
+
+class Sparse(Initializer):
+    """A 2-D weight whose columns each hold ``ceil(sparsity * rows)`` zeros at random rows, the rest
+    N(0, std**2), as ``torch.nn.init.sparse_`` (Martens 2010)."""
+
+    builtin = True
+
+    def __init__(self, sparsity: float, std: float = 0.01):
+        self.sparsity = _number("sparsity", sparsity)
+        if not 0.0 <= self.sparsity <= 1.0:
+            raise InitializerError(f"sparsity must be in [0, 1]. Received: sparsity={sparsity!r}")
+        self.std = _number("std", std, positive=True)
+
+    def check(self, shape: Sequence[int | None], dtype: np.dtype, name: str) -> None:
+        _needs_real(self, dtype, name)
+        _needs_ndim(self, shape, name, (2,), "a 2-D parameter")
+
+    def __call__(self, shape: Shape, rng: np.random.Generator) -> np.ndarray:
+        rows, cols = (int(d) for d in shape)
+        values = rng.normal(0.0, self.std, size=(rows, cols))
+        zeros = math.ceil(self.sparsity * rows)
+        if zeros:
+            where = np.argsort(rng.random((rows, cols)), axis=0)[:zeros]  # a random permutation per column
+            values[where, np.arange(cols)] = 0.0
+        return values
+
+
+class Bilinear(Initializer):
+    """Bilinear-interpolation kernels for upsampling with a transposed convolution, as MXNet's
+    ``Bilinear`` (4-D weights; every (in, out) pair gets the same ``kH x kW`` filter)."""
+
+    builtin = True
+
+    def check(self, shape: Sequence[int | None], dtype: np.dtype, name: str) -> None:
+        _needs_real(self, dtype, name)
+        _needs_ndim(self, shape, name, (4,), "a 4-D convolution weight")
+
+    def __call__(self, shape: Shape, rng: np.random.Generator) -> np.ndarray:
+        height, width = int(shape[2]), int(shape[3])
+        f = math.ceil(width / 2.0)
+        c = (2 * f - 1 - f % 2) / (2.0 * f)
+        x = 1 - np.abs(np.arange(width) / f - c)
+        y = 1 - np.abs(np.arange(height) / f - c)
+        return np.broadcast_to(np.outer(y, x), tuple(shape)).copy()
+
+
+class LSTMBias(Initializer):
+    """Zeros, except ``forget_bias`` for the forget gate: the second quarter of a 1-D LSTM bias in
+    the canonical gate order (i, f, g, o). MXNet's ``LSTMBias``; Keras's ``unit_forget_bias=True``.
+    PyTorch adds two biases: give it one of them (``select="*.bias_ih_*"``), zeros to the other."""
+
+    builtin = True
+
+    def __init__(self, forget_bias: float = 1.0):
+        self.forget_bias = _number("forget_bias", forget_bias)
+
+    def check(self, shape: Sequence[int | None], dtype: np.dtype, name: str) -> None:
+        _needs_real(self, dtype, name)
+        _needs_ndim(self, shape, name, (1,), "a 1-D LSTM bias")
+        if shape[0] is not None and shape[0] % 4:
+            raise InitializerError(f"LSTMBias needs a bias of 4 gates, but parameter {name!r} has {shape[0]} values")
+
+    def __call__(self, shape: Shape, rng: np.random.Generator) -> np.ndarray:
+        hidden = int(shape[0]) // 4
+        out = np.zeros(tuple(shape))
+        out[hidden : 2 * hidden] = self.forget_bias
         return out
