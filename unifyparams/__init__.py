@@ -27,7 +27,7 @@ from .errors import (
     UnifyParamsError,
     UnsupportedModelError,
 )
-from .initialize import initialize, seed
+from .initialize import Initialized, initialize, seed
 from .lazy import is_materialized, materialize, pending
 from .param import Param
 from .paramset import LoadReport, ParamSet
@@ -43,6 +43,7 @@ __all__ = [
     "CheckpointError",
     "CheckpointReport",
     "DtypeMismatchError",
+    "Initialized",
     "InitializerError",
     "LoadError",
     "LoadReport",
