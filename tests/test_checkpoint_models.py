@@ -120,23 +120,27 @@ def test_checkpoint_moves_between_backends(tmp_path: Path, src: str, dst: str, a
 
 @pytest.mark.parametrize("dst", BACKENDS)
 @pytest.mark.parametrize("src", BACKENDS)
-def test_dense_after_flatten_keeps_its_meaning_across_flatten_orders(
-    tmp_path: Path, src: str, dst: str, request: pytest.FixtureRequest
-) -> None:
-    """LeNet: Keras flattens (H, W, C), PyTorch and Gluon (C, H, W). up.port permutes 7.weight's
-    inputs; a checkpoint stores canonical values as they are, so across flatten orders the loaded
-    model computes something else. Needs a shared helper that tells which dense weights follow a
-    channels-last flatten (port.py has the logic privately) so save and load can permute."""
-    if (src == "keras") != (dst == "keras"):
-        request.applymarker(
-            pytest.mark.xfail(strict=True, reason="flatten order is not recorded in checkpoints yet")
-        )
+def test_dense_after_flatten_keeps_its_meaning_across_flatten_orders(tmp_path: Path, src: str, dst: str) -> None:
+    """LeNet: Keras flattens (H, W, C), PyTorch and Gluon (C, H, W). Files keep the first dense
+    weight after a flatten in channels-first order; save and load permute for channels-last models."""
     source = kit(src).lenet()
     randomize(source, seed=8)
     target = kit(dst).lenet()
     load(target, save(source, tmp_path / "m.safetensors"))
     x = np.random.default_rng(0).normal(size=(2, 1, 28, 28)).astype(np.float32)
     np.testing.assert_allclose(kit(dst).forward(target, x), kit(src).forward(source, x), rtol=1e-4, atol=1e-4)
+
+
+def test_torch_state_dict_of_a_cnn_loads_into_keras(tmp_path: Path) -> None:
+    import torch
+
+    source = kit("torch").lenet()
+    randomize(source, seed=9)
+    torch.save(source.state_dict(), tmp_path / "lenet.pt")
+    target = kit("keras").lenet()
+    load(target, tmp_path / "lenet.pt")
+    x = np.random.default_rng(1).normal(size=(2, 1, 28, 28)).astype(np.float32)
+    np.testing.assert_allclose(kit("keras").forward(target, x), kit("torch").forward(source, x), rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("dst", BACKENDS)

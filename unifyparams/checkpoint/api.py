@@ -32,6 +32,7 @@ from ..adapter import Adapter
 from ..errors import CheckpointError, LoadError, UnifyParamsError
 from ..param import format_shape
 from ..paramset import LoadReport, ParamSet
+from ..porting.flatten import flatten_orders, to_canonical_order, to_model_order
 from ..tying import tie
 from .atomic import AtomicFile, fsync_dir
 from .dtypes import code_for
@@ -115,12 +116,18 @@ def save(
     encoded = meta.encode()
     previous = previous_files(base)
 
+    orders = flatten_orders(ps)  # dense weights after a channels-last flatten: stored channels-first
+
+    def value_of(name: str) -> np.ndarray:
+        value = ps[name].numpy()
+        return to_canonical_order(value, orders[name]) if name in orders else value
+
     pending: list[AtomicFile] = []
     try:
         for target, names in zip(targets, shards):
             pending.append(AtomicFile(target))
             infos = plan_offsets((n, ps[n].dtype, ps[n].shape) for n in names)  # type: ignore[misc]
-            write_file(pending[-1].file, infos, lambda n: ps[n].numpy(), encoded)
+            write_file(pending[-1].file, infos, value_of, encoded)
             pending[-1].finish()
         result = base
         if len(shards) > 1:
@@ -197,6 +204,7 @@ def load(
     source = str(path)
     with open_checkpoint(path, mmap=mmap) as ckpt:
         state = {name: ckpt.tensor(name) for name in ckpt.names}
+        _into_model_order(ps, state)
         _add_tie_aliases(ckpt.meta.ties, state)
         _fill_model_ties(ps, state)
         _check_shapes(ps, state, source)
@@ -247,6 +255,14 @@ def load(
     )
 
 
+def _into_model_order(ps: ParamSet, state: dict[str, np.ndarray]) -> None:
+    """Files keep channels-first flatten order; a channels-last model reads its own order."""
+    for name, channels in flatten_orders(ps).items():
+        value = state.get(name)
+        if value is not None and value.ndim == 2 and value.shape[1] % channels == 0:
+            state[name] = to_model_order(np.asarray(value), channels)
+
+
 def _native_kind(path: str | os.PathLike[str]) -> str | None:
     """``"torch"``/``"gluon"``/``"keras-h5"`` for a framework's own file, None for ours."""
     from ..native import format_for
@@ -269,6 +285,7 @@ def _load_native(model: Any, path: str | os.PathLike[str], kind: str, *, strict:
     ckpt = read(os.fspath(path), kind)
     ps = params(model)
     state = ckpt.expanded()
+    _into_model_order(ps, state)
     converted = {n: f"{state[n].dtype} -> {ps[n].dtype}" for n in ps if n in state and state[n].dtype != ps[n].dtype}
     try:
         base = ps.load(state, strict=strict, cast=cast)
