@@ -186,6 +186,7 @@ def load(
     strict: bool = True,
     cast: bool = False,
     mmap: bool = True,
+    rollback: bool = False,
 ) -> CheckpointReport:
     """Load a checkpoint (a file, an index, or a folder holding one) into ``model``; all or nothing.
 
@@ -194,7 +195,10 @@ def load(
 
     ``strict=True`` refuses a checkpoint whose names differ from the model's; ``strict=False``
     loads the names both have and reports the rest. Safe dtype casts (float64 -> float32) happen
-    and are reported in ``converted``; ``cast=True`` also allows lossy ones. ``mmap=False`` reads
+    and are reported in ``converted``; ``cast=True`` also allows lossy ones. Everything (header,
+    offsets, names, shapes, dtypes, ties) is checked before the first write, so a bad file changes
+    nothing; ``rollback=True`` also snapshots every parameter first, to restore them if the
+    *framework* refuses a validated write (one model's worth of memory and time). ``mmap=False`` reads
     each tensor with a plain read instead of mapping the file.
     """
     kind = _native_kind(path)
@@ -220,7 +224,7 @@ def load(
             if name in state and state[name].dtype != ps[name].dtype
         }
         try:
-            base = ps.load(state, strict=strict, cast=cast)
+            base = ps.load(state, strict=strict, cast=cast, rollback=rollback)
         except LoadError as exc:
             raise CheckpointError(
                 f"checkpoint {source} does not fit this {ps.backend or 'model'} model; nothing was "
