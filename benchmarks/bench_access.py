@@ -15,11 +15,11 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from typing import Any
+
+from _backends import run_each_backend
 
 
 def median_seconds(fn: Callable[[], Any], repeat: int) -> float:
@@ -117,10 +117,7 @@ def main() -> None:
     if args.backend:
         run_one(args.backend, args.layers, args.width, args.repeat)
         return
-    for backend in ("torch", "keras", "gluon"):
-        cmd = [sys.executable, __file__, "--backend", backend, "--layers", str(args.layers),
-               "--width", str(args.width), "--repeat", str(args.repeat)]
-        subprocess.run(cmd, check=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    run_each_backend(__file__, ["--layers", str(args.layers), "--width", str(args.width), "--repeat", str(args.repeat)])
 
 
 if __name__ == "__main__":

@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
+
+from _backends import run_each_backend
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -161,10 +161,7 @@ def main() -> None:
     if args.backend:
         run_one(args.backend, args.scale, args.width, args.repeat)
         return
-    for backend in ("torch", "keras", "gluon"):
-        cmd = [sys.executable, __file__, "--backend", backend, "--scale", str(args.scale),
-               "--width", str(args.width), "--repeat", str(args.repeat)]
-        subprocess.run(cmd, check=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    run_each_backend(__file__, ["--scale", str(args.scale), "--width", str(args.width), "--repeat", str(args.repeat)])
 
 
 if __name__ == "__main__":

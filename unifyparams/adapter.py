@@ -217,11 +217,9 @@ class Adapter(ABC):
         """Give the parameter at ``slot`` its own storage, holding its current values."""
         raise TieError(f"the {self.name!r} adapter does not support untying parameters")
 
-    def materialize(
-        self, model: Any, inputs: tuple[Any, ...] | None, input_shape: tuple[int, ...] | None
-    ) -> None:
-        """Make every shape known by running ``model`` on ``inputs`` (NumPy arrays) or on zeros
-        of ``input_shape``, without a training step."""
+    def materialize(self, model: Any, inputs: tuple[np.ndarray, ...]) -> None:
+        """Make every shape known by running ``model`` once on ``inputs`` (NumPy arrays), without a
+        training step. (The core turns ``input_shape=`` into zeros before calling this.)"""
         raise NotMaterializedError(f"the {self.name!r} adapter cannot materialize lazy shapes")
 
     # --- facts porting needs (optional) -----------------------------------------------------

@@ -115,9 +115,12 @@ def materialize(model: Any, *example_inputs: Any, input_shape: tuple[int, ...] |
             "materialize needs example inputs or input_shape while shapes are unknown; received neither. "
             "Call up.materialize(model, x) or up.materialize(model, input_shape=(2, 20))."
         )
-    inputs = tuple(np.asarray(x) for x in example_inputs) if example_inputs else None
+    if example_inputs:
+        inputs = tuple(np.asarray(x) for x in example_inputs)
+    else:
+        inputs = (np.zeros(tuple(input_shape or ()), dtype=np.float32),)
     try:
-        adapter.materialize(model, inputs, tuple(input_shape) if input_shape is not None else None)
+        adapter.materialize(model, inputs)
     except NotMaterializedError:
         raise
     except Exception as exc:

@@ -150,17 +150,13 @@ class GluonAdapter(Adapter):
                     for g in param._grad:
                         g[:] = 0
 
-    def materialize(self, model: Any, inputs: tuple[Any, ...] | None, input_shape: tuple[int, ...] | None) -> None:
+    def materialize(self, model: Any, inputs: tuple[np.ndarray, ...]) -> None:
         """One forward pass, not recorded and in inference mode, resolves deferred shapes.
 
         Parameters never initialized get Gluon's ``initialize()`` first (Gluon runs nothing before
         it); initialized ones keep their values. A failure raises NotMaterializedError naming the
         block it happened in.
         """
-        if inputs is None:
-            if input_shape is None:
-                raise NotMaterializedError("materialize needs inputs or input_shape; received neither")
-            inputs = (np.zeros(input_shape, dtype=np.float32),)
         for param in running.parameters(model):
             if param._data is None and not param._deferred_init:
                 param.initialize()

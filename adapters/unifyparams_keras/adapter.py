@@ -243,17 +243,11 @@ class KerasAdapter(Adapter):
         if self.backend == "torch":
             sharing.refresh_torch_params(root)
 
-    def materialize(
-        self, model: Any, inputs: tuple[Any, ...] | None, input_shape: tuple[int, ...] | None
-    ) -> None:
+    def materialize(self, model: Any, inputs: tuple[np.ndarray, ...]) -> None:
         """Build ``model`` by calling it once with ``training=False``.
 
         Inputs are passed as given, in the model's own layout (channels-last for Keras convs).
         """
-        if inputs is None:
-            if input_shape is None:
-                raise NotMaterializedError("materialize needs inputs or input_shape; received neither")
-            inputs = (np.zeros(input_shape, dtype=np.float32),)
         try:
             if self.backend == "torch":
                 import torch

@@ -152,15 +152,9 @@ class TorchAdapter(Adapter):
                 )
             value.reshape(()).backward()
 
-    def materialize(
-        self, model: Any, inputs: tuple[Any, ...] | None, input_shape: tuple[int, ...] | None
-    ) -> None:
+    def materialize(self, model: Any, inputs: tuple[np.ndarray, ...]) -> None:
         """One forward pass in eval mode under ``no_grad`` resolves every lazy module's shapes."""
         root, _ = self._structure.unwrap(model)  # run eagerly: compiling a lazy model is slow
-        if inputs is None:
-            if input_shape is None:
-                raise NotMaterializedError("materialize needs example inputs or input_shape")
-            inputs = (np.zeros(input_shape, dtype=np.float32),)
         args = self._tensors.to_tensors(inputs, root)
         with self._running.BlockTracker(root) as tracker, self._running.inference(root):
             try:

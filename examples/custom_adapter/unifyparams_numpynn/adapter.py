@@ -125,11 +125,7 @@ class NumpyNNAdapter(Adapter):
             raise NotImplementedError("numpynn backpropagates only the default loss, the sum of the outputs")
         self.nn.backward(model, *inputs)
 
-    def materialize(self, model: Any, inputs: tuple[Any, ...] | None, input_shape: tuple[int, ...] | None) -> None:
-        if inputs is None:
-            if input_shape is None:
-                raise NotMaterializedError("materialize needs inputs or input_shape; received neither")
-            inputs = (np.zeros(input_shape, np.float32),)
+    def materialize(self, model: Any, inputs: tuple[np.ndarray, ...]) -> None:
         try:
             model(*inputs)
         except self.nn.LayerError as exc:
