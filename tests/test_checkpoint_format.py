@@ -500,10 +500,10 @@ def test_name_stored_in_two_shards_is_refused(tmp_path: Path) -> None:
 def test_shard_from_another_save_is_detected(tmp_path: Path) -> None:
     _sharded(tmp_path)
     old = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
-    save(make_net(3), tmp_path / "model.safetensors", max_shard_size=60)  # same names, new id
-    shard = sorted(old)[0]
-    (tmp_path / shard).write_bytes(old[shard])  # as if a crash had left one old shard behind
-    expect_error(tmp_path / "model.safetensors.index.json", "another save")
+    index = save(make_net(3), tmp_path / "model.safetensors", max_shard_size=60)  # new names, new id
+    first_new = sorted(set(json.loads(index.read_text())["weight_map"].values()))[0]
+    (tmp_path / first_new).write_bytes(old[sorted(old)[0]])  # an old shard copied over a new one
+    expect_error(index, "another save")
 
 
 def test_missing_checkpoint_and_ambiguous_folder(tmp_path: Path) -> None:

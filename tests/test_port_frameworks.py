@@ -94,7 +94,8 @@ def test_dry_run_reports_conversions_and_changes_nothing() -> None:
 def test_lenet_flatten_permutation_is_reported() -> None:
     report = up.port(kit("torch").lenet(), kit("keras").lenet(), dry_run=True)
     conversions = {r.destination: r.conversion for r in report.rows}
-    assert "flatten permutation" in conversions["7.weight"]
+    assert "input order" in conversions["7.weight"] and "16x5x5 map (CHW order)" not in conversions["7.weight"]
+    assert "a flattened 5x5x16 map (HWC order)" in conversions["7.weight"]
 
 
 def test_batchnorm_hyperparameter_mismatch_is_a_warning() -> None:

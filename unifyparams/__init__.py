@@ -31,7 +31,7 @@ from .initialize import Initialized, initialize, seed
 from .lazy import is_materialized, materialize, pending
 from .param import Param
 from .paramset import LoadReport, ParamSet
-from .porting import PortError, PortReport, port
+from .porting import DataflowError, DenseInput, PortError, PortReport, port
 from .registry import adapter_for, available_adapters, get_adapter, register_adapter
 from .tying import tie, ties, untie, waiting_ties
 
@@ -52,6 +52,8 @@ __all__ = [
     "ParamSet",
     "ParameterNotFoundError",
     "PortError",
+    "DataflowError",
+    "DenseInput",
     "PortReport",
     "Role",
     "ShapeMismatchError",

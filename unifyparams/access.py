@@ -27,7 +27,7 @@ def params(model: Any) -> ParamSet:
     if isinstance(model, ParamSet):
         return model
     if isinstance(model, Param):
-        return ParamSet({model.name: model}, backend=model.backend)
+        return ParamSet({model.name: model}, backend=model.backend, model=model.model)
     adapter = adapter_for(model)
     storage_key = adapter.storage_key
     slots = [(slot, storage_key(slot.native)) for slot in adapter.walk(model)]
@@ -43,8 +43,8 @@ def params(model: Any) -> ParamSet:
                 f"({built[name].native_name!r} and {slot.native_name!r}); this is an adapter bug"
             )
         group = groups[key]
-        built[name] = Param(slot, adapter, tuple(n for n in group if n != name) if len(group) > 1 else ())
-    return ParamSet(built, title=type(model).__name__, backend=adapter.name)
+        built[name] = Param(slot, adapter, tuple(n for n in group if n != name) if len(group) > 1 else (), model)
+    return ParamSet(built, title=type(model).__name__, backend=adapter.name, model=model)
 
 
 def tree(model: Any) -> str:

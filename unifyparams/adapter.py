@@ -22,7 +22,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .errors import NotMaterializedError, TieError
+from .dataflow import DenseInput
+from .errors import NotMaterializedError, TieError, UnifyParamsError
 from .layouts import IDENTITY, Layout, Shape
 
 
@@ -174,6 +175,32 @@ class Adapter(ABC):
         own copy, which transposes far faster than ``np.ascontiguousarray``. Use
         :func:`contiguous_source` to get the contiguous base array and the permutation."""
 
+    def check_writable(self, native: Any) -> str | None:
+        """Why :meth:`write` would refuse ``native`` now, or ``None`` if it can be written.
+
+        Must be cheap and change nothing: the core asks it for every parameter of a write before the
+        first value lands, so a parameter the framework would refuse part way (a tensor frozen by
+        the framework, memory that is read-only, a device with no memory) changes nothing. The
+        reason is shown to the user; say what to do about it. Default: every parameter is writable.
+        """
+        return None
+
+    def restore(self, native: Any, value: np.ndarray | None) -> None:
+        """Put back a value read before a write that then failed, by a path that cannot fail for the
+        reason the write did (the core reads the parameter back afterwards to verify it).
+
+        ``value`` has native shape and dtype; ``None`` means the parameter had no values before (a
+        lazy one that the write gave values to): put it back waiting for its shape, or raise
+        :class:`~unifyparams.errors.UnifyParamsError` saying why it cannot be. Default: :meth:`write`
+        for a value; refusal for ``None``.
+        """
+        if value is None:
+            raise UnifyParamsError(
+                f"the {self.name!r} adapter cannot take back the values it gave a parameter that had none "
+                f"(it does not implement Adapter.restore(native, None))"
+            )
+        self.write(native, value)
+
     def writable_view(self, native: Any) -> np.ndarray | None:
         """Optional: a writable NumPy array over the parameter's own memory (native layout), so
         initializers can generate straight into it: no scratch copy, no extra memory. ``None``
@@ -227,6 +254,23 @@ class Adapter(ABC):
         """True if ``block`` (a conv layer) keeps channels last, so a following flatten orders
         features (H, W, C) rather than (C, H, W)."""
         return False
+
+    def layer_family(self, block: Any) -> str:
+        """The framework-neutral family of a layer (one of :data:`unifyparams.porting.FAMILIES`:
+        ``"dense"``, ``"conv2d"``, ``"batchnorm"``...), following the class hierarchy so that
+        subclasses are understood; ``""`` when the layer is none of them (ports then compare
+        the class names of both sides)."""
+        return ""
+
+    def dense_inputs(self, model: Any, inputs: tuple[np.ndarray, ...] | None) -> Mapping[int, DenseInput]:
+        """``{id(dense layer): what it reads}`` for dense layers whose input the framework's graph
+        information establishes (a flattened map, in which order, or plain features). ``inputs``
+        (native layout), when given, may be used to run the model once, without training.
+
+        Layers left out get the core's convention: in canonical order when no layer of the model
+        keeps channels last, otherwise not established (and a port that needs the fact refuses).
+        """
+        return {}
 
     def layer_config(self, block: Any) -> Mapping[str, float]:
         """Hyper-parameters that change outputs without being parameters: ``eps`` and ``momentum``

@@ -62,6 +62,28 @@ class CheckpointError(UnifyParamsError, ValueError):
     """A checkpoint file is malformed or does not fit the model."""
 
 
+class WriteError(UnifyParamsError, RuntimeError):
+    """The framework refused to write a parameter (or a value could not be produced) after checks passed.
+
+    Raised by :func:`unifyparams.transaction.write_all`, the one place that writes many parameters.
+    The message names the parameter and gives the framework's reason; the attributes say what is
+    verified about the model afterwards:
+
+    - ``parameter``: the canonical name whose write failed (``None`` when refused before any write);
+    - ``changed``: False when every parameter is verified to hold its previous value (refused before
+      the first write, or every parameter written was restored and read back); True otherwise;
+    - ``not_restored``: names that could not be restored (their state is unknown or new).
+    """
+
+    def __init__(
+        self, message: str, *, parameter: str | None = None, changed: bool = False, not_restored: tuple[str, ...] = ()
+    ):
+        super().__init__(message)
+        self.parameter = parameter
+        self.changed = changed
+        self.not_restored = tuple(not_restored)
+
+
 def closest_names(name: str, candidates: Iterable[str], limit: int = 5) -> list[str]:
     """Return up to ``limit`` names from ``candidates`` that look most like ``name``.
 

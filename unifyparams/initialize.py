@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numbers
 import weakref
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +28,7 @@ from .layouts import IDENTITY, Transpose
 from .lazy import register_pending_applier, register_waiting_lookup
 from .param import Param
 from .paramset import ParamSet
+from .transaction import after_write, register_filled_hook, write_all
 
 #: MXNet's default for weights when no initializer is given (role-aware init is MXNet's idea).
 DEFAULT_WEIGHT_INIT: Initializer = Uniform(-0.07, 0.07)
@@ -210,33 +211,40 @@ class _Scratch:
         return buf[:size].reshape(shape)
 
 
-def _fill_builtin(p: Param, init: Initializer, seed_value: int, scratch: _Scratch) -> None:
-    """A catalog initializer, written where it costs least: straight into the parameter's memory
-    when the adapter offers it, else into a reused scratch buffer in *native* layout that goes to
-    the adapter as it is. A transposed layout is filled through its canonical view (chunk by
-    chunk, see :func:`unifyparams.init.streams._fill`), so no second copy is made. Catalog
-    output needs no checks (:func:`_check_all` ran before)."""
-    shape = _known_shape(p)
-    info = ParamInfo(p.name, p.role, shape, p.dtype, p.backend)
-    layout = p.layout
-    as_view = layout is IDENTITY or isinstance(layout, Transpose)  # to_canonical is a view of the same memory
-    view = p.adapter.writable_view(p.native) if as_view else None
-    if view is not None:
-        canonical = layout.to_canonical(view)
-        result = init.fill(shape, info, seed_value, out=canonical)
-        if result is not canonical:
-            canonical[...] = result
-        p.adapter.after_direct_write(p.native)
-        return
-    if as_view and p.dtype in (np.float32, np.float64):
-        native = scratch.get(tuple(int(d) for d in p.native_shape if d is not None), p.dtype)
-        canonical = layout.to_canonical(native)
-        result = init.fill(shape, info, seed_value, out=canonical)
-        if result is not canonical:
-            canonical[...] = result
-        p.write_native(native)
-        return
-    p.write_native(p.prepare(init.fill(shape, info, seed_value), cast=True))
+def _builtin_value(
+    p: Param, init: Initializer, seed_value: int, scratch: _Scratch, direct: bool
+) -> Callable[[], np.ndarray | None]:
+    """A catalog initializer's values for ``p``, computed when the write reaches ``p`` (so memory
+    holds one generated parameter at a time): into a reused scratch buffer in *native* layout that
+    goes to the adapter as it is. A transposed layout is filled through its canonical view (chunk by
+    chunk, see :func:`unifyparams.init.streams._fill`), so no second copy is made. With ``direct``
+    (a non-atomic initialize) the values go straight into the parameter's memory when the adapter
+    offers it (:meth:`Adapter.writable_view`), and the callable returns None. Catalog output needs
+    no checks (:func:`_check_all` ran before)."""
+
+    def compute() -> np.ndarray | None:
+        shape = _known_shape(p)
+        info = ParamInfo(p.name, p.role, shape, p.dtype, p.backend)
+        layout = p.layout
+        as_view = layout is IDENTITY or isinstance(layout, Transpose)  # to_canonical: a view of the same memory
+        view = p.adapter.writable_view(p.native) if direct and as_view else None
+        if view is not None:
+            canonical = layout.to_canonical(view)
+            result = init.fill(shape, info, seed_value, out=canonical)
+            if result is not canonical:
+                canonical[...] = result
+            p.adapter.after_direct_write(p.native)
+            return None
+        if as_view and p.dtype in (np.float32, np.float64):
+            native = scratch.get(tuple(int(d) for d in p.native_shape if d is not None), p.dtype)
+            canonical = layout.to_canonical(native)
+            result = init.fill(shape, info, seed_value, out=canonical)
+            if result is not canonical:
+                canonical[...] = result
+            return native
+        return p.prepare(init.fill(shape, info, seed_value), cast=True)
+
+    return compute
 
 
 def _values(p: Param, init: Initializer, seed_value: int, name: str, allow_nonfinite: bool) -> np.ndarray:
@@ -272,23 +280,6 @@ def _values(p: Param, init: Initializer, seed_value: int, name: str, allow_nonfi
         ) from exc
 
 
-def _write_all(prepared: list[tuple[Param, np.ndarray]]) -> None:
-    """Write checked values; if the framework refuses one part way, restore those written."""
-    written: list[tuple[Param, np.ndarray]] = []
-    for p, native in prepared:
-        try:
-            old = np.array(p.adapter.read(p.native), copy=True)
-            p.write_native(native)
-        except Exception as exc:
-            for q, previous in reversed(written):
-                q.write_native(previous)
-            raise InitializerError(
-                f"the framework refused the write to {p.name!r}: {exc!r}; every parameter was restored "
-                f"to its previous value"
-            ) from exc
-        written.append((p, old))
-
-
 # --- the entry point -----------------------------------------------------------------------------
 
 
@@ -300,6 +291,7 @@ def initialize(
     seed: int | None = None,
     force: bool = True,
     allow_nonfinite: bool = False,
+    atomic: bool = True,
 ) -> Initialized:
     """Initialize ``target`` (a model, any sub-block, a ParamSet or a Param); the names initialized.
 
@@ -324,6 +316,15 @@ def initialize(
     (shape, real dtype, finite values unless ``allow_nonfinite``) for every parameter before any
     write. Raises :class:`InitializerError` naming the parameter, or
     :class:`ParameterNotFoundError` (with the closest names) for a ``select`` matching nothing.
+
+    The values are written through :func:`unifyparams.transaction.write_all`: whether every
+    parameter can be written is checked first, and with ``atomic=True`` (the default) each
+    parameter is copied just before it is overwritten (up to one model's worth of memory, held
+    until the call ends) so that a write the framework refuses part way restores every parameter
+    and raises :class:`~unifyparams.errors.WriteError`. ``atomic=False`` holds no copy and
+    generates straight into the parameters' memory where the framework allows it (no extra
+    memory), but is **not atomic**: such a refusal leaves the parameters written before it
+    initialized (the error names them).
     """
     chosen, explicit = _targets(target, select)
     if init is None and explicit:
@@ -358,12 +359,16 @@ def initialize(
     # A custom initializer's output is generated and checked for every parameter before the first
     # write. Catalog initializers cannot produce a wrong value once _check_all has passed: they are
     # streamed one parameter at a time afterwards, so their scratch memory is one parameter at most.
-    custom = [(p, _values(p, use, seed_value, p.name, allow_nonfinite)) for p, use in ready if not use.builtin]
-    _write_all(custom)
+    custom = {id(p): _values(p, use, seed_value, p.name, allow_nonfinite) for p, use in ready if not use.builtin}
     scratch = _Scratch()
-    for p, use in ready:
-        if use.builtin:
-            _fill_builtin(p, use, seed_value, scratch)
+    write_all(
+        [
+            (p, _builtin_value(p, use, seed_value, scratch, direct=not atomic) if use.builtin else custom[id(p)])
+            for p, use in ready
+        ],
+        atomic=atomic,
+        what="initialize",
+    )
     for p, _ in ready:
         _mark(p)
     done += [p.name for p, _ in ready]
@@ -388,7 +393,7 @@ def _watch(target: Any, waiting: list[Param]) -> None:
     for block in blocks:
 
         def fill_waiting(block: Any = block) -> None:
-            apply_pending(params(block))
+            after_write(lambda: apply_pending(params(block)))  # not in the middle of a write
 
         adapter.on_materialized(block, fill_waiting)
 
@@ -396,8 +401,9 @@ def _watch(target: Any, waiting: list[Param]) -> None:
 def apply_pending(ps: ParamSet) -> list[str]:
     """Fill every parameter of ``ps`` that has a recorded initializer and now has its shape; the
     values are exactly those an eager model of the same shapes gets. The lazy-shapes machinery
-    calls this after shapes become known; the names filled are returned."""
-    filled: list[str] = []
+    calls this after shapes become known; the names filled are returned. All or nothing: if the
+    framework refuses a write, every parameter is restored and the initializers keep waiting."""
+    ready: list[tuple[Param, tuple[Any, str], _Waiting]] = []
     for p in ps.values():
         key = _block_key(p)
         entry = _waiting.get(key)
@@ -406,11 +412,23 @@ def apply_pending(ps: ParamSet) -> list[str]:
         if entry.owner() is not p.slot.block:
             _waiting.pop(key, None)  # a different block reused the same id: stale
             continue
-        del _waiting[key]
-        p.write_native(_values(p, entry.initializer, entry.seed, entry.name, entry.allow_nonfinite))
+        if any(key == k for _, k, _ in ready):
+            continue  # one block reached under two names: filled once
+        ready.append((p, key, entry))
+    values = [(p, _values(p, e.initializer, e.seed, e.name, e.allow_nonfinite)) for p, _, e in ready]
+    write_all(values, what="initialize (waiting initializers)")
+    for p, key, _ in ready:
+        _waiting.pop(key, None)
         _mark(p)
-        filled.append(p.name)
-    return filled
+    return [p.name for p, _, _ in ready]
+
+
+def _forget_filled(p: Param) -> None:
+    """A write gave values to a parameter that waited for its shape: the value written wins over an
+    initializer waiting for it."""
+    entry = _waiting.get(_block_key(p))
+    if entry is not None and entry.owner() is p.slot.block:
+        del _waiting[_block_key(p)]
 
 
 def waiting_initializer(p: Param) -> Initializer | None:
@@ -421,5 +439,6 @@ def waiting_initializer(p: Param) -> Initializer | None:
 
 register_pending_applier(apply_pending)
 register_waiting_lookup(waiting_initializer)
+register_filled_hook(_forget_filled)
 
 __all__ = ["DEFAULT_WEIGHT_INIT", "Initialized", "apply_pending", "initialize", "seed", "waiting_initializer"]

@@ -14,8 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import DtypeMismatchError, NotMaterializedError, ShapeMismatchError
+from .errors import NotMaterializedError
 from .layouts import IDENTITY, Layout, Shape
+from .transaction import write_all
+from .values import conform
 
 if TYPE_CHECKING:
     from .adapter import Adapter, Slot
@@ -30,13 +32,16 @@ def format_shape(shape: Shape) -> str:
 class Param:
     """A live handle on one framework parameter; reads and writes go to the model."""
 
-    __slots__ = ("_slot", "_adapter", "shared_with", "__weakref__")
+    __slots__ = ("_slot", "_adapter", "shared_with", "model", "__weakref__")
 
-    def __init__(self, slot: Slot, adapter: Adapter, shared_with: tuple[str, ...] = ()):
+    def __init__(self, slot: Slot, adapter: Adapter, shared_with: tuple[str, ...] = (), model: Any = None):
         self._slot = slot
         self._adapter = adapter
         #: Other canonical names (in the same ParamSet) that share this parameter's storage.
         self.shared_with = shared_with
+        #: The model this parameter was read from (None when unknown): its name is relative to it,
+        #: and initializing this parameter alone keys its random stream among that model's names.
+        self.model = model
 
     # --- identity -------------------------------------------------------------------------
     @property
@@ -158,28 +163,11 @@ class Param:
     def prepare(self, value: Any, *, cast: bool = False) -> np.ndarray:
         """Validate ``value`` for this parameter and return it in *native* layout and dtype.
 
-        Raises :class:`DtypeMismatchError` or :class:`ShapeMismatchError`; changes nothing.
+        The rules (no broadcasting, integer narrowing only when every value fits or ``cast=True``,
+        any strides) are :func:`unifyparams.values.conform`'s. Raises :class:`DtypeMismatchError`
+        or :class:`ShapeMismatchError`; changes nothing.
         """
-        array = np.asarray(value)
-        target = self.dtype
-        if array.dtype != target and not cast and not np.can_cast(array.dtype, target, "same_kind"):
-            raise DtypeMismatchError(
-                f"parameter {self.name!r} holds {target} but received a {array.dtype} value; "
-                f"a {array.dtype} -> {target} cast can lose information. Convert it first, or "
-                f"pass cast=True to cast anyway."
-            )
-        shape = self.shape
-        if array.ndim == 0 and all(d is not None for d in shape):
-            array = np.broadcast_to(array, shape)  # type: ignore[arg-type]
-        if array.ndim != len(shape) or any(
-            known is not None and known != got for known, got in zip(shape, array.shape)
-        ):
-            raise ShapeMismatchError(
-                f"parameter {self.name!r} has canonical shape {format_shape(shape)} but received "
-                f"a value of shape {tuple(array.shape)}. Values are in the canonical (PyTorch) "
-                f"layout; see docs for the layout table."
-            )
-        array = array.astype(target, copy=False)
+        array = conform(value, name=self.name, shape=self.shape, dtype=self.dtype, cast=cast)
         return self._slot.layout.to_native(array)
 
     def write_native(self, native_value: np.ndarray) -> None:
@@ -193,6 +181,10 @@ class Param:
     def set(self, value: Any, *, cast: bool = False) -> None:
         """Overwrite all values (canonical layout); the native object and its flags are kept.
 
+        The write is atomic: if the framework refuses it, the parameter keeps its previous value
+        and a :class:`~unifyparams.errors.WriteError` says why (one copy of the parameter is held
+        while it is written).
+
         A parameter still waiting for its shape cannot be written alone (its block infers all its
         shapes together): load a whole state with ``ParamSet.load`` or materialize first.
         """
@@ -202,7 +194,7 @@ class Param:
                 f"whole block at once with up.params(model).load(state), or call "
                 f"up.materialize(model, example_input) first."
             )
-        self.write_native(self.prepare(value, cast=cast))
+        write_all([(self, self.prepare(value, cast=cast))], what="set")
 
     def update(self, fn: Callable[[np.ndarray], Any]) -> None:
         """Replace the values by ``fn(current_values)``, e.g. ``p.update(lambda w: w + 1)``."""

@@ -24,7 +24,9 @@ from .errors import (
     describe_names,
 )
 from .param import Param
+from .transaction import write_all
 from .tree import render
+from .values import state_problems
 
 
 @dataclass
@@ -50,10 +52,13 @@ def _same_values(a: np.ndarray, b: np.ndarray) -> bool:
 class ParamSet(Mapping[str, Param]):
     """Parameters of a model (or any part of one), by canonical name, in model order."""
 
-    def __init__(self, params: Mapping[str, Param], *, title: str = "", backend: str = ""):
+    def __init__(self, params: Mapping[str, Param], *, title: str = "", backend: str = "", model: Any = None):
         self._params = dict(params)
         self._title = title
         self.backend = backend
+        #: The model these parameters were read from (None for a set built by hand): ports and
+        #: checkpoints ask its adapter about its dataflow.
+        self.model = model
 
     # --- mapping --------------------------------------------------------------------------
     def __getitem__(self, name: str) -> Param:
@@ -107,7 +112,7 @@ class ParamSet(Mapping[str, Param]):
             chosen = [p for p in chosen if p.role == role]
         if materialized is not None:
             chosen = [p for p in chosen if p.materialized == materialized]
-        return ParamSet({p.name: p for p in chosen}, title=self._title, backend=self.backend)
+        return ParamSet({p.name: p for p in chosen}, title=self._title, backend=self.backend, model=self.model)
 
     def _nothing_matched(self, what: str, text: str) -> ParameterNotFoundError:
         probe = text.replace("*", "").replace("?", "").strip(".") or text
@@ -144,17 +149,36 @@ class ParamSet(Mapping[str, Param]):
         return total
 
     def load(
-        self, state: Mapping[str, Any], *, strict: bool = True, cast: bool = False, rollback: bool = True
+        self,
+        state: Mapping[str, Any],
+        *,
+        strict: bool = True,
+        cast: bool = False,
+        atomic: bool = True,
+        rollback: bool | None = None,
     ) -> LoadReport:
         """Write many values at once (canonical names and layout); all or nothing.
 
-        Every value is checked first (names, shapes, dtypes); if anything is wrong a
-        :class:`LoadError` lists every problem and no parameter changes. With ``strict=False``
-        missing and unexpected names are reported instead of refused. ``cast=True`` allows casts
-        that can lose information (float -> int). ``rollback=False`` skips the snapshot taken
-        before each write (one model's worth of memory and time) that restores the written
-        parameters if the *framework* fails part way; validation still runs first either way.
+        Every value is checked first (names, shapes, dtypes, whether the framework lets each
+        parameter be written); if anything is wrong a :class:`LoadError` (or, for a parameter the
+        framework will not let be written, a :class:`~unifyparams.errors.WriteError`) lists every
+        problem and no parameter changes. With ``strict=False`` missing and unexpected names are
+        reported instead of refused. ``cast=True`` allows casts that can lose information
+        (float -> int).
+
+        The values are then written through :func:`unifyparams.transaction.write_all`: with
+        ``atomic=True`` (the default) each parameter is copied just before it is overwritten (up
+        to one model's worth of memory, held until the load ends), so that if the *framework*
+        refuses a write part way every parameter is restored (verified) and a ``WriteError`` says
+        so. ``atomic=False`` holds no copy and is **not atomic**: such a refusal leaves the
+        parameters written before it with their new values (the error names them).
+        ``rollback`` is the older name of ``atomic``.
         """
+        if rollback is not None:
+            atomic = rollback
+        malformed = state_problems(state)  # not a mapping, or keys that are not names
+        if malformed:
+            raise LoadError("nothing was loaded; " + " ".join(malformed))
         missing = [n for n in self._params if n not in state]
         unexpected = [n for n in state if n not in self._params]
         problems: list[str] = []
@@ -193,7 +217,7 @@ class ParamSet(Mapping[str, Param]):
             raise LoadError(
                 "nothing was loaded; " + f"{len(problems)} problem(s):\n  - " + "\n  - ".join(problems)
             )
-        self._write_all(prepared, rollback)
+        write_all([(self._params[name], value) for name, value in prepared.items()], atomic=atomic, what="load")
         return LoadReport(loaded=list(prepared), missing=missing, unexpected=unexpected)
 
     def _incomplete_lazy_blocks(self, prepared: Mapping[str, np.ndarray]) -> list[str]:
@@ -213,24 +237,6 @@ class ParamSet(Mapping[str, Param]):
                     f"whole block together (missing {describe_names(absent)}) or materialize it first"
                 )
         return problems
-
-    def _write_all(self, prepared: Mapping[str, np.ndarray], rollback: bool = True) -> None:
-        """Write prepared native values; if the framework fails part way, restore what was written."""
-        written: list[tuple[Param, np.ndarray | None]] = []
-        try:
-            for name, native in prepared.items():
-                p = self._params[name]
-                old = np.array(p.adapter.read(p.native), copy=True) if rollback and p.materialized else None
-                written.append((p, old))
-                p.write_native(native)
-        except Exception as exc:
-            for p, old in reversed(written):
-                if old is not None:
-                    p.write_native(old)
-            raise LoadError(
-                f"the framework refused a write to {written[-1][0].name!r}: {exc!r}; every "
-                f"parameter was restored to its previous value"
-            ) from exc
 
     # --- display --------------------------------------------------------------------------
     def tree(self) -> str:

@@ -19,6 +19,7 @@ from .access import params
 from .errors import TieError, closest_names, describe_names
 from .param import Param, format_shape
 from .paramset import ParamSet
+from .transaction import after_write
 
 
 def _resolve(ps: ParamSet, name: str) -> dict[str, Param]:
@@ -52,13 +53,79 @@ def _check_pair(target: Param, source: Param) -> None:
         )
 
 
-def tie(model: Any, source: str, target: str) -> list[tuple[str, str]]:
-    """Make ``target`` share ``source``'s storage; both may be parameter names or block names.
+def check_pairs(pairs: list[tuple[Param, Param]]) -> list[str]:
+    """Every reason a ``(source, target)`` pair cannot be tied (shapes, dtypes, native layouts, and the
+    adapter's own :meth:`~unifyparams.adapter.Adapter.check_tie`: parameter vs buffer, devices...),
+    for all pairs at once; nothing is changed."""
+    problems = []
+    for src, dst in pairs:
+        try:
+            _check_pair(dst, src)
+            reason = src.adapter.check_tie(dst.slot, src.slot)
+        except TieError as exc:
+            problems.append(str(exc).removesuffix(" Nothing was changed."))
+            continue
+        if reason:
+            problems.append(f"cannot tie {dst.name!r} to {src.name!r}: {reason}.")
+    return problems
 
-    Tying blocks ties every parameter of ``target`` to the one with the same leaf name in
-    ``source``. Returns the ``(source, target)`` name pairs tied. After the tie, a write through
-    any name is seen through all, and gradients from every use accumulate in the one storage.
-    """
+
+class TiePlan:
+    """Ties checked and ready to make, all or nothing: :meth:`apply` makes them (undoing those it made
+    if the framework refuses one), :meth:`undo` takes them back (``up.load`` does, when the values
+    written with them are refused)."""
+
+    def __init__(self, model: Any, pairs: list[tuple[Param, Param]]):
+        self.model = model
+        self.pairs = [(src, dst) for src, dst in pairs if src.storage_key != dst.storage_key]
+        self.made: list[tuple[Param, Param]] = []
+
+    @classmethod
+    def checked(cls, model: Any, pairs: list[tuple[Param, Param]]) -> TiePlan:
+        """The plan for ``pairs`` after checking every one; :class:`TieError` listing every problem."""
+        problems = check_pairs(pairs)
+        if problems:
+            raise TieError(" ".join(problems) + " Nothing was changed.")
+        return cls(model, pairs)
+
+    def apply(self) -> list[tuple[str, str]]:
+        """Make every tie; ``(source, target)`` names. If the framework refuses one part way, the ties
+        already made are undone and a :class:`TieError` says whether that was verified."""
+        try:
+            for src, dst in self.pairs:
+                src.adapter.tie(self.model, dst.slot, src.slot)
+                self.made.append((src, dst))
+        except Exception as exc:
+            src, dst = self.pairs[len(self.made)]
+            failed = self.undo()
+            what = f"{dst.name!r} to {src.name!r}"
+            outcome = (
+                "the ties made before it were undone (verified); nothing was changed"
+                if not failed
+                else f"undoing the ties made before it failed for {describe_names(failed)}, which stay tied"
+            )
+            raise TieError(f"the framework refused to tie {what}: {exc}; {outcome}.") from exc
+        return [(src.name, dst.name) for src, dst in self.made]
+
+    def undo(self) -> list[str]:
+        """Give every target tied by :meth:`apply` its own previous parameter object back (values as
+        they were); the names that could not be, verified by identity."""
+        failed = []
+        for _src, dst in reversed(self.made):
+            try:
+                now = params(self.model)[dst.name]
+                dst.adapter.tie(self.model, now.slot, dst.slot)  # the old object takes its place back
+                ok = params(self.model)[dst.name].native is dst.native
+            except Exception:
+                ok = False
+            if not ok:
+                failed.append(dst.name)
+        self.made = []
+        return failed
+
+
+def tie_pairs(model: Any, source: str, target: str) -> list[tuple[Param, Param]]:
+    """The ``(source, target)`` parameter pairs that tying block or parameter ``target`` to ``source`` means."""
     ps = params(model)
     sources = _resolve(ps, source)
     targets = _resolve(ps, target)
@@ -67,23 +134,22 @@ def tie(model: Any, source: str, target: str) -> list[tuple[str, str]]:
             f"cannot tie block {target!r} to block {source!r}: their parameters differ "
             f"({describe_names(sorted(targets))} vs {describe_names(sorted(sources))}). Nothing was changed."
         )
-    pairs = [(sources[leaf], targets[leaf]) for leaf in sources]
+    return [(sources[leaf], targets[leaf]) for leaf in sources]
+
+
+def tie(model: Any, source: str, target: str) -> list[tuple[str, str]]:
+    """Make ``target`` share ``source``'s storage; both may be parameter names or block names.
+
+    Tying blocks ties every parameter of ``target`` to the one with the same leaf name in
+    ``source``. Returns the ``(source, target)`` name pairs tied. After the tie, a write through
+    any name is seen through all, and gradients from every use accumulate in the one storage.
+    All or nothing: every pair is checked before the first change (every problem is listed), and
+    if the framework refuses a tie part way the ties already made are undone.
+    """
+    pairs = tie_pairs(model, source, target)
     if any(not (src.materialized and dst.materialized) for src, dst in pairs):
         return _tie_later(model, pairs)
-    for src, dst in pairs:
-        _check_pair(dst, src)
-        reason = src.adapter.check_tie(dst.slot, src.slot)
-        if reason:
-            raise TieError(f"cannot tie {dst.name!r} to {src.name!r}: {reason}. Nothing was changed.")
-    adapter = ps[pairs[0][0].name].adapter if pairs else None
-    done: list[tuple[str, str]] = []
-    for src, dst in pairs:
-        if src.storage_key == dst.storage_key:
-            continue  # already one storage
-        assert adapter is not None
-        adapter.tie(model, dst.slot, src.slot)
-        done.append((src.name, dst.name))
-    return done
+    return TiePlan.checked(model, pairs).apply()
 
 
 # --- ties made before the shapes are known -----------------------------------------------------------
@@ -116,7 +182,7 @@ def _tie_later(model: Any, pairs: list[tuple[Param, Param]]) -> list[tuple[str, 
     def tie_when_known() -> None:
         from .lazy import apply_waiting
 
-        apply_waiting(model)  # waiting initializers first, then the ties
+        after_write(lambda: apply_waiting(model))  # waiting initializers first, then the ties; not mid-write
 
     adapter.on_materialized(model, tie_when_known)
     return names
@@ -147,15 +213,35 @@ def waiting_ties(model: Any) -> list[tuple[str, str]]:
 def untie(model: Any, name: str) -> list[str]:
     """Give ``name`` (a parameter or every shared parameter of a block) its own storage.
 
-    The new storage starts with the current values. Returns the names untied.
+    The new storage starts with the current values. Returns the names untied. All or nothing: if
+    the framework refuses one part way, those already untied are tied back.
     """
     ps = params(model)
     chosen = _resolve(ps, name)
     shared = [p for p in chosen.values() if p.shared_with]
     if not shared:
         raise TieError(f"{name!r} shares no storage with another parameter; nothing to untie")
-    for p in shared:
-        p.adapter.untie(model, p.slot)
+    done: list[Param] = []
+    try:
+        for p in shared:
+            p.adapter.untie(model, p.slot)
+            done.append(p)
+    except Exception as exc:
+        failed = []
+        for p in reversed(done):  # the untied name takes the shared object back
+            try:
+                p.adapter.tie(model, params(model)[p.name].slot, p.slot)
+                ok = params(model)[p.name].native is p.native
+            except Exception:
+                ok = False
+            if not ok:
+                failed.append(p.name)
+        outcome = (
+            "those untied before it were tied back (verified); nothing was changed"
+            if not failed
+            else f"tying back those untied before it failed for {describe_names(failed)}, which stay untied"
+        )
+        raise TieError(f"the framework refused to untie {shared[len(done)].name!r}: {exc}; {outcome}.") from exc
     return [p.name for p in shared]
 
 

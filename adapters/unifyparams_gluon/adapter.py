@@ -93,12 +93,47 @@ class GluonAdapter(Adapter):
         if trainer is not None and trainer._kv_initialized and trainer._update_on_kvstore:
             if native not in trainer._params_to_init:
                 trainer._reset_kvstore()
+        self._copy_into(native._data, value)
+
+    def _copy_into(self, arrays: list[Any], value: np.ndarray) -> None:
+        """Copy ``value`` into each array with MXNet's own copy (``copyto``), outside autograd.
+
+        ``array[:] = numpy_array`` reads the destination as a plain buffer, which MXNet refuses once
+        an inference forward left a convolution weight in MKLDNN's own layout (``Check failed:
+        !IsMKLDNNData()``); copying from an MXNet array of the same kind (NDArray, or mxnet.numpy
+        in NumPy mode) reorders as needed. Waiting for each copy makes a refusal surface here, at
+        this parameter, rather than at some later, unrelated read.
+        """
+        mx = self.mx
         with self.autograd.pause():
-            for data in native._data:
-                data[:] = value
+            for array in arrays:
+                if value.ndim == 0:  # 0-d: the plain path (MKLDNN never holds a scalar)
+                    array[()] = value
+                else:
+                    make = mx.np.array if isinstance(array, mx.np.ndarray) else mx.nd.array
+                    make(value, dtype=array.dtype, ctx=array.context).copyto(array)
+                array.wait_to_read()
+
+    def restore(self, native: Any, value: np.ndarray | None) -> None:
+        """Put back a previous value (MXNet's own copy, as :meth:`write`), or, for ``None``, the state
+        a Parameter had before :meth:`write` gave it its first values (deferred or never
+        initialized), including the hook :meth:`on_materialized` had installed."""
+        if value is not None:
+            self._copy_into(native._data, value)
+            return
+        before = native.__dict__.get(_BEFORE_VALUES)
+        if before is None:
+            raise UnifyParamsError(
+                f"Gluon parameter {native.name!r} had no values before, but what it looked like was not recorded"
+            )
+        native.__dict__.pop("_finish_deferred_init", None)
+        native.__dict__.update(before)
 
     def _initialize_with(self, native: Any, value: np.ndarray) -> None:
         mx = self.mx
+        # what restore(native, None) needs to put it back as it was (deferred state, shape, hook)
+        kept = ("_shape", "_deferred_init", "_data", "_grad", "_ctx_list", "_ctx_map", "_finish_deferred_init")
+        native.__dict__[_BEFORE_VALUES] = {k: native.__dict__[k] for k in kept if k in native.__dict__}
         native.shape = tuple(int(d) for d in value.shape)
         make = mx.np.array if mx.util.is_np_array() else mx.nd.array
         data = make(value, dtype=value.dtype, ctx=mx.cpu())
@@ -106,9 +141,7 @@ class GluonAdapter(Adapter):
             init, ctx, default_init, _ = native._deferred_init
             native._deferred_init = (init, ctx, default_init, data)
             native._finish_deferred_init()  # Gluon's own path, which runs the on_materialized hook:
-            with self.autograd.pause():  # a waiting initializer it applied must not win over value
-                for array in native._data:
-                    array[:] = value
+            self._copy_into(native._data, value)  # a waiting initializer it applied must not win over value
         else:
             native._load_init(data, [mx.context.current_context()])  # where initialize() would put it
 
@@ -218,8 +251,36 @@ class GluonAdapter(Adapter):
             config["momentum"] = 1.0 - float(kwargs["momentum"])
         return config
 
+    def layer_family(self, block: Any) -> str:
+        for cls in type(block).__mro__:
+            family = self._family_table.get(cls)
+            if family:
+                return family
+        return ""
+
+    @property
+    def _family_table(self) -> dict[type, str]:
+        """Gluon classes (and so their subclasses) by framework-neutral layer family."""
+        table: dict[type, str] | None = getattr(self, "_families", None)
+        if table is None:
+            nn, rnn = self.mx.gluon.nn, self.mx.gluon.rnn
+            names = {
+                "Dense": "dense", "Embedding": "embedding", "Conv1D": "conv1d", "Conv2D": "conv2d",
+                "Conv3D": "conv3d", "Conv1DTranspose": "conv_transpose1d", "Conv2DTranspose": "conv_transpose2d",
+                "Conv3DTranspose": "conv_transpose3d", "BatchNorm": "batchnorm", "SyncBatchNorm": "batchnorm",
+                "LayerNorm": "layernorm", "GroupNorm": "groupnorm",
+            }
+            table = {getattr(nn, n): f for n, f in names.items() if hasattr(nn, n)}
+            table.update({rnn.LSTM: "lstm", rnn.GRU: "gru", rnn.RNN: "rnn"})
+            self._families = table
+        return table
+
     def channels_last(self, block: Any) -> bool:
         return naming.channels_last(block)
+
+
+#: Attribute on a Parameter holding its state from before :meth:`GluonAdapter.write` gave it values.
+_BEFORE_VALUES = "_unifyparams_before_values"
 
 
 def _not_initialized(native: Any) -> str:

@@ -1,6 +1,8 @@
-"""MXNet Gluon ``.params`` files (``net.save_parameters``), read with ``mx.nd.load``.
+"""MXNet Gluon ``.params`` files (``net.save_parameters``), read without MXNet.
 
-The NDArray file format is binary (a magic number, shapes, raw data), never a pickle.
+The NDArray file format is binary (a magic number, shapes, raw data), never a pickle; it is
+parsed and bounded by :mod:`.params_file`, never by MXNet's own loader (which trusts the
+shapes a file declares).
 ``save_parameters`` keys are attribute paths (``0.weight``, ``1.gamma``); they become canonical
 names: ``gamma``/``beta`` (only norm layers have them) -> ``weight``/``bias``, recurrent layers'
 ``_unfused.0.l_cell.i2h_weight`` (MXNet 1.9's compatibility form) or ``l0_i2h_weight`` ->
@@ -61,28 +63,31 @@ def import_mx() -> Any:
 
 
 def read_gluon(path: str | Path) -> NativeCheckpoint:
-    """Read a ``.params`` file with ``mx.nd.load`` and give its tensors canonical names."""
+    """Read a ``.params`` file and give its tensors canonical names.
+
+    The file is parsed and bounded by :mod:`.params_file` (NumPy only): MXNet's own loader is
+    never handed the bytes, so a crafted file cannot crash it or make it allocate what it
+    declares, and reading needs no MXNet install.
+    """
+    from .params_file import read_params_file
+
     p = require_file(path)
-    mx = import_mx()
-    try:
-        loaded = mx.nd.load(str(p))
-    except Exception as exc:  # MXNetError for a corrupt or foreign file
-        lines = [line for line in str(exc).splitlines() if line.strip()]
-        reason = lines[-1].strip() if lines else type(exc).__name__
-        raise CheckpointError(f"{p}: not a readable MXNet .params file ({reason[:200]})") from None
+    loaded, named = read_params_file(p)
     notes = [LAYOUT_NOTE]
-    if isinstance(loaded, list):
-        loaded = {str(i): v for i, v in enumerate(loaded)}
+    empty = [key for key, value in loaded.items() if value is None]
+    if empty:
+        raise CheckpointError(
+            f"{p}: {len(empty)} entr(y/ies) hold an empty NDArray with no shape (e.g. {empty[0]!r}); "
+            f"expected parameter values. Initialize the parameters (net.initialize() and one forward "
+            f"pass) before net.save_parameters()."
+        )
+    if not named:
         notes.append("the file holds an unnamed list of arrays; names are their positions")
     renamed: dict[str, str] = {key: gluon_name(key) for key in loaded}
     if len(set(renamed.values())) != len(renamed):
         renamed = {key: key for key in loaded}
         notes.append("canonical names would collide; the file's own keys are kept")
-    arrays: dict[str, np.ndarray] = {}
-    for key, value in loaded.items():
-        if getattr(value, "stype", "default") != "default":
-            value = value.tostype("default")
-        arrays[renamed[key]] = np.asarray(value.asnumpy())
+    arrays: dict[str, np.ndarray] = {renamed[key]: value for key, value in loaded.items() if value is not None}
     changed = sum(1 for key, name in renamed.items() if key != name)
     if changed:
         notes.append(

@@ -136,6 +136,51 @@ class KerasAdapter(Adapter):
         else:
             native.assign(value)
 
+    def check_writable(self, native: Any) -> str | None:
+        """Assignments Keras would not make: inside a ``keras.StatelessScope`` an ``assign`` is only
+        recorded in the scope (the variable keeps its value); on the torch backend, a variable
+        created under ``torch.inference_mode()`` is refused by PyTorch after it was written."""
+        if isinstance(native, PendingVariable):
+            return None
+        from keras.src.backend.common.stateless_scope import in_stateless_scope
+
+        if in_stateless_scope():
+            return (
+                "a keras.StatelessScope is active, where assign() only records the value in the scope and "
+                "leaves the variable unchanged; write it outside the scope"
+            )
+        if self.backend == "torch":
+            import torch
+
+            inner = getattr(native, "_value", None)
+            if inner is not None and inner.is_inference() and not torch.is_inference_mode_enabled():
+                return (
+                    "its torch tensor was created under torch.inference_mode(), and PyTorch refuses in-place "
+                    "updates to it outside inference mode; write it inside `with torch.inference_mode():`"
+                )
+        return None
+
+    def restore(self, native: Any, value: np.ndarray | None) -> None:
+        """Put back a previous value through the backend's own tensor (inside inference mode for a
+        torch inference tensor). A layer that a write built cannot be unbuilt in Keras: ``None``
+        (no values before) is refused with that reason."""
+        if value is None:
+            raise UnifyParamsError(
+                "its Keras layer was built by this write (it had no variables before) and Keras cannot unbuild "
+                "a layer; rebuild the model, or load into a built one"
+            )
+        inner = getattr(native, "_value", None)  # the backend's own tensor (torch Parameter, tf.Variable)
+        if self.backend == "torch" and inner is not None and value.dtype.kind in "biufc":
+            import torch
+
+            with torch.inference_mode(inner.is_inference()), torch.no_grad():
+                inner.copy_(torch.from_numpy(np.array(value, copy=True)))
+            return
+        if self.backend == "tensorflow" and hasattr(inner, "assign"):
+            inner.assign(value)
+            return
+        self.write(native, value)
+
     def grad(self, native: Any) -> np.ndarray | None:
         if self.backend == "torch":
             g = getattr(native.value, "grad", None)
@@ -298,6 +343,14 @@ class KerasAdapter(Adapter):
         return bool(unbuilt)
 
     # --- facts porting needs --------------------------------------------------------------------
+    def layer_family(self, block: Any) -> str:
+        return structure.layer_family(block)
+
+    def dense_inputs(self, model: Any, inputs: tuple[np.ndarray, ...] | None) -> dict[int, Any]:
+        from .dataflow import dense_inputs
+
+        return dense_inputs(model)
+
     def channels_last(self, block: Any) -> bool:
         return getattr(block, "data_format", "channels_last") == "channels_last"
 

@@ -34,11 +34,12 @@ def attention_slots(layer: Any, path: tuple[str, ...], kinds: tuple[str, ...]) -
         kernel = dense.kernel
         e, h, d = (int(x) for x in kernel.shape)
         layout = Reshape((e, h, d), (e, h * d)).then(Transpose((1, 0)))
-        yield Slot(f"{prefix}{leaf}_weight", str(kernel.path), kernel, Role.WEIGHT, layout, path, kinds, dense)
+        # the block is the attention layer itself: porting asks it for the layer family
+        yield Slot(f"{prefix}{leaf}_weight", str(kernel.path), kernel, Role.WEIGHT, layout, path, kinds, layer)
         if dense.bias is not None:
             bias = dense.bias
             yield Slot(f"{prefix}{leaf}_bias", str(bias.path), bias, Role.BIAS, Reshape((h, d), (h * d,)), path,
-                       kinds, dense)
+                       kinds, layer)
     out = layer._output_dense
     h, d, e = (int(x) for x in out.kernel.shape)
     out_path, out_kinds = path + ("out_proj",), kinds + ("Dense",)

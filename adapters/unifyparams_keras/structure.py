@@ -210,6 +210,29 @@ def layer_kind(layer: Any) -> str:
     return kind
 
 
+#: Keras classes (and their subclasses) by framework-neutral layer family.
+_FAMILIES = {
+    "Dense": "dense", "Embedding": "embedding", "Conv1D": "conv1d", "Conv2D": "conv2d", "Conv3D": "conv3d",
+    "Conv1DTranspose": "conv_transpose1d", "Conv2DTranspose": "conv_transpose2d",
+    "Conv3DTranspose": "conv_transpose3d", "DepthwiseConv2D": "conv2d", "DepthwiseConv1D": "conv1d",
+    "BatchNormalization": "batchnorm", "LayerNormalization": "layernorm", "GroupNormalization": "groupnorm",
+    "RMSNormalization": "rmsnorm", "LSTM": "lstm", "GRU": "gru", "SimpleRNN": "rnn",
+    "Bidirectional": "bidirectional", "MultiHeadAttention": "attention",
+}
+
+
+def layer_family(layer: Any) -> str:
+    """The family of the nearest known class in ``layer``'s class hierarchy (a generic ``RNN`` of
+    known cells by its cells), or ``""``."""
+    kind = layer_kind(layer)
+    if kind in _FAMILIES:
+        return _FAMILIES[kind]
+    for name in mro_names(layer):
+        if name in _FAMILIES:
+            return _FAMILIES[name]
+    return ""
+
+
 # --- the walk -----------------------------------------------------------------------------------
 def walk(root: Any, types: KerasTypes) -> Iterator[Slot]:
     """Every variable under ``root`` as a :class:`~unifyparams.Slot`, own variables before

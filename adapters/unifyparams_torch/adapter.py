@@ -51,6 +51,17 @@ class TorchAdapter(Adapter):
         self._structure = structure
         self._tensors = tensors
         self._running = running
+        nn = torch.nn
+        #: torch classes (and so their subclasses) by framework-neutral layer family
+        self._family_table: dict[type, str] = {
+            nn.Linear: "dense", nn.Embedding: "embedding", nn.Conv1d: "conv1d", nn.Conv2d: "conv2d",
+            nn.Conv3d: "conv3d", nn.ConvTranspose1d: "conv_transpose1d", nn.ConvTranspose2d: "conv_transpose2d",
+            nn.ConvTranspose3d: "conv_transpose3d", nn.modules.batchnorm._BatchNorm: "batchnorm",
+            nn.LayerNorm: "layernorm", nn.GroupNorm: "groupnorm", nn.LSTM: "lstm", nn.GRU: "gru",
+            nn.RNN: "rnn", nn.MultiheadAttention: "attention",
+        }
+        if hasattr(nn, "RMSNorm"):
+            self._family_table[nn.RMSNorm] = "rmsnorm"
 
     # --- discovery ------------------------------------------------------------------------
     def owns(self, obj: Any) -> bool:
@@ -101,6 +112,44 @@ class TorchAdapter(Adapter):
             native.materialize(tuple(value.shape))
         source = self._tensors.numpy_to_tensor(value)
         with self._torch.no_grad():
+            native.copy_(source)
+
+    def check_writable(self, native: Any) -> str | None:
+        """Tensors PyTorch would refuse: on the meta device (no memory), created under
+        ``torch.inference_mode()`` (PyTorch writes them, then raises), or whose memory overlaps
+        itself (an ``expand``ed tensor)."""
+        torch = self._torch
+        if native.is_meta:
+            return "it is on the meta device (a shape, no memory); allocate the model first with up.materialize(model)"
+        if self._structure.is_uninitialized(native):
+            return None
+        if native.is_inference() and not torch.is_inference_mode_enabled():
+            return (
+                "it was created under torch.inference_mode(), and PyTorch refuses in-place updates to it "
+                "outside inference mode; write it inside `with torch.inference_mode():`, or rebuild the "
+                "model outside inference mode"
+            )
+        if torch._debug_has_internal_overlap(native) == 1:  # 1: MemOverlap::Yes
+            return "several of its elements share one memory location (an expanded tensor); give it its own memory first"
+        return None
+
+    def restore(self, native: Any, value: np.ndarray | None) -> None:
+        """Put back a previous value even where a plain write is refused (inside inference mode for
+        an inference tensor); ``None``: the tensor was a lazy module's uninitialized tensor before
+        the write materialized it, so it becomes one again (same object, same ``requires_grad``)."""
+        torch = self._torch
+        if value is None:
+            uninitialized = (
+                torch.nn.parameter.UninitializedParameter
+                if isinstance(native, torch.nn.Parameter)
+                else torch.nn.parameter.UninitializedBuffer
+            )
+            with torch.no_grad():
+                native.data = torch.empty(0, dtype=native.dtype, device=native.device)
+            native.__class__ = uninitialized  # the reverse of UninitializedTensorMixin.materialize
+            return
+        source = self._tensors.numpy_to_tensor(value)
+        with torch.inference_mode(native.is_inference()), torch.no_grad():
             native.copy_(source)
 
     def writable_view(self, native: Any) -> np.ndarray | None:
@@ -254,6 +303,25 @@ class TorchAdapter(Adapter):
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 config[key] = float(value)
         return config if self._structure.is_normalization(block) else {}
+
+    def layer_family(self, block: Any) -> str:
+        for cls in type(block).__mro__:
+            family = self._family_table.get(cls)
+            if family:
+                return family
+        return ""
+
+    def dense_inputs(self, model: Any, inputs: tuple[np.ndarray, ...] | None) -> Mapping[int, Any]:
+        """From one traced forward pass on ``inputs`` (eval mode, no gradients); without inputs, or
+        while shapes are still lazy, nothing is established (PyTorch flattens channels-first: the
+        core's convention then holds)."""
+        if inputs is None or not isinstance(model, self._torch.nn.Module):
+            return {}
+        if any(self._structure.is_uninitialized(t) for t in model.parameters()):
+            return {}
+        from .dataflow import dense_inputs
+
+        return dense_inputs(model, inputs)
 
     def channels_last(self, block: Any) -> bool:
         """PyTorch convolutions are channels-first whatever the memory format: a flatten orders (C, H, W)."""

@@ -17,6 +17,7 @@ PosixPath('model.safetensors.index.json')
 from __future__ import annotations
 
 import contextlib
+import errno
 import math
 import os
 import uuid
@@ -32,7 +33,7 @@ from ..adapter import Adapter
 from ..errors import CheckpointError, LoadError, UnifyParamsError
 from ..param import format_shape
 from ..paramset import LoadReport, ParamSet
-from ..porting.flatten import flatten_orders, to_canonical_order, to_model_order
+from .order import facts_for, into_model_order
 from ..tying import tie
 from .atomic import AtomicFile, fsync_dir
 from .dtypes import code_for
@@ -40,12 +41,14 @@ from .format import plan_offsets, write_file
 from .metadata import CheckpointMeta
 from .shards import (
     DEFAULT_NAME,
+    Earlier,
+    earlier_checkpoint,
     encode_index,
     index_path,
+    new_shard_names,
     open_checkpoint,
     parse_size,
-    previous_files,
-    shard_names,
+    remove_stale_temporaries,
     split,
 )
 
@@ -108,21 +111,24 @@ def save(
     sizes = [(name, math.prod(ps[name].shape) * ps[name].dtype.itemsize) for name in stored]  # type: ignore[arg-type]
     shards = split(sizes, parse_size(max_shard_size)) if max_shard_size is not None else [stored]
     meta = CheckpointMeta(backend=ps.backend or None, ties=groups, user=dict(metadata or {}))
-    if len(shards) > 1:
+    sharded = len(shards) > 1
+    if sharded:
         meta.checkpoint_id = uuid.uuid4().hex
-        targets = [base.parent / name for name in shard_names(base, len(shards))]
-    else:
-        targets = [base]
     encoded = meta.encode()
-    previous = previous_files(base)
+    remove_stale_temporaries(base)  # left by saves of this checkpoint that were killed mid-write
+    earlier = earlier_checkpoint(base)
+    targets = [base]
+    if sharded:  # new names: the earlier checkpoint stays whole until the new index replaces its own
+        targets = [base.parent / n for n in new_shard_names(base, len(shards), meta.checkpoint_id or "")]
 
-    orders = flatten_orders(ps)  # dense weights after a channels-last flatten: stored channels-first
+    orders = facts_for(ps, model)  # dense weights after a channels-last flatten: stored channels-first
 
     def value_of(name: str) -> np.ndarray:
         value = ps[name].numpy()
-        return to_canonical_order(value, orders[name]) if name in orders else value
+        return orders[name].to_canonical(value) if name in orders else value
 
     pending: list[AtomicFile] = []
+    placed: list[Path] = []  # new shards renamed to their (new, unused) names before the switch
     try:
         for target, names in zip(targets, shards):
             pending.append(AtomicFile(target))
@@ -130,31 +136,57 @@ def save(
             write_file(pending[-1].file, infos, value_of, encoded)
             pending[-1].finish()
         result = base
-        if len(shards) > 1:
+        if sharded:
             result = index_path(base)
             weight_map = {n: t.name for t, names in zip(targets, shards) for n in names}
             pending.append(AtomicFile(result))
             pending[-1].file.write(encode_index(weight_map, encoded, sum(s for _, s in sizes)))
             pending[-1].finish()
-        for done in pending:  # every new file is durable; now swap them in, the index last
-            done.commit()
-    except OSError as exc:
+            for shard in pending[:-1]:  # names no file had: nothing of the earlier checkpoint is touched
+                if os.path.lexists(shard.path):
+                    raise FileExistsError(errno.EEXIST, "a file appeared under a new shard's name", str(shard.path))
+                shard.commit()
+                placed.append(shard.path)
+            fsync_dir(base.parent)
+        pending[-1].commit()  # the switch: the new file, or the index naming the new shards
+    except BaseException as exc:
         for p in pending:
             p.discard()
-        raise CheckpointError(
-            f"could not write the checkpoint {base}: {exc}. Any earlier checkpoint there is unchanged."
-        ) from exc
-    except BaseException:
-        for p in pending:
-            p.discard()
-        raise
+        leftover = []
+        for new in placed:
+            try:
+                new.unlink()
+            except OSError:
+                leftover.append(new.name)
+        if not isinstance(exc, OSError):
+            raise
+        raise CheckpointError(f"could not write the checkpoint {base}: {exc}. " + _after_failure(earlier, leftover)) from exc
     fsync_dir(base.parent)
-    kept = {p.path.resolve() for p in pending}
-    for old in previous:  # the earlier checkpoint's files this one no longer uses
-        if old.resolve() not in kept:
+    _remove_replaced(earlier, {p.path for p in pending})
+    return result
+
+
+def _after_failure(earlier: Earlier, leftover: list[str]) -> str:
+    """What a failed save left, checked rather than assumed."""
+    changed = earlier.changed()
+    text = (
+        "The earlier checkpoint there is unchanged (verified)."
+        if not changed
+        else f"Files of the earlier checkpoint changed meanwhile (not by this save): {[p.name for p in changed]}."
+    )
+    if leftover:
+        text += f" New shard files could not be removed: {leftover}; delete them by hand."
+    return text
+
+
+def _remove_replaced(earlier: Earlier, kept: set[Path]) -> None:
+    """Once the new checkpoint is in place, delete what it replaced: the index first, so that the
+    folder never names shards that are gone; only files :func:`earlier_checkpoint` allows."""
+    index_first = sorted(earlier.removable, key=lambda p: not p.name.endswith(".json"))
+    for old in index_first:
+        if old not in kept:
             with contextlib.suppress(OSError):
                 old.unlink()
-    return result
 
 
 def _stored_names(ps: ParamSet) -> tuple[list[str], list[tuple[str, ...]]]:
@@ -261,10 +293,7 @@ def load(
 
 def _into_model_order(ps: ParamSet, state: dict[str, np.ndarray]) -> None:
     """Files keep channels-first flatten order; a channels-last model reads its own order."""
-    for name, channels in flatten_orders(ps).items():
-        value = state.get(name)
-        if value is not None and value.ndim == 2 and value.shape[1] % channels == 0:
-            state[name] = to_model_order(np.asarray(value), channels)
+    into_model_order(facts_for(ps, action="load"), state)
 
 
 def _native_kind(path: str | os.PathLike[str]) -> str | None:

@@ -6,6 +6,11 @@ systems), is flushed and fsynced, and only then renamed over ``path``; the folde
 so the rename itself survives a power cut. If anything fails the temporary file is removed and
 the old file is left as it was.
 
+A process killed mid-write leaves its temporary behind. Temporaries are named
+``.<target>.up<pid>h<host>-<random>.tmp`` so that a later save can prove one stale and remove it
+(:func:`stale_temporaries`): ours by name and content, written on this host by a process that
+no longer runs.
+
 >>> with atomic_write(Path("model.safetensors")) as out:     # doctest: +SKIP
 ...     out.write(data)
 """
@@ -13,11 +18,25 @@ the old file is left as it was.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
+import re
+import socket
+import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
+
+#: ``.<target>.up<pid>h<host hash>-<mkstemp's 8 random characters>.tmp``
+TEMP_PATTERN = re.compile(r"^\.(?P<target>.+)\.up(?P<pid>\d+)h(?P<host>[0-9a-f]{6})-[a-z0-9_]{8}\.tmp$")
+#: Temporary files this process is writing now (never stale, even though their pid is alive).
+_LIVE: set[str] = set()
+
+
+def host_tag() -> str:
+    """Six hex digits naming this host, so temporaries from another host are never judged here."""
+    return hashlib.sha1(socket.gethostname().encode("utf-8", "replace")).hexdigest()[:6]
 
 
 def _umask() -> int:
@@ -42,8 +61,10 @@ class AtomicFile:
     def __init__(self, path: Path):
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        prefix = f".{path.name}.up{os.getpid()}h{host_tag()}-"
+        fd, name = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=path.parent)
         self.temp = Path(name)
+        _LIVE.add(os.path.abspath(name))
         if hasattr(os, "fchmod"):  # mkstemp makes 0600 files; give the mode open() would
             with contextlib.suppress(OSError):
                 os.fchmod(fd, 0o666 & ~_umask())
@@ -58,6 +79,7 @@ class AtomicFile:
     def commit(self) -> None:
         """Atomically replace ``path`` with the finished file."""
         os.replace(self.temp, self.path)
+        _LIVE.discard(os.path.abspath(self.temp))
 
     def discard(self) -> None:
         """Drop the temporary file (safe to call at any point, and more than once)."""
@@ -65,6 +87,49 @@ class AtomicFile:
             self.file.close()
         with contextlib.suppress(OSError):
             os.unlink(self.temp)
+        _LIVE.discard(os.path.abspath(self.temp))
+
+
+def _process_gone(pid: int) -> bool:
+    if pid == os.getpid():
+        return True  # this process: stale unless in _LIVE (checked by the caller)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, OSError, OverflowError):
+        return False  # alive (another user's), or not a pid this system can ask about
+    return False
+
+
+def stale_temporaries(folder: Path, targets: Callable[[str], bool], content: Callable[[Path], bool]) -> list[Path]:
+    """Temporaries in ``folder`` left by crashed writes of ours, provably.
+
+    A file counts only when all hold: its name is one :class:`AtomicFile` makes, for a target
+    name ``targets`` accepts; it was made on this host by a process that no longer runs (or by
+    this process, and is not being written now); it is a regular file, not a symlink; and it is
+    empty or ``content(path)`` recognizes what it holds.
+    """
+    found: list[Path] = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return found
+    host = host_tag()
+    for entry in entries:
+        m = TEMP_PATTERN.match(entry.name)
+        if not m or not targets(m["target"]) or m["host"] != host or os.path.abspath(entry.path) in _LIVE:
+            continue
+        if not _process_gone(int(m["pid"])):
+            continue
+        try:
+            info = os.lstat(entry.path)
+        except OSError:
+            continue
+        path = Path(entry.path)
+        if stat.S_ISREG(info.st_mode) and (info.st_size == 0 or content(path)):
+            found.append(path)
+    return found
 
 
 def fsync_dir(folder: Path) -> None:

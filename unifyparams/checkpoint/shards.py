@@ -16,10 +16,13 @@ sharded checkpoint was saved under, and checks that the index and its shards agr
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import stat
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -27,8 +30,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import CheckpointError
+from .atomic import stale_temporaries
 from .format import HEADER_LIMIT, SafetensorsFile, TensorInfo, parse_json
-from .metadata import CheckpointMeta
+from .metadata import ID_KEY, VERSION_KEY, CheckpointMeta
 
 SUFFIX = ".safetensors"
 INDEX_SUFFIX = ".index.json"
@@ -83,10 +87,11 @@ def index_path(base: Path) -> Path:
     return base.with_name(base.name + INDEX_SUFFIX)
 
 
-def shard_names(base: Path, count: int) -> list[str]:
-    """``model.safetensors``, 3 -> ``model-00001-of-00003.safetensors``, ..."""
+def shard_names(base: Path, count: int, tag: str | None = None) -> list[str]:
+    """``model.safetensors``, 3 -> ``model-00001-of-00003.safetensors``, ... (``tag`` goes before the suffix)."""
     stem = base.name[: -len(SUFFIX)] if base.name.endswith(SUFFIX) else base.name
-    return [f"{stem}-{i:05d}-of-{count:05d}{SUFFIX}" for i in range(1, count + 1)]
+    extra = f".{tag}" if tag else ""
+    return [f"{stem}-{i:05d}-of-{count:05d}{extra}{SUFFIX}" for i in range(1, count + 1)]
 
 
 def encode_index(weight_map: Mapping[str, str], metadata: Mapping[str, str], total_size: int) -> bytes:
@@ -152,8 +157,29 @@ def locate(path: str | os.PathLike[str]) -> tuple[Path | None, list[Path]]:
         raise CheckpointError(f"no checkpoint at {given} (nor an index {index_path(given).name} beside it)")
     if given.name.endswith(".json"):
         weight_map, _ = read_index(given)
-        return given, [given.parent / name for name in dict.fromkeys(weight_map.values())]
+        shards = [given.parent / name for name in dict.fromkeys(weight_map.values())]
+        for shard in shards:
+            contained(given, shard)
+        return given, shards
     return None, [given]
+
+
+def contained(index: Path, shard: Path) -> Path:
+    """``shard``, once its real path (symlinks resolved) is known to be inside the index's folder.
+
+    A shard that is a symlink out of the folder is refused, so an index cannot make a reader open
+    an arbitrary file. The folder the index itself resolves to counts too: in a Hugging Face cache
+    snapshot the index and its shards are all symlinks into one ``blobs/`` folder.
+    """
+    real = Path(os.path.realpath(shard))
+    folders = {Path(os.path.realpath(index.parent)), Path(os.path.realpath(index)).parent}
+    if not any(real.parent == folder for folder in folders):
+        raise CheckpointError(
+            f"{index.name} names the shard {shard.name!r}, which resolves to {real}, outside the index's "
+            f"folder {index.parent}; expected every shard inside it. Symlinks out of the folder are refused "
+            f"so an index cannot make a reader open other files; copy the shard into the folder."
+        )
+    return shard
 
 
 class Checkpoint:
@@ -251,12 +277,115 @@ def _check_shards(index: Path, files: Sequence[SafetensorsFile]) -> CheckpointMe
     return meta
 
 
-def previous_files(base: Path) -> list[Path]:
-    """Files of the checkpoint now saved under ``base`` (call before a new save replaces them)."""
-    found = [base, index_path(base)]
+@dataclass
+class Earlier:
+    """The checkpoint that a save to ``base`` replaces, as found before the save.
+
+    ``removable`` lists the files the save may delete once the new checkpoint is in place: the
+    file at ``base`` and the index beside it (the names the new checkpoint takes), and the shards
+    of that index that are provably an earlier save by this library in this folder (see
+    :func:`earlier_checkpoint`). ``stats`` records every file of the earlier checkpoint, so that
+    a failed save can say truthfully whether it left that checkpoint unchanged.
+    """
+
+    removable: list[Path]
+    stats: dict[Path, tuple[int, int, int] | None]
+
+    def changed(self) -> list[Path]:
+        """Files of the earlier checkpoint that differ now from when it was found."""
+        return [path for path, before in self.stats.items() if _stat(path) != before]
+
+
+def _stat(path: Path) -> tuple[int, int, int] | None:
     try:
-        weight_map, _ = read_index(index_path(base))
-        found += [base.parent / n for n in sorted(set(weight_map.values()))]
-    except CheckpointError:  # no earlier index, or an unreadable one: only the two names above
-        pass
-    return [p for p in found if p.is_file()]
+        info = os.lstat(path)
+    except OSError:
+        return None
+    return (info.st_ino, info.st_size, info.st_mtime_ns)
+
+
+def is_shard_name(base: Path, name: str) -> bool:
+    """True for the shard names :func:`shard_names` makes for ``base`` (any count, tagged or not)."""
+    stem = re.escape(base.name[: -len(SUFFIX)] if base.name.endswith(SUFFIX) else base.name)
+    return re.fullmatch(rf"{stem}-\d{{5}}-of-\d{{5}}(?:\.[0-9a-f]{{8}})?{re.escape(SUFFIX)}", name) is not None
+
+
+def new_shard_names(base: Path, count: int, checkpoint_id: str) -> list[str]:
+    """Shard names for a new save that no file in the folder has, so that writing them replaces
+    nothing: the plain names, else names tagged with the save's id (``model-00001-of-00002.<id>.safetensors``)."""
+    for tag in (None, checkpoint_id[:8]):
+        names = shard_names(base, count, tag)
+        if not any(os.path.lexists(base.parent / name) for name in names):
+            return names
+    raise CheckpointError(
+        f"cannot choose shard names for {base}: files named {names[0]!r}, ... already exist in {base.parent}. "
+        f"Remove them or save under another name."
+    )
+
+
+def _is_our_shard(path: Path, checkpoint_id: str) -> bool:
+    """A regular file (not a symlink) whose header carries this library's metadata and ``checkpoint_id``."""
+    try:
+        if not stat.S_ISREG(os.lstat(path).st_mode):
+            return False
+        with SafetensorsFile(path, mmap=False) as f:
+            meta = f.metadata
+    except (OSError, CheckpointError):
+        return False
+    return VERSION_KEY in meta and meta.get(ID_KEY) == checkpoint_id
+
+
+def earlier_checkpoint(base: Path) -> Earlier:
+    """What a save to ``base`` may replace, and what it must leave alone.
+
+    A shard named by the index beside ``base`` is removable only when it is provably a shard of
+    an earlier save by this library in this folder: its name is one :func:`shard_names` makes for
+    ``base``, it is a regular file there, and its header carries our metadata with the index's
+    checkpoint id. Any other file the index names (a stale or foreign index can name anything,
+    ``train.py`` included) is never deleted.
+    """
+    index = index_path(base)
+    removable = [p for p in (base, index) if os.path.lexists(p) and not os.path.isdir(p)]
+    named: list[Path] = []
+    if index in removable:
+        try:
+            weight_map, meta = read_index(index)
+        except CheckpointError:
+            weight_map, meta = {}, {}
+        checkpoint_id = meta.get(ID_KEY)
+        for name in sorted(set(weight_map.values())):
+            shard = base.parent / name
+            if not os.path.lexists(shard):
+                continue
+            named.append(shard)
+            if isinstance(checkpoint_id, str) and checkpoint_id and is_shard_name(base, name):
+                if _is_our_shard(shard, checkpoint_id):
+                    removable.append(shard)
+    return Earlier(removable, {p: _stat(p) for p in [*removable, *named]})
+
+
+def _our_temporary(path: Path) -> bool:
+    """Recognizes the start of a file our writers make: a safetensors header or an index, with our metadata."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096)
+    except OSError:
+        return False
+    if head.startswith(b"{"):
+        return b'"metadata": {' in head and VERSION_KEY.encode() in head
+    return head[8:9] == b"{" and b'"__metadata__"' in head and VERSION_KEY.encode() in head
+
+
+def remove_stale_temporaries(base: Path) -> list[Path]:
+    """Delete the temporaries that crashed saves of the checkpoint at ``base`` left; returns them.
+
+    Only files :func:`~unifyparams.checkpoint.atomic.stale_temporaries` proves ours and stale,
+    for the names this checkpoint uses (``base``, its index, its shards).
+    """
+    names = {base.name, index_path(base).name}
+    removed = []
+    for path in stale_temporaries(base.parent, lambda t: t in names or is_shard_name(base, t), _our_temporary):
+        with contextlib.suppress(OSError):
+            path.unlink()
+            removed.append(path)
+    return removed

@@ -2,7 +2,9 @@
 
 A custom initializer subclasses :class:`Initializer` (or is any callable with that signature)
 and returns an array of the canonical ``shape``; ``rng`` is a ``numpy.random.Generator`` seeded
-from ``(seed, canonical name)``. Accepting a ``param`` keyword gives it a :class:`ParamInfo`::
+from ``(seed, stream key)`` (the canonical name, positions renumbered among the layers that
+own parameters: :mod:`unifyparams.init.keys`). Accepting a ``param`` keyword gives it a
+:class:`ParamInfo`::
 
     class Verbose(up.init.Initializer):
         def __call__(self, shape, rng, param=None):
@@ -25,13 +27,23 @@ from . import streams
 
 @dataclass(frozen=True)
 class ParamInfo:
-    """What an initializer may know about the parameter it fills."""
+    """What an initializer may know about the parameter it fills.
+
+    ``name`` is the canonical name; ``stream`` the key its random values are drawn from (see
+    :mod:`unifyparams.init.keys`: the name with positions renumbered among the layers that own
+    parameters), the name itself when not given.
+    """
 
     name: str
     role: str
     shape: tuple[int, ...]
     dtype: np.dtype
     backend: str = ""
+    stream: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.stream:
+            object.__setattr__(self, "stream", self.name)
 
 
 #: Whether a class's ``__call__`` takes ``param``: read once per class with inspect.signature.
@@ -67,7 +79,7 @@ class Initializer:
         initializer can (built-ins generate straight into a parameter's memory); returns the
         values. Built-ins override this; the default calls ``__call__`` with the parameter's
         generator (passing ``param=info`` if ``__call__`` accepts it) and ignores ``out``."""
-        rng = streams.generator(seed, info.name)
+        rng = streams.generator(seed, info.stream)
         wants = _WANTS_PARAM.get(type(self))
         if wants is None:
             wants = _WANTS_PARAM[type(self)] = _wants_param(self.__call__)
@@ -104,7 +116,7 @@ class CallableInitializer(Initializer):
         self._wants_param = _wants_param(fn)
 
     def fill(self, shape: Sequence[int], info: ParamInfo, seed: int, out: np.ndarray | None = None) -> np.ndarray:
-        rng = streams.generator(seed, info.name)
+        rng = streams.generator(seed, info.stream)
         return np.asarray(self.fn(shape, rng, param=info) if self._wants_param else self.fn(shape, rng))
 
     def __call__(self, shape: Sequence[int], rng: np.random.Generator) -> np.ndarray:

@@ -30,7 +30,7 @@ Resolution by name (:func:`unifyparams.init.get`) keeps each framework's meaning
 ``"glorot_normal"`` and ``"he_normal"`` truncate, ``"xavier_normal"`` and ``"kaiming_normal"``
 do not.
 
-Random values are drawn in NumPy from ``(seed, canonical name)`` (see :mod:`.streams`), so a seed
+Random values are drawn in NumPy from ``(seed, stream key)`` (see :mod:`.streams` and :mod:`.keys`), so a seed
 gives bit-identical values in every backend; they are not PyTorch's own random stream.
 
 >>> round(XavierUniform().bound((256, 20)), 4)
@@ -150,7 +150,7 @@ class Uniform(Initializer):
         return rng.uniform(self.low, self.high, size=tuple(shape))
 
     def fill(self, shape: Shape, info: ParamInfo, seed: int, out: np.ndarray | None = None) -> np.ndarray:
-        return streams.uniform(shape, info.name, seed, self.low, self.high, info.dtype, out)
+        return streams.uniform(shape, info.stream, seed, self.low, self.high, info.dtype, out)
 
 
 class Normal(Initializer):
@@ -168,7 +168,7 @@ class Normal(Initializer):
         return rng.normal(self.mean, self.std, size=tuple(shape))
 
     def fill(self, shape: Shape, info: ParamInfo, seed: int, out: np.ndarray | None = None) -> np.ndarray:
-        return streams.normal(shape, info.name, seed, self.mean, self.std, info.dtype, out)
+        return streams.normal(shape, info.stream, seed, self.mean, self.std, info.dtype, out)
 
 
 class TruncatedNormal(Initializer):
@@ -191,7 +191,7 @@ class TruncatedNormal(Initializer):
         return streams.truncated_normal(shape, "", seed, self.mean, self.std, self.a, self.b, np.dtype(np.float64))
 
     def fill(self, shape: Shape, info: ParamInfo, seed: int, out: np.ndarray | None = None) -> np.ndarray:
-        return streams.truncated_normal(shape, info.name, seed, self.mean, self.std, self.a, self.b, info.dtype, out)
+        return streams.truncated_normal(shape, info.stream, seed, self.mean, self.std, self.a, self.b, info.dtype, out)
 
 
 class _Scaled(Initializer):
@@ -227,10 +227,10 @@ class _Scaled(Initializer):
             return out if out is not None else np.empty(tuple(shape), dtype=info.dtype)
         s = self.scale(shape, info.name)
         if self.distribution == "uniform":
-            return streams.uniform(shape, info.name, seed, -s, s, info.dtype, out)
+            return streams.uniform(shape, info.stream, seed, -s, s, info.dtype, out)
         if self.distribution == "truncated_normal":
-            return streams.truncated_normal(shape, info.name, seed, 0.0, s, -2 * s, 2 * s, info.dtype, out)
-        return streams.normal(shape, info.name, seed, 0.0, s, info.dtype, out)
+            return streams.truncated_normal(shape, info.stream, seed, 0.0, s, -2 * s, 2 * s, info.dtype, out)
+        return streams.normal(shape, info.stream, seed, 0.0, s, info.dtype, out)
 
 
 class XavierUniform(_Scaled):

@@ -1,5 +1,9 @@
 """Porting parameters between models of any two frameworks."""
 
-from .port import PortError, PortReport, PortRow, port
+from ..dataflow import DenseInput
+from .flatten import DataflowError, dense_facts
+from .layers import FAMILIES
+from .port import port
+from .report import PortError, PortReport, PortRow
 
-__all__ = ["PortError", "PortReport", "PortRow", "port"]
+__all__ = ["FAMILIES", "DataflowError", "DenseInput", "PortError", "PortReport", "PortRow", "dense_facts", "port"]

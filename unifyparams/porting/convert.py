@@ -1,12 +1,9 @@
 """Value conversions between two matched layers whose canonical forms differ.
 
 Canonical layouts already agree across frameworks; what remains are structural differences:
-Keras keeps one recurrent bias where PyTorch and Gluon keep two, and a dense layer after a
-flatten sees its inputs in channels-first or channels-last order.
-
->>> import numpy as np
->>> permute_flatten_input(np.arange(6.0).reshape(1, 6), channels=2, to_channels_last=True)
-array([[0., 3., 1., 4., 2., 5.]])
+Keras keeps one recurrent bias where PyTorch and Gluon keep two, and PyTorch packs attention's
+query, key and value projections into one tensor. (The input order of a dense layer after a
+flatten is :mod:`unifyparams.dataflow`'s business.)
 """
 
 from __future__ import annotations
@@ -32,19 +29,6 @@ class LeafPlan:
     #: For plans that copy one source tensor (possibly permuted, same shape): that source, so a
     #: port can validate shapes and dtypes without reading any values.
     source: Param | None = None
-
-
-def permute_flatten_input(weight: np.ndarray, channels: int, to_channels_last: bool) -> np.ndarray:
-    """Reorder a dense weight's input axis between channels-first and channels-last flattening.
-
-    Channels-first flattens a feature map as index ``c * S + s``, channels-last as ``s * C + c``
-    (``S`` spatial positions, row-major in both).
-    """
-    out_features, in_features = weight.shape
-    spatial = in_features // channels
-    if to_channels_last:
-        return weight.reshape(out_features, channels, spatial).transpose(0, 2, 1).reshape(out_features, in_features)
-    return weight.reshape(out_features, spatial, channels).transpose(0, 2, 1).reshape(out_features, in_features)
 
 
 def _value(p: Param) -> Getter:

@@ -4,8 +4,11 @@ Porting matches layers, not single tensors: a PyTorch ``LSTM(num_layers=2)`` is 
 layers (``_l0``, ``_l1``), a Keras model stacks two ``LSTM`` layers; both become two ``lstm``
 layers here, with leaf names stripped of the layer index (``weight_ih``, ``bias_ih_reverse``).
 
->>> layer_family("BatchNormalization"), layer_family("Linear"), layer_family("LazyConv2d")
-('batchnorm', 'dense', 'conv2d')
+Families come from the adapters (``Adapter.layer_family``, which follows the class hierarchy),
+so a subclass of a known layer is understood; the core keeps only the vocabulary.
+
+>>> unknown_family("LazyMyBlock")
+'myblock'
 """
 
 from __future__ import annotations
@@ -16,48 +19,28 @@ from dataclasses import dataclass, field
 from ..param import Param
 from ..paramset import ParamSet
 
-_FAMILIES = {
-    "linear": "dense",
-    "dense": "dense",
-    "embedding": "embedding",
-    "conv1d": "conv1d",
-    "conv2d": "conv2d",
-    "conv3d": "conv3d",
-    "convtranspose1d": "conv_transpose1d",
-    "convtranspose2d": "conv_transpose2d",
-    "convtranspose3d": "conv_transpose3d",
-    "conv1dtranspose": "conv_transpose1d",
-    "conv2dtranspose": "conv_transpose2d",
-    "conv3dtranspose": "conv_transpose3d",
-    "batchnorm": "batchnorm",
-    "batchnorm1d": "batchnorm",
-    "batchnorm2d": "batchnorm",
-    "batchnorm3d": "batchnorm",
-    "batchnormalization": "batchnorm",
-    "syncbatchnorm": "batchnorm",
-    "layernorm": "layernorm",
-    "layernormalization": "layernorm",
-    "groupnorm": "groupnorm",
-    "groupnormalization": "groupnorm",
-    "lstm": "lstm",
-    "gru": "gru",
-    "rnn": "rnn",
-    "simplernn": "rnn",
-    "bidirectional": "bidirectional",
-    "depthwiseconv2d": "conv2d",
-    "multiheadattention": "attention",
-    "nondynamicallyquantizablelinear": "dense",  # PyTorch attention's out_proj
-}
+#: The framework-neutral layer families adapters report (``Adapter.layer_family``). Ports pair
+#: layers of one family only; a layer of none of them is compared by its class name.
+FAMILIES = (
+    "dense", "embedding", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
+    "conv_transpose3d", "batchnorm", "layernorm", "groupnorm", "rmsnorm", "lstm", "gru", "rnn",
+    "bidirectional", "attention",
+)
 
 _RNN_LEAF = re.compile(r"^(?P<base>weight_ih|weight_hh|bias_ih|bias_hh|bias)_l(?P<k>\d+)(?P<rev>_reverse)?$")
 
 
-def layer_family(kind: str) -> str:
-    """Framework-neutral family of a layer class name (unknown kinds map to their lowercase name)."""
+def unknown_family(kind: str) -> str:
+    """The family of a layer no adapter classifies: its lowercase class name, without ``Lazy``."""
     key = kind.lower().replace("_", "")
-    if key.startswith("lazy"):
-        key = key[4:]
-    return _FAMILIES.get(key, key)
+    return key[4:] if key.startswith("lazy") else key
+
+
+def family_of(p: Param) -> str:
+    """The family of the layer that owns ``p``, as its adapter classifies it."""
+    slot = p.slot
+    family = p.adapter.layer_family(slot.block) if slot.block is not None else ""
+    return family or unknown_family(slot.block_kind or "?")
 
 
 @dataclass
@@ -79,10 +62,12 @@ def group_layers(ps: ParamSet) -> list[Layer]:
     layers: dict[tuple[str, str], Layer] = {}
     for name, p in ps.items():
         slot = p.slot
-        path = ".".join(slot.block_path)
-        leaf = name[len(path) + 1 :] if path else name
+        own_path = ".".join(slot.block_path)
+        leaf = p.name[len(own_path) + 1 :] if own_path else p.name
+        # under rename rules ``name`` differs from ``p.name``: the layer path is the renamed prefix
+        path = name[: -len(leaf) - 1] if name.endswith("." + leaf) else ("" if name == leaf else name.rpartition(".")[0])
         kind = slot.block_kind or "?"
-        family = layer_family(kind)
+        family = family_of(p)
         key_suffix = ""
         m = _RNN_LEAF.match(leaf)
         if m is not None:

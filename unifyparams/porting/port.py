@@ -4,185 +4,225 @@
 >>> print(report)                                    # doctest: +SKIP
 
 Layers are matched by canonical name when the names agree, otherwise by the order of
-parameter-bearing layers (checked by layer family and canonical shape), or by an explicit
-mapping / rename rules. Every problem is collected before anything is written; under
-``strict=True`` a port with any problem changes nothing, and ``dry_run=True`` never writes.
+parameter-bearing layers (only when both sequences agree in count and layer family), or by an
+explicit mapping / rename rules. Dense layers after convolutions are converted by what the
+models' dataflow says they read (:mod:`unifyparams.porting.flatten`). Every problem is
+collected before anything is written; under ``strict=True`` a port with any problem changes
+nothing, and ``dry_run=True`` never writes.
 """
 
 from __future__ import annotations
 
-import io
-import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from ..access import params
+from ..dataflow import FLATTENED, UNKNOWN, DenseInput, agreement
 from ..errors import DtypeMismatchError, ShapeMismatchError, UnifyParamsError
 from ..param import Param, format_shape
 from ..paramset import ParamSet
-from .convert import LeafPlan, permute_flatten_input, plan_leaves
+from .convert import LeafPlan, plan_leaves
+from .flatten import advice, dense_facts
+from .hyper import compare_hyperparameters
 from .layers import Layer, group_layers
+from .match import pair_by_name, pair_by_order
+from .rename import renamed
+from .report import PortError, PortReport, PortRow
+
+MATCH_MODES = ("auto", "name", "order")
 
 
-class PortError(UnifyParamsError, ValueError):
-    """A port found problems under ``strict=True``; nothing was changed. ``.report`` has details."""
-
-    def __init__(self, message: str, report: PortReport):
-        super().__init__(message)
-        self.report = report
-
-
-@dataclass
-class PortRow:
-    source: str
-    destination: str
-    shape: str
-    conversion: str
-    problem: str = ""
+def _mode(match: Any) -> str:
+    if isinstance(match, Mapping):
+        bad = [(k, v) for k, v in match.items() if not isinstance(k, str) or not isinstance(v, str)]
+        if bad:
+            raise PortError(f"match mapping must map destination names (str) to source names (str); received {bad[:3]}",
+                            None)
+        return "mapping"
+    if isinstance(match, str) and match in MATCH_MODES:
+        return match
+    raise PortError(
+        f"match must be one of {MATCH_MODES} or a {{destination name: source name}} mapping; received match={match!r}",
+        None,
+    )
 
 
-@dataclass
-class PortReport:
-    """The plan (and, unless dry run, the result) of a port."""
-
-    source_backend: str
-    destination_backend: str
-    match: str
-    rows: list[PortRow] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    applied: bool = False
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-    def __str__(self) -> str:
-        from rich.console import Console
-        from rich.table import Table
-
-        table = Table(title=f"port {self.source_backend} -> {self.destination_backend} (match={self.match})")
-        for column in ("source", "destination", "canonical shape", "conversion", "problem"):
-            table.add_column(column)
-        for r in self.rows:
-            table.add_row(r.source, r.destination, r.shape, r.conversion, r.problem)
-        console = Console(file=io.StringIO(), record=True, width=160, force_terminal=False)
-        console.print(table)
-        for w in self.warnings:
-            console.print(f"warning: {w}", markup=False)
-        for p in self.problems:
-            console.print(f"problem: {p}", markup=False)
-        state = "applied" if self.applied else "not applied"
-        console.print(f"{len(self.rows)} parameter(s), {len(self.problems)} problem(s): {state}")
-        return console.export_text()
-
-
-def _rename(name: str, rules: Sequence[tuple[str, str]]) -> str:
-    for pattern, repl in rules:
-        name = re.sub(pattern, repl, name)
-    return name
-
-
-def _pair_layers(
-    src: list[Layer], dst: list[Layer], match: str, report: PortReport
-) -> list[tuple[Layer, Layer]]:
-    if match == "name":
-        by_path = {layer.path: layer for layer in src}
-        pairs = []
-        for layer in dst:
-            if layer.path not in by_path:
-                report.problems.append(f"destination layer {layer.label} has no source layer of that name")
-                continue
-            pairs.append((by_path[layer.path], layer))
-        extra = {layer.path for layer in src} - {layer.path for layer in dst}
-        for path in sorted(extra):
-            report.problems.append(f"source layer {path!r} has no destination layer of that name")
-        return pairs
-    if len(src) != len(dst):
-        report.problems.append(
-            f"the models have {len(src)} and {len(dst)} parameter-bearing layers; matching by order needs "
-            f"equal counts (source: {[layer.family for layer in src]}, destination: {[layer.family for layer in dst]})"
-        )
-    return list(zip(src, dst))
-
-
-def _check_family(s: Layer, d: Layer, report: PortReport) -> bool:
-    if s.family != d.family:
-        report.problems.append(f"layer kinds differ: {s.label} is {s.family}, {d.label} is {d.family}")
-        return False
-    return True
+def _model_of(model: Any) -> Any:
+    return model.model if isinstance(model, ParamSet) else (None if isinstance(model, Param) else model)
 
 
 def port(
     src_model: Any,
     dst_model: Any,
+    *,
     match: str | Mapping[str, str] = "auto",
     strict: bool = True,
     dry_run: bool = False,
     example_input: Any = None,
+    dst_example_input: Any = None,
     rename: Sequence[tuple[str, str]] = (),
+    src_dense_inputs: Mapping[str, DenseInput] | None = None,
+    dst_dense_inputs: Mapping[str, DenseInput] | None = None,
+    atomic: bool = True,
 ) -> PortReport:
     """Copy every parameter of ``src_model`` into ``dst_model``, converting layouts as needed.
 
     ``match``: ``"auto"`` (names when the layer names agree, else order), ``"name"``, ``"order"``,
     or an explicit ``{destination name: source name}`` mapping. ``rename`` rules
     ``[(regex, replacement), ...]`` are applied to source names before name matching.
-    ``example_input`` is accepted for API stability; the flatten permutation is inferred from
-    the channel count of the layer before the first dense layer.
-    """
-    src_ps, dst_ps = params(src_model), params(dst_model)
-    mode = match if isinstance(match, str) else "mapping"
-    report = PortReport(src_ps.backend, dst_ps.backend, mode)
-    plans: list[tuple[str, LeafPlan, Any]] = []  # (destination name, plan, destination Param)
 
-    if isinstance(match, Mapping):
-        for dst_name, src_name in match.items():
-            if dst_name not in dst_ps or src_name not in src_ps:
-                missing = dst_name if dst_name not in dst_ps else src_name
-                report.problems.append(f"mapping names {missing!r}, which is not in the model")
-                continue
-            plans.append((dst_name, LeafPlan(dst_name, (src_name,), "copy", src_ps[src_name].numpy), dst_ps[dst_name]))
+    ``example_input`` (the source's native input layout) and ``dst_example_input`` (the
+    destination's; defaults to ``example_input`` between models of one backend) let adapters
+    trace a forward pass to learn what each dense layer after convolutions reads;
+    ``src_dense_inputs``/``dst_dense_inputs`` (``{layer path: up.DenseInput}``) state it
+    instead. A fact that matters but cannot be established is a problem, never a guess.
+    ``atomic=False`` skips the snapshot that restores the destination if the framework refuses a
+    write part way (it saves a copy of each parameter): such a port is not atomic.
+    """
+    mode = _mode(match)
+    src_ps, dst_ps = params(src_model), params(dst_model)
+    report = PortReport(src_ps.backend, dst_ps.backend, mode)
+    if dst_example_input is None and src_ps.backend == dst_ps.backend:
+        dst_example_input = example_input
+    source_ps = renamed(src_ps, rename)
+    src_layers, dst_layers = group_layers(source_ps), group_layers(dst_ps)
+    src_facts = dense_facts(source_ps, _model_of(src_model), example_input, src_dense_inputs)
+    dst_facts = dense_facts(dst_ps, _model_of(dst_model), dst_example_input, dst_dense_inputs)
+
+    if mode == "mapping":
+        assert isinstance(match, Mapping)
+        pairs, plans = _mapping_plans(match, source_ps, dst_ps, src_layers, dst_layers, report)
     else:
-        renamed = ParamSet({_rename(n, rename): p for n, p in src_ps.items()}, backend=src_ps.backend) if rename else src_ps
-        src_layers, dst_layers = group_layers(renamed), group_layers(dst_ps)
         if mode == "auto":
             same_names = [layer.path for layer in src_layers] == [layer.path for layer in dst_layers]
-            mode = "name" if same_names and not rename else ("name" if rename else "order")
+            mode = "name" if same_names or rename else "order"
             report.match = f"auto:{mode}"
-        if mode not in ("name", "order"):
-            raise ValueError(f"match must be 'auto', 'name', 'order' or a mapping; received match={match!r}")
-        pairs = _pair_layers(src_layers, dst_layers, mode, report)
-        previous_channels: int | None = None
-        src_channels_last = dst_channels_last = False
+        pairer = pair_by_name if mode == "name" else pair_by_order
+        pairs = pairer(src_layers, dst_layers, report.problems)
+        plans = []
         for s, d in pairs:
-            if not _check_family(s, d, report):
-                continue
             leaf_plans, problems = plan_leaves(s.family, s.params, d.params)
             report.problems += [f"{d.label}: {p}" for p in problems]
             for plan in leaf_plans:
                 plan.src_leaves = tuple(s.params[leaf].name for leaf in plan.src_leaves)
-                dst_param = d.params[plan.dst_leaf]
-                if (
-                    d.family == "dense"
-                    and plan.dst_leaf == "weight"
-                    and previous_channels
-                    and src_channels_last != dst_channels_last
-                ):
-                    plan = _with_flatten(plan, previous_channels, dst_channels_last, report, d)
-                plans.append((dst_param.name, plan, dst_param))
-            previous_channels = _channels_after(d, previous_channels)
-            if d.family.startswith("conv"):
-                src_channels_last, dst_channels_last = _is_channels_last(s), _is_channels_last(d)
-            _compare_hyperparameters(s, d, report)
+                plans.append((s, d, plan))
+    for s, d in pairs:
+        compare_hyperparameters(s, d, report)
 
+    final: list[tuple[LeafPlan, Param]] = []
+    for s, d, plan in plans:
+        dst_param = d.params[plan.dst_leaf]
+        if d.family == "dense" and plan.dst_leaf == "weight" and s.family == "dense":
+            plan = _with_dense_order(plan, s, d, src_facts.get(s.path), dst_facts.get(d.path), report)
+        final.append((plan, dst_param))
+    _check_tied_destinations(final, report)
+    state, planned = _validate(final, dst_ps, report)
+
+    if report.problems and strict:
+        raise PortError(
+            f"port found {len(report.problems)} problem(s); nothing was changed:\n  - "
+            + "\n  - ".join(report.problems[:20]),
+            report,
+        )
+    if dry_run:
+        return report
+    _apply(final, planned, state, dst_ps, atomic)
+    report.applied = True
+    return report
+
+
+def _mapping_plans(
+    match: Mapping[str, str], src_ps: ParamSet, dst_ps: ParamSet, src_layers: list[Layer], dst_layers: list[Layer],
+    report: PortReport,
+) -> tuple[list[tuple[Layer, Layer]], list[tuple[Layer, Layer, LeafPlan]]]:
+    """Plans for an explicit ``{destination: source}`` mapping, with the layers each name is in."""
+    src_layer = {p.name: layer for layer in src_layers for p in layer.params.values()}
+    dst_layer = {p.name: layer for layer in dst_layers for p in layer.params.values()}
+    plans: list[tuple[Layer, Layer, LeafPlan]] = []
+    pairs: dict[tuple[int, int], tuple[Layer, Layer]] = {}
+    for dst_name, src_name in match.items():
+        missing = [n for n, ps in ((dst_name, dst_ps), (src_name, src_ps)) if n not in ps]
+        if missing:
+            side = "destination" if missing[0] == dst_name else "source"
+            report.problems.append(f"mapping names {missing[0]!r}, which is not a parameter of the {side} model")
+            continue
+        s, d = src_layer[src_name], dst_layer[dst_name]
+        leaf = next(k for k, p in d.params.items() if p.name == dst_name)
+        source = src_ps[src_name]
+        plans.append((s, d, LeafPlan(leaf, (src_name,), "copy", source.numpy, source)))
+        pairs[(id(s), id(d))] = (s, d)
+    return list(pairs.values()), plans
+
+
+def _with_dense_order(
+    plan: LeafPlan, s: Layer, d: Layer, src_fact: DenseInput | None, dst_fact: DenseInput | None, report: PortReport
+) -> LeafPlan:
+    """The plan for a dense weight, converted between the two models' input orders."""
+    facts = {"source": (src_fact, s, "src_"), "destination": (dst_fact, d, "dst_")}
+    for side, (fact, layer, prefix) in facts.items():
+        if fact is not None and fact.kind == UNKNOWN:
+            report.problems.append(
+                f"{layer.label}: how the {side} layer orders its inputs is not established ({fact.reason}); "
+                + advice(layer.path, prefix)
+            )
+            return plan
+        if fact is not None and fact.kind == FLATTENED:
+            inputs = layer.params["weight"].shape[1]
+            if isinstance(inputs, int) and inputs != fact.size:
+                report.problems.append(
+                    f"{layer.label}: the {side} layer has {inputs} inputs but its dataflow says it reads "
+                    f"{fact.describe()} ({fact.size} values)"
+                )
+                return plan
+    if src_fact is None or dst_fact is None:
+        return plan
+    conflict = agreement(src_fact, dst_fact)
+    if conflict is not None:
+        report.problems.append(f"{d.label}: the two layers do not compute the same function: {conflict}")
+        return plan
+    if not (src_fact.permutes or dst_fact.permutes):
+        return plan
+    inner = plan.compute
+
+    def converted() -> np.ndarray:
+        return dst_fact.to_model(src_fact.to_canonical(inner()))
+
+    change = f"input order: {src_fact.describe()} -> {dst_fact.describe()}"
+    return LeafPlan(plan.dst_leaf, plan.src_leaves, f"{plan.conversion}; {change}", converted, plan.source)
+
+
+def _check_tied_destinations(final: list[tuple[LeafPlan, Param]], report: PortReport) -> None:
+    """Destination names sharing one storage must receive the same source, converted the same way."""
+    by_storage: dict[Any, tuple[str, tuple[Any, ...], str]] = {}
+    for plan, dst_param in final:
+        key = dst_param.storage_key
+        sources = tuple(plan.src_leaves)
+        if plan.source is not None:
+            sources = (plan.source.storage_key,)
+        previous = by_storage.get(key)
+        if previous is None:
+            by_storage[key] = (dst_param.name, sources, plan.conversion)
+        elif previous[1] != sources or previous[2] != plan.conversion:
+            report.problems.append(
+                f"{dst_param.name!r} and {previous[0]!r} share one storage (tied) in the destination but are fed "
+                f"by different sources ({', '.join(plan.src_leaves)} vs the source of {previous[0]!r}); untie "
+                f"them first (up.untie) or map both to one source"
+            )
+
+
+def _validate(
+    final: list[tuple[LeafPlan, Param]], dst_ps: ParamSet, report: PortReport
+) -> tuple[dict[str, np.ndarray], set[str]]:
+    """Check every planned value fits its destination; rows of the report; values already computed."""
     streaming = all(p.materialized for p in dst_ps.values())
     state: dict[str, np.ndarray] = {}
     planned: set[str] = set()
-    for dst_name, plan, dst_param in plans:
-        row = PortRow(", ".join(plan.src_leaves), dst_name, format_shape(dst_param.shape), plan.conversion)
+    for plan, dst_param in final:
+        dst_name = dst_param.name
+        row = PortRow(", ".join(plan.src_leaves), dst_name, format_shape(dst_param.shape), plan.conversion,
+                      layouts=_layouts(plan, dst_param))
         try:
             if streaming and plan.source is not None:
                 _check_fits(plan.source, dst_param)  # shapes and dtypes: no values read yet
@@ -194,35 +234,50 @@ def port(
             row.problem = str(exc)
             report.problems.append(f"{dst_name}: {exc}")
         report.rows.append(row)
+    fed = {r.destination for r in report.rows}
     for name in dst_ps:
-        if name not in planned and not any(r.destination == name for r in report.rows):
+        if name not in fed:
             report.problems.append(f"destination parameter {name!r} receives no value")
+    return state, planned
 
-    if report.problems and strict:
-        raise PortError(
-            f"port found {len(report.problems)} problem(s); nothing was changed:\n  - "
-            + "\n  - ".join(report.problems[:20]),
-            report,
-        )
-    if dry_run:
-        return report
-    if not streaming:  # a destination waiting for its shapes: ParamSet.load fills whole blocks
-        for dst_name, plan, _ in plans:
-            if dst_name in planned and dst_name not in state:
-                state[dst_name] = plan.compute()
-        dst_ps.load(state, strict=False)
-    else:
-        # Validated above; one tensor at a time, so peak memory is source + destination + one
-        # tensor. Tied destination names share one storage: written once.
-        written: set[Any] = set()
-        for dst_name, plan, dst_param in plans:
-            if dst_name not in planned or dst_param.storage_key in written:
-                continue
-            written.add(dst_param.storage_key)
-            value = state.pop(dst_name, None)
-            dst_param.write_native(dst_param.prepare(plan.compute() if value is None else value))
-    report.applied = True
-    return report
+
+def _layouts(plan: LeafPlan, dst: Param) -> str:
+    """Both native layouts, so no transposition goes unseen."""
+    def short(layout: Any) -> str:
+        return repr(layout).removeprefix("<Layout ").removesuffix(">")
+
+    src = short(plan.source.layout) if plan.source is not None else "computed"
+    return f"{src} -> {short(dst.layout)}"
+
+
+def _apply(
+    final: list[tuple[LeafPlan, Param]], planned: set[str], state: dict[str, np.ndarray], dst_ps: ParamSet,
+    atomic: bool,
+) -> None:
+    if not all(p.materialized for p in dst_ps.values()):
+        # a destination waiting for its shapes: ParamSet.load fills whole blocks together
+        for plan, dst_param in final:
+            if dst_param.name in planned and dst_param.name not in state:
+                state[dst_param.name] = plan.compute()
+        dst_ps.load(state, strict=False, rollback=atomic)
+        return
+    # One tensor at a time, so peak memory is source + destination + one tensor (plus the
+    # snapshot of what was written, when atomic). Tied destination names are written once.
+    writes: list[tuple[Param, Callable[[], np.ndarray]]] = []
+    seen: set[Any] = set()
+    for plan, dst_param in final:
+        if dst_param.name not in planned or dst_param.storage_key in seen:
+            continue
+        seen.add(dst_param.storage_key)
+        value = state.pop(dst_param.name, None)
+
+        def produce(p: Param = dst_param, plan: LeafPlan = plan, value: np.ndarray | None = value) -> np.ndarray:
+            return p.prepare(plan.compute() if value is None else value)
+
+        writes.append((dst_param, produce))
+    from ..transaction import write_all
+
+    write_all(writes, atomic=atomic, what="port")
 
 
 def _check_fits(source: Param, dst: Param) -> None:
@@ -237,58 +292,3 @@ def _check_fits(source: Param, dst: Param) -> None:
             f"parameter {dst.name!r} holds {dst.dtype} but its source {source.name!r} holds {source.dtype}, "
             f"a cast that can lose information"
         )
-
-
-def _is_channels_last(layer: Layer) -> bool:
-    p = next(iter(layer.params.values()))
-    return bool(p.adapter.channels_last(p.slot.block))
-
-
-def _channels_after(layer: Layer, previous: int | None) -> int | None:
-    """Channel count of the feature map after ``layer`` (for the flatten permutation)."""
-    if layer.family.startswith("conv") and "weight" in layer.params:
-        shape = layer.params["weight"].shape
-        if layer.family.startswith("conv_transpose"):
-            return shape[1] if isinstance(shape[1], int) else None
-        return shape[0] if isinstance(shape[0], int) else None
-    if layer.family in ("batchnorm", "groupnorm"):
-        return previous
-    return None
-
-
-def _with_flatten(plan: LeafPlan, channels: int, to_channels_last: bool, report: PortReport, layer: Layer) -> LeafPlan:
-    in_features = layer.params["weight"].shape[1]
-    if not isinstance(in_features, int) or in_features % channels:
-        report.problems.append(
-            f"{layer.label}: follows a {channels}-channel feature map but has {in_features} inputs; cannot tell "
-            f"how the flatten orders features. Port this layer with an explicit mapping."
-        )
-        return plan
-    inner = plan.compute
-    direction = "channels-first -> channels-last" if to_channels_last else "channels-last -> channels-first"
-    if in_features == channels:
-        return plan  # one spatial position: both orders agree
-    return LeafPlan(
-        plan.dst_leaf,
-        plan.src_leaves,
-        f"{plan.conversion}; flatten permutation ({direction}, C={channels})",
-        lambda: permute_flatten_input(inner(), channels, to_channels_last),
-        plan.source,
-    )
-
-
-def _compare_hyperparameters(s: Layer, d: Layer, report: PortReport) -> None:
-    src_cfg = _config(s)
-    dst_cfg = _config(d)
-    for key in ("eps", "momentum"):
-        a, b = src_cfg.get(key), dst_cfg.get(key)
-        if a is not None and b is not None and not np.isclose(a, b):
-            report.warnings.append(
-                f"{d.label}: {key} differs ({s.label}: {a:g}, {d.label}: {b:g}; momentum in PyTorch's "
-                f"convention); outputs can differ slightly"
-            )
-
-
-def _config(layer: Layer) -> dict[str, float]:
-    p = next(iter(layer.params.values()))
-    return dict(p.adapter.layer_config(p.slot.block))

@@ -113,6 +113,17 @@ class NumpyNNAdapter(Adapter):
     def write(self, native: Any, value: np.ndarray) -> None:
         native.assign(value)
 
+    def check_writable(self, native: Any) -> str | None:
+        if native.value is not None and not native.value.flags.writeable:
+            return "its array is read-only (flags.writeable is False); give the variable a writable array first"
+        return None
+
+    def restore(self, native: Any, value: np.ndarray | None) -> None:
+        if value is None:  # it waited for its layer's first input: make it wait again
+            native.value = None
+        else:
+            native.value[...] = value  # straight into the array: no assign() bookkeeping that could fail
+
     def writable_view(self, native: Any) -> np.ndarray | None:
         return native.value
 

@@ -1,0 +1,136 @@
+"""Porting proofs on real model definitions nobody here wrote: torchvision, MXNet's Gluon model zoo and
+``keras.applications`` (tests/zoo.py), random weights, inference mode, judged by outputs.
+
+For every pair the zoos implement as the same function (shared/reference/real-models.md: the sources
+were read), in every direction among the frameworks that have it, into Gluon destinations that are
+deferred (initialized, never run) and ones that have already run an inference forward: randomize the
+source, ``up.port(src, dst, example_input=x)``, and the destination's output on ``x`` must equal the
+source's within 1e-4 relative (max abs difference / max abs output). Then checkpoints across zoos:
+a torchvision file into the Gluon zoo model, a Keras VGG16 file into torchvision's vgg16.
+
+Each source is built and randomized once per module (one architecture's models are kept at a time:
+VGG is 0.5 GiB a model); every destination is built fresh, because a port writes into it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import zlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import unifyparams as up
+
+from . import zoo
+from .test_port_frameworks import randomize
+
+TOLERANCE = 1e-4
+
+
+def _cases() -> list[Any]:
+    cases = []
+    for arch in zoo.TORCH:  # grouped by architecture, so each one's sources are built once
+        for src, dst in itertools.permutations(zoo.frameworks(arch), 2):
+            for state in ("deferred", "run") if dst == "gluon" else ("",):
+                case_id = f"{arch}-{src}-to-{dst}" + (f"-{state}" if state else "")
+                cases.append(pytest.param(arch, src, dst, state or "deferred", id=case_id))
+    return cases
+
+
+class Sources:
+    """Randomized source models and their reference outputs, one architecture at a time."""
+
+    def __init__(self) -> None:
+        self.arch: str | None = None
+        self.models: dict[str, tuple[Any, np.ndarray]] = {}
+
+    def get(self, framework: str, arch: str) -> tuple[Any, np.ndarray]:
+        if arch != self.arch:
+            self.arch, self.models = arch, {}
+        if framework not in self.models:
+            # a Gluon source has run once (its shapes are known only after a forward): writing into it
+            # is the "after an inference forward" state of the Gluon adapter
+            model = zoo.build(framework, arch, state="run")
+            randomize(model, np.random.default_rng(zlib.crc32(f"{framework}/{arch}".encode())))
+            expected = zoo.forward(framework, model, zoo.example_input(arch))
+            assert np.all(np.isfinite(expected)) and np.max(np.abs(expected)) > 0
+            self.models[framework] = (model, expected)
+        return self.models[framework]
+
+
+@pytest.fixture(scope="module")
+def sources() -> Sources:
+    return Sources()
+
+
+def _port(src: Any, dst: Any, x: np.ndarray) -> up.PortReport:
+    """The port under test: the example input is the same NCHW image both models are judged on."""
+    return up.port(src, dst, example_input=x)
+
+
+def _summary(report: Any, limit: int = 8) -> str:
+    """The report's problems and warnings, short enough to read in a failure."""
+    lines = [f"problem: {p}" for p in report.problems[:limit]]
+    lines += [f"  ... {len(report.problems) - limit} more problem(s)"] if len(report.problems) > limit else []
+    lines += [f"warning: {w}" for w in report.warnings[:limit]]
+    return "\n".join(lines)
+
+
+@pytest.mark.parametrize("arch, src_fw, dst_fw, dst_state", _cases())
+def test_zoo_port_keeps_outputs(sources: Sources, arch: str, src_fw: str, dst_fw: str, dst_state: str) -> None:
+    src, expected = sources.get(src_fw, arch)
+    dst = zoo.build(dst_fw, arch, state=dst_state)
+    x = zoo.example_input(arch)
+    report = _port(src, dst, x)
+    assert report.applied and report.ok, f"{arch} {src_fw}->{dst_fw} ({dst_state}):\n{_summary(report)}"
+    error = zoo.relative_error(expected, zoo.forward(dst_fw, dst, x))
+    assert error <= TOLERANCE, (
+        f"{arch} {src_fw}->{dst_fw} ({dst_state}): the port reported success but outputs differ by "
+        f"{error:.3g} relative\n{_summary(report)}"
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# checkpoints across zoos: same matcher as port (match="order": the zoos name their layers differently)
+
+
+@pytest.mark.parametrize("dst_state", ["deferred", "run"])
+def test_torchvision_checkpoint_loads_into_gluon_zoo(tmp_path: Path, dst_state: str) -> None:
+    src = zoo.build("torch", "resnet18")
+    randomize(src, np.random.default_rng(7))
+    x = zoo.example_input("resnet18")
+    expected = zoo.forward("torch", src, x)
+    path = tmp_path / "resnet18.safetensors"
+    up.save(src, path)
+    dst = zoo.build("gluon", "resnet18", state=dst_state)
+    report = up.load(dst, path, match="order")
+    assert report.ok, str(report)
+    error = zoo.relative_error(expected, zoo.forward("gluon", dst, x))
+    assert error <= TOLERANCE, f"torchvision resnet18 checkpoint -> Gluon resnet18_v1 ({dst_state}): {error:.3g}"
+
+
+def test_keras_vgg16_checkpoint_loads_into_torchvision(sources: Sources, tmp_path: Path) -> None:
+    src, expected = sources.get("keras", "vgg16")
+    path = tmp_path / "vgg16.safetensors"
+    up.save(src, path)
+    dst = zoo.build("torch", "vgg16")
+    report = up.load(dst, path, match="order")
+    assert report.ok, str(report)
+    error = zoo.relative_error(expected, zoo.forward("torch", dst, zoo.example_input("vgg16")))
+    assert error <= TOLERANCE, f"Keras VGG16 checkpoint -> torchvision vgg16: {error:.3g}"
+
+
+# --------------------------------------------------------------------------------------------------
+# the harness itself
+
+
+def test_zoo_loads_torchvision_without_its_package() -> None:
+    import sys
+
+    tv = zoo.torchvision_models()
+    assert "torchvision" not in sys.modules, "tests/zoo.py must never make plain `torchvision` importable"
+    assert tv.resnet18.__module__.startswith(zoo.PACKAGE)
+    assert up.params(zoo.build("torch", "squeezenet1_1")).count() == 1_235_496  # torchvision's documented size

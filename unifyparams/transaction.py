@@ -1,0 +1,310 @@
+"""The one place that writes many parameters: all or nothing, on every backend.
+
+Every API that writes values (``ParamSet.load``, ``Param.set``/``update``/``[...] =``,
+``up.initialize``, ``up.port``, ``up.load``, waiting initializers applied at materialization)
+hands its prepared values to :func:`write_all`, which
+
+1. asks the adapter whether each parameter can be written (:meth:`Adapter.check_writable
+   <unifyparams.adapter.Adapter.check_writable>`: tensors frozen by the framework, read-only
+   memory, the meta device) and, if any cannot, raises :class:`~unifyparams.errors.WriteError`
+   listing every reason before anything changed;
+2. writes the values one at a time, in plan order, parameters that hold no values yet last (a lazy
+   layer is the hardest thing to take back, so it is given values only once everything else
+   landed); with ``atomic=True`` each parameter is copied just before it is overwritten;
+3. if the framework still refuses a write part way (or a value cannot be computed), restores every
+   parameter written so far in reverse order, the failing one included (PyTorch writes an
+   inference tensor and then raises), through :meth:`Adapter.restore
+   <unifyparams.adapter.Adapter.restore>`, reads each back and compares it bit for bit, and raises
+   one :class:`~unifyparams.errors.WriteError` naming the parameter and the framework's reason. It
+   says that every parameter written before it was restored only when that was verified;
+   otherwise it lists those that were not.
+
+Memory: with ``atomic=True`` (the default) one copy of each parameter written is held until the
+write ends: up to one model's worth of extra memory for a whole-model load (plus, for callable
+values, the one value being written). ``atomic=False`` holds no copy and is **not atomic**: a
+refusal part way leaves the parameters written before it with their new values, and the error
+says which.
+
+>>> write_all([(p, p.prepare(np.zeros(p.shape)))], what="set")   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .errors import WriteError, describe_names
+
+if TYPE_CHECKING:
+    from .param import Param
+
+#: Callbacks queued while a write gives values to parameters that had none (see :func:`after_write`).
+_queued: list[list[Callable[[], object]]] = []
+#: Called with each parameter that had no values once a write gave it values and succeeded.
+_on_filled: list[Callable[[Param], None]] = []
+
+
+def register_filled_hook(hook: Callable[[Param], None]) -> None:
+    """Call ``hook(param)`` for every parameter that had no values and was given values by a
+    successful :func:`write_all` (initialization drops the initializer waiting for it: the value
+    written wins)."""
+    if hook not in _on_filled:
+        _on_filled.append(hook)
+
+
+def after_write(callback: Callable[[], object]) -> None:
+    """Run ``callback()`` now or, while :func:`write_all` is giving values to parameters that had
+    none, right after it succeeds (dropped if it fails and restores them).
+
+    Frameworks announce that a lazy layer got its shapes (the hooks behind
+    :meth:`Adapter.on_materialized <unifyparams.adapter.Adapter.on_materialized>`) also when a load
+    gives it values; waiting initializers and ties must not run in the middle of a write that may
+    still be taken back.
+    """
+    if _queued:
+        _queued[-1].append(callback)
+    else:
+        callback()
+
+
+@contextmanager
+def _holding_callbacks(active: bool) -> Iterator[list[Callable[[], object]]]:
+    queue: list[Callable[[], object]] = []
+    if not active:
+        yield queue
+        return
+    _queued.append(queue)
+    try:
+        yield queue
+    finally:
+        _queued.remove(queue)
+
+
+class _NoValues:
+    """Snapshot of a parameter that held no values (lazy): restoring puts it back waiting."""
+
+    def __repr__(self) -> str:
+        return "<no values>"
+
+
+NO_VALUES = _NoValues()
+
+
+def _bits(array: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(array).reshape(-1).view(np.uint8)
+
+
+def _short(exc: BaseException) -> str:
+    """The framework's reason in one line: MXNet and TensorFlow put tracebacks in messages."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    text = lines[-1] if lines else ""
+    if len(lines) > 1:
+        checks = [line for line in lines if "Check failed" in line or "Error" in line]
+        text = checks[-1] if checks else text
+    text = text if len(text) <= 400 else text[:397] + "..."
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _snapshot(p: Param) -> np.ndarray | _NoValues:
+    if not p.materialized:
+        return NO_VALUES
+    value = p.adapter.read(p.native)
+    # read() returns a new array object; one that owns its memory (a framework's own copy) is a
+    # snapshot already, anything else may share the parameter's memory and is copied.
+    return value if value.flags.owndata else np.array(value, copy=True)
+
+
+def _verified(p: Param, snapshot: np.ndarray | _NoValues) -> bool:
+    if isinstance(snapshot, _NoValues):
+        return not p.adapter.has_values(p.native)
+    now = p.adapter.read(p.native)
+    return now.shape == snapshot.shape and now.dtype == snapshot.dtype and np.array_equal(_bits(now), _bits(snapshot))
+
+
+def _restore(done: list[tuple[Param, np.ndarray | _NoValues]]) -> list[tuple[str, str]]:
+    """Restore in reverse order; ``(name, why)`` for each parameter not verified restored."""
+    failures: list[tuple[str, str]] = []
+    for p, snapshot in reversed(done):
+        value = None if isinstance(snapshot, _NoValues) else snapshot
+        try:
+            p.adapter.restore(p.native, value)
+            ok = _verified(p, snapshot)
+        except Exception as exc:  # the restore itself failed: report it, keep restoring the rest
+            failures.append((p.name, _short(exc)))
+            continue
+        if not ok:
+            failures.append((p.name, "read back after restoring, it differs from its previous value"))
+    return failures
+
+
+def refusals(params: Sequence[Param]) -> list[str]:
+    """``"'name': reason"`` for every parameter the adapter says cannot be written now."""
+    found = []
+    for p in params:
+        try:
+            reason = p.adapter.check_writable(p.native)
+        except Exception as exc:
+            reason = f"checking whether it can be written failed: {_short(exc)}"
+        if reason:
+            found.append(f"{p.name!r}: {reason}")
+    return found
+
+
+def write_all(
+    plan: Sequence[tuple[Param, np.ndarray | Callable[[], np.ndarray | None]]],
+    *,
+    atomic: bool = True,
+    what: str = "load",
+    finish: Callable[[], None] | None = None,
+) -> None:
+    """Write every ``(param, value)`` of ``plan``; all or nothing when ``atomic`` (the default).
+
+    Each value is already prepared (native layout and dtype, from :meth:`Param.prepare
+    <unifyparams.param.Param.prepare>`), or a zero-argument callable returning such a value,
+    called just before its write (so a port holds one converted tensor at a time); a callable may
+    instead fill the parameter's own memory (:meth:`Adapter.writable_view
+    <unifyparams.adapter.Adapter.writable_view>`) and return ``None``. ``what``
+    names the operation in messages (``"load"``, ``"port"``, ``"initialize"``, ``"set"``).
+
+    Raises :class:`~unifyparams.errors.WriteError`: before any write when a parameter cannot be
+    written (every reason listed, nothing changed); or when the framework refuses a write (or a
+    value cannot be computed) part way. With ``atomic=True`` every parameter written so far is then
+    restored and verified (``err.changed`` is False), or the error lists those that could not be
+    (``err.not_restored``). With ``atomic=False`` nothing is copied (no extra memory) and the write
+    is **not atomic**: parameters written before the failure keep their new values, and the error
+    says so and names them.
+
+    ``finish`` (optional) runs once every value landed, still inside the write: if it raises, every
+    parameter is restored as for a refused write (``up.load`` makes the checkpoint's ties there; a
+    ``finish`` must undo its own changes before raising).
+    """
+    items = list(plan)
+    refused = refusals([p for p, _ in items])
+    if refused:
+        raise WriteError(
+            f"{what} refused: {len(refused)} parameter(s) cannot be written, so nothing was written and every "
+            f"parameter keeps its value:\n  - " + "\n  - ".join(refused),
+        )
+    # Parameters that already hold values first: giving a lazy layer values is the hardest thing
+    # to take back, so it happens only once everything else landed.
+    lazy = [not p.materialized for p, _ in items]
+    order = [i for i, waits in enumerate(lazy) if not waits] + [i for i, waits in enumerate(lazy) if waits]
+    done: list[tuple[Param, np.ndarray | _NoValues]] = []
+    written: list[str] = []
+    with _holding_callbacks(any(lazy)) as queue:
+        for position in order:
+            p, value = items[position]
+            stage = "snapshot"
+            try:
+                if atomic:
+                    done.append((p, _snapshot(p)))  # before the write: a framework may write, then raise
+                stage = "compute"
+                native = value() if callable(value) else value
+                stage = "write"
+                if native is not None:  # None: the callable wrote the parameter's memory itself
+                    p.write_native(native)
+            except BaseException as exc:
+                failed = _failure(what, p, exc, stage, items, order, written, done, atomic)
+                if not isinstance(exc, Exception):
+                    raise  # KeyboardInterrupt and the like go on, after the restore
+                raise failed from exc
+            written.append(p.name)
+        if finish is not None:
+            try:
+                finish()
+            except BaseException as exc:
+                failed = _failure(what, None, exc, "finish", items, order, written, done, atomic)
+                if not isinstance(exc, Exception):
+                    raise
+                raise failed from exc
+    filled = [p for (p, _), waits in zip(items, lazy) if waits]
+    for p in filled:
+        for hook in _on_filled:
+            hook(p)
+    for callback in queue:
+        callback()
+
+
+def _failure(
+    what: str,
+    p: Param | None,
+    exc: BaseException,
+    stage: str,
+    items: list[tuple[Param, Any]],
+    order: list[int],
+    written: list[str],
+    done: list[tuple[Param, np.ndarray | _NoValues]],
+    atomic: bool,
+) -> WriteError:
+    """Restore what was written (atomic) and build the one error that tells what is now true."""
+    if p is None:  # the finishing step failed after every value landed
+        return _finish_failure(what, exc, written, done, atomic)
+    reason = {
+        "snapshot": f"reading its current value (kept to restore it on failure) failed: {_short(exc)}",
+        "compute": f"computing its value failed: {exc}",
+        "write": f"the framework refused the write: {_short(exc)}",
+    }[stage]
+    head = f"{what} failed at {p.name!r}: {reason}."
+    if not atomic:
+        untouched = [items[i][0].name for i in order[len(written) + 1 :]]
+        return WriteError(
+            f"{head} This write was not atomic (atomic=False): {len(written)} parameter(s) written before it "
+            f"now hold their new values ({describe_names(written)}), {p.name!r} may hold its old or its new "
+            f"value, and {len(untouched)} were not written ({describe_names(untouched)}). Fix the cause and "
+            f"write again, or use atomic=True to have a failure restore every parameter.",
+            parameter=p.name,
+            changed=True,
+            not_restored=tuple(written) + (p.name,),
+        )
+    failures = _restore(done)
+    if not failures:
+        before = f"every parameter written before it ({len(written)}) was restored" if written else (
+            "no parameter had been written before it"
+        )
+        return WriteError(
+            f"{head} {before}, and {p.name!r} itself holds its previous value (verified by reading them back): "
+            f"the model is unchanged.",
+            parameter=p.name,
+            changed=False,
+        )
+    return WriteError(
+        f"{head} Restoring failed for {len(failures)} parameter(s), which may hold new values: "
+        + "; ".join(f"{name!r} ({why})" for name, why in failures)
+        + f". The other {len(done) - len(failures)} parameter(s) written were restored and verified. Reload or "
+        f"re-initialize the parameters listed before using the model.",
+        parameter=p.name,
+        changed=True,
+        not_restored=tuple(name for name, _ in failures),
+    )
+
+
+def _finish_failure(
+    what: str, exc: BaseException, written: list[str], done: list[tuple[Param, np.ndarray | _NoValues]], atomic: bool
+) -> WriteError:
+    head = f"{what} failed after its {len(written)} value(s) were written: {exc}."
+    if not atomic:
+        return WriteError(
+            f"{head} This write was not atomic (atomic=False): those parameters keep their new values "
+            f"({describe_names(written)}).",
+            changed=True,
+            not_restored=tuple(written),
+        )
+    failures = _restore(done)
+    if not failures:
+        return WriteError(
+            f"{head} Every parameter written was restored (verified by reading them back): the values are unchanged.",
+            changed=False,
+        )
+    return WriteError(
+        f"{head} Restoring failed for {len(failures)} parameter(s), which may hold new values: "
+        + "; ".join(f"{name!r} ({why})" for name, why in failures)
+        + ". Reload or re-initialize them before using the model.",
+        changed=True,
+        not_restored=tuple(name for name, _ in failures),
+    )
+
+
+__all__ = ["NO_VALUES", "after_write", "refusals", "register_filled_hook", "write_all"]
