@@ -115,7 +115,7 @@ def test_framework_failure_mid_load_restores_written_parameters(numpy_adapter) -
     ps = up.params(make_net())
     before = snapshot(ps)
     numpy_adapter.fail_writes_after = 3
-    with pytest.raises(up.LoadError, match="restored"):
+    with pytest.raises(up.WriteError, match="restored"):
         ps.load({k: np.full_like(v, 9) for k, v in before.items()})
     numpy_adapter.fail_writes_after = None
     assert_unchanged(ps, before)

@@ -359,7 +359,7 @@ def test_load_restores_everything_when_torch_refuses_a_write_part_way(
         real_write(self, native, value)
 
     monkeypatch.setattr(TorchAdapter, "write", flaky)
-    with pytest.raises(up.LoadError, match="restored"):
+    with pytest.raises(up.WriteError, match="restored"):
         ps.load({k: v + 1 for k, v in before.items()})
     for name, value in before.items():
         np.testing.assert_array_equal(ps[name].numpy(), value)

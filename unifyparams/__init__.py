@@ -26,6 +26,7 @@ from .errors import (
     TieError,
     UnifyParamsError,
     UnsupportedModelError,
+    WriteError,
 )
 from .initialize import Initialized, initialize, seed
 from .lazy import is_materialized, materialize, pending
@@ -61,6 +62,7 @@ __all__ = [
     "TieError",
     "UnifyParamsError",
     "UnsupportedModelError",
+    "WriteError",
     "adapter_for",
     "available_adapters",
     "get_adapter",

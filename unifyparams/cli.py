@@ -393,6 +393,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return error(str(exc))
     except OSError as exc:
         return error(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": "))
+    except MemoryError:  # readers refuse files that declare more than they hold; this is a real shortage
+        return error("out of memory: the input does not fit in this machine's memory; nothing was written")
     except KeyboardInterrupt:
         return 130
 

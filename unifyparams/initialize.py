@@ -4,8 +4,11 @@
 >>> up.initialize(net[2], up.init.Constant(42))                # per block: composes                    # doctest: +SKIP
 >>> up.initialize(net, up.init.Normal(0, 0.01), select="*.weight")                                     # doctest: +SKIP
 
-Values are drawn in NumPy from ``(seed, canonical name)`` on the canonical shape and written
+Values are drawn in NumPy from ``(seed, stream key)`` on the canonical shape and written
 through the adapter, so the same seed gives bit-identical canonical values in every framework.
+The stream key is the canonical name with positions renumbered among the layers that own
+parameters (:mod:`unifyparams.init.keys`), so ``Sequential(Linear, ReLU, Linear)`` and a model
+with the activation as an argument of the first layer get the same values.
 Parameters whose shape is not known yet get their initializer recorded and applied as soon as
 the shape becomes known (by :func:`unifyparams.materialize` or the user's own first forward pass).
 """
@@ -24,6 +27,7 @@ from .access import params
 from .adapter import Role
 from .errors import InitializerError, UnifyParamsError
 from .init import Initializer, Ones, ParamInfo, Uniform, Zeros, get
+from .init.keys import relative_key, stream_keys
 from .layouts import IDENTITY, Transpose
 from .lazy import register_pending_applier, register_waiting_lookup
 from .param import Param
@@ -81,6 +85,7 @@ class _Waiting:
     name: str  # the canonical name it had when recorded: the stream key
     allow_nonfinite: bool
     owner: Any  # weak reference to the owning block, to recognise a reused id
+    stream: str = ""  # its stream key when recorded (recomputed when applied: see apply_pending)
 
 
 #: (id(owning block), leaf) -> waiting initializer. The block is the one thing that stays the same
@@ -110,9 +115,9 @@ def _forget_block(block_id: int) -> None:
         del _waiting[key]
 
 
-def _record(p: Param, use: Initializer, seed_value: int, allow_nonfinite: bool) -> None:
+def _record(p: Param, use: Initializer, seed_value: int, allow_nonfinite: bool, stream: str = "") -> None:
     block = p.slot.block
-    _waiting[_block_key(p)] = _Waiting(use, seed_value, p.name, allow_nonfinite, _ref(block))
+    _waiting[_block_key(p)] = _Waiting(use, seed_value, p.name, allow_nonfinite, _ref(block), stream or p.name)
     if block is not None and id(block) not in _watched_blocks:
         try:
             weakref.finalize(block, _forget_block, id(block))
@@ -176,6 +181,27 @@ def _targets(target: Any, select: Any) -> tuple[ParamSet, bool]:
     )
 
 
+def _stream_keys(target: Any, chosen: ParamSet) -> dict[str, str]:
+    """``{name: stream key}`` for the chosen parameters (:func:`unifyparams.init.keys.stream_keys`),
+    renumbered among *every* parameter of the model they were read from, so that a selection (a
+    ``select=``, a ParamSet, a Param) gets the keys, hence the values, the whole model gets."""
+    model = target.model if isinstance(target, (ParamSet, Param)) else target
+    scope = list(params(model)) if model is not None else list(chosen)
+    if any(name not in scope for name in chosen):  # names not relative to that model (a renamed set)
+        scope = list(chosen)
+    return stream_keys(scope)
+
+
+def _applied_stream(ps: ParamSet, p: Param, entry: _Waiting, now: dict[str, str]) -> str:
+    """The stream key of a waiting parameter whose shape is now known, recomputed among the names
+    ``ps`` has now: a layer that had no name before it was built (a Keras layer of a kind whose
+    variables cannot be foreseen) counts now, as it does for an eager model. The key recorded is
+    used when ``ps`` is not a model enclosing the one initialized."""
+    if not now:
+        now.update(stream_keys(ps))
+    return relative_key(now[p.name], p.name, entry.name) or entry.stream
+
+
 def _check_all(plan: list[tuple[Param, Initializer]]) -> None:
     """Everything that can be known before generating values, for every parameter: an error here
     leaves every parameter as it was."""
@@ -212,7 +238,7 @@ class _Scratch:
 
 
 def _builtin_value(
-    p: Param, init: Initializer, seed_value: int, scratch: _Scratch, direct: bool
+    p: Param, init: Initializer, seed_value: int, scratch: _Scratch, direct: bool, stream: str = ""
 ) -> Callable[[], np.ndarray | None]:
     """A catalog initializer's values for ``p``, computed when the write reaches ``p`` (so memory
     holds one generated parameter at a time): into a reused scratch buffer in *native* layout that
@@ -224,7 +250,7 @@ def _builtin_value(
 
     def compute() -> np.ndarray | None:
         shape = _known_shape(p)
-        info = ParamInfo(p.name, p.role, shape, p.dtype, p.backend)
+        info = ParamInfo(p.name, p.role, shape, p.dtype, p.backend, stream)
         layout = p.layout
         as_view = layout is IDENTITY or isinstance(layout, Transpose)  # to_canonical: a view of the same memory
         view = p.adapter.writable_view(p.native) if direct and as_view else None
@@ -247,10 +273,12 @@ def _builtin_value(
     return compute
 
 
-def _values(p: Param, init: Initializer, seed_value: int, name: str, allow_nonfinite: bool) -> np.ndarray:
+def _values(
+    p: Param, init: Initializer, seed_value: int, name: str, allow_nonfinite: bool, stream: str = ""
+) -> np.ndarray:
     """Generate and validate values for ``p``; return them in native layout (nothing written)."""
     shape = _known_shape(p)
-    info = ParamInfo(name, p.role, shape, p.dtype, p.backend)
+    info = ParamInfo(name, p.role, shape, p.dtype, p.backend, stream)
     try:
         value = np.asarray(init.fill(shape, info, seed_value))
     except UnifyParamsError as exc:
@@ -302,9 +330,13 @@ def initialize(
     goes to exactly those parameters. ``force=False`` skips parameters unifyparams initialized
     (or recorded an initializer for) before.
 
-    ``seed`` fixes the values: each parameter's stream comes from ``(seed, canonical name)``, so
+    ``seed`` fixes the values: each parameter's stream comes from ``(seed, stream key)``, so
     the same seed gives bit-identical canonical values in every backend, and initializing a
-    subset (``select=``) gives each parameter the value the whole model would get. Names are
+    subset (``select=``, a ParamSet, a Param) gives each parameter the value the whole model
+    would get. The stream key is the canonical name with every numeric position renumbered among
+    the siblings that own parameters (:mod:`unifyparams.init.keys`): layers without parameters
+    (activations, pooling, dropout, flatten) do not count, so ``Sequential(Linear, ReLU, Linear)``
+    gets the values of a model whose first layer takes the activation as an argument. Names are
     relative to ``target``: a sub-block's ``"weight"`` is another stream than the model's
     ``"2.weight"``. Without ``seed`` a fresh one comes from the generator :func:`seed` sets.
 
@@ -359,11 +391,14 @@ def initialize(
     # A custom initializer's output is generated and checked for every parameter before the first
     # write. Catalog initializers cannot produce a wrong value once _check_all has passed: they are
     # streamed one parameter at a time afterwards, so their scratch memory is one parameter at most.
-    custom = {id(p): _values(p, use, seed_value, p.name, allow_nonfinite) for p, use in ready if not use.builtin}
+    keys = _stream_keys(target, chosen)
+    custom = {
+        id(p): _values(p, use, seed_value, p.name, allow_nonfinite, keys[p.name]) for p, use in ready if not use.builtin
+    }
     scratch = _Scratch()
     write_all(
         [
-            (p, _builtin_value(p, use, seed_value, scratch, direct=not atomic) if use.builtin else custom[id(p)])
+            (p, _builtin_value(p, use, seed_value, scratch, not atomic, keys[p.name]) if use.builtin else custom[id(p)])
             for p, use in ready
         ],
         atomic=atomic,
@@ -374,7 +409,7 @@ def initialize(
     done += [p.name for p, _ in ready]
 
     for p, use in waiting:
-        _record(p, use, seed_value, allow_nonfinite)
+        _record(p, use, seed_value, allow_nonfinite, keys[p.name])
     if waiting:
         _watch(target, [p for p, _ in waiting])
     order = {n: i for i, n in enumerate(chosen)}
@@ -415,7 +450,11 @@ def apply_pending(ps: ParamSet) -> list[str]:
         if any(key == k for _, k, _ in ready):
             continue  # one block reached under two names: filled once
         ready.append((p, key, entry))
-    values = [(p, _values(p, e.initializer, e.seed, e.name, e.allow_nonfinite)) for p, _, e in ready]
+    now: dict[str, str] = {}  # stream keys among the names the model has now (filled on first use)
+    values = [
+        (p, _values(p, e.initializer, e.seed, e.name, e.allow_nonfinite, _applied_stream(ps, p, e, now)))
+        for p, _, e in ready
+    ]
     write_all(values, what="initialize (waiting initializers)")
     for p, key, _ in ready:
         _waiting.pop(key, None)

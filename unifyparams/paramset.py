@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -156,6 +156,7 @@ class ParamSet(Mapping[str, Param]):
         cast: bool = False,
         atomic: bool = True,
         rollback: bool | None = None,
+        finish: Callable[[], None] | None = None,
     ) -> LoadReport:
         """Write many values at once (canonical names and layout); all or nothing.
 
@@ -172,7 +173,8 @@ class ParamSet(Mapping[str, Param]):
         refuses a write part way every parameter is restored (verified) and a ``WriteError`` says
         so. ``atomic=False`` holds no copy and is **not atomic**: such a refusal leaves the
         parameters written before it with their new values (the error names them).
-        ``rollback`` is the older name of ``atomic``.
+        ``rollback`` is the older name of ``atomic``. ``finish`` runs once every value landed,
+        inside the same transaction (``up.load`` makes the checkpoint's ties there).
         """
         if rollback is not None:
             atomic = rollback
@@ -217,7 +219,7 @@ class ParamSet(Mapping[str, Param]):
             raise LoadError(
                 "nothing was loaded; " + f"{len(problems)} problem(s):\n  - " + "\n  - ".join(problems)
             )
-        write_all([(self._params[name], value) for name, value in prepared.items()], atomic=atomic, what="load")
+        write_all([(self._params[name], value) for name, value in prepared.items()], atomic=atomic, what="load", finish=finish)
         return LoadReport(loaded=list(prepared), missing=missing, unexpected=unexpected)
 
     def _incomplete_lazy_blocks(self, prepared: Mapping[str, np.ndarray]) -> list[str]:

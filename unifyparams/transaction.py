@@ -140,17 +140,17 @@ def _restore(done: list[tuple[Param, np.ndarray | _NoValues]]) -> list[tuple[str
     return failures
 
 
-def refusals(params: Sequence[Param]) -> list[str]:
-    """``"'name': reason"`` for every parameter the adapter says cannot be written now."""
-    found = []
+def refusals(params: Sequence[Param]) -> list[tuple[list[str], str]]:
+    """``(names, reason)`` for the parameters the adapter says cannot be written now, by reason."""
+    by_reason: dict[str, list[str]] = {}
     for p in params:
         try:
             reason = p.adapter.check_writable(p.native)
         except Exception as exc:
             reason = f"checking whether it can be written failed: {_short(exc)}"
         if reason:
-            found.append(f"{p.name!r}: {reason}")
-    return found
+            by_reason.setdefault(reason, []).append(p.name)
+    return [(names, reason) for reason, names in by_reason.items()]
 
 
 def write_all(
@@ -184,9 +184,10 @@ def write_all(
     items = list(plan)
     refused = refusals([p for p, _ in items])
     if refused:
+        count = sum(len(names) for names, _ in refused)
         raise WriteError(
-            f"{what} refused: {len(refused)} parameter(s) cannot be written, so nothing was written and every "
-            f"parameter keeps its value:\n  - " + "\n  - ".join(refused),
+            f"{what} refused: {count} parameter(s) cannot be written, so nothing was written and every "
+            f"parameter keeps its value:\n  - " + "\n  - ".join(f"{describe_names(n)}: {why}" for n, why in refused),
         )
     # Parameters that already hold values first: giving a lazy layer values is the hardest thing
     # to take back, so it happens only once everything else landed.
@@ -261,8 +262,8 @@ def _failure(
         )
     failures = _restore(done)
     if not failures:
-        before = f"every parameter written before it ({len(written)}) was restored" if written else (
-            "no parameter had been written before it"
+        before = f"Every parameter written before it ({len(written)}) was restored" if written else (
+            "No parameter had been written before it"
         )
         return WriteError(
             f"{head} {before}, and {p.name!r} itself holds its previous value (verified by reading them back): "

@@ -21,7 +21,7 @@ import errno
 import math
 import os
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,15 +30,16 @@ import numpy as np
 
 from ..access import params
 from ..adapter import Adapter
-from ..errors import CheckpointError, LoadError, UnifyParamsError
+from ..dataflow import DenseInput
+from ..errors import CheckpointError, LoadError
 from ..param import format_shape
 from ..paramset import LoadReport, ParamSet
-from .order import facts_for, into_model_order
-from ..tying import tie
+from ..tying import TiePlan, check_pairs
 from .atomic import AtomicFile, fsync_dir
 from .dtypes import code_for
 from .format import plan_offsets, write_file
 from .metadata import CheckpointMeta
+from .order import facts_for, into_model_order
 from .shards import (
     DEFAULT_NAME,
     Earlier,
@@ -69,6 +70,8 @@ class CheckpointReport(LoadReport):
     backend: str | None = None
     metadata: dict[str, str] = field(default_factory=dict)
     files: list[str] = field(default_factory=list)
+    #: For a load matched like a port (``match=``/``rename=``): the port's report, row by row.
+    port: Any = None
 
     def __str__(self) -> str:
         text = super().__str__()
@@ -110,7 +113,7 @@ def save(
     stored, groups = _stored_names(ps)
     sizes = [(name, math.prod(ps[name].shape) * ps[name].dtype.itemsize) for name in stored]  # type: ignore[arg-type]
     shards = split(sizes, parse_size(max_shard_size)) if max_shard_size is not None else [stored]
-    meta = CheckpointMeta(backend=ps.backend or None, ties=groups, user=dict(metadata or {}))
+    meta = CheckpointMeta(backend=ps.backend or None, ties=groups, user=dict(metadata or {}), layers=_families(ps))
     sharded = len(shards) > 1
     if sharded:
         meta.checkpoint_id = uuid.uuid4().hex
@@ -189,6 +192,16 @@ def _remove_replaced(earlier: Earlier, kept: set[Path]) -> None:
                 old.unlink()
 
 
+def _families(ps: ParamSet) -> dict[str, str]:
+    """``{layer path: family}`` recorded so that a file can be matched by layer order later."""
+    from ..porting.layers import family_of
+
+    families: dict[str, str] = {}
+    for name, p in ps.items():
+        families.setdefault(name.rpartition(".")[0], family_of(p))
+    return families
+
+
 def _stored_names(ps: ParamSet) -> tuple[list[str], list[tuple[str, ...]]]:
     """Names to store (one per storage, model order) and the tie groups; refuses unsavable params."""
     problems = []
@@ -218,7 +231,12 @@ def load(
     strict: bool = True,
     cast: bool = False,
     mmap: bool = True,
-    rollback: bool = False,
+    atomic: bool = True,
+    rollback: bool | None = None,
+    match: str | Mapping[str, str] = "name",
+    rename: Sequence[tuple[str, str]] = (),
+    example_input: Any = None,
+    dense_inputs: Mapping[str, DenseInput] | None = None,
 ) -> CheckpointReport:
     """Load a checkpoint (a file, an index, or a folder holding one) into ``model``; all or nothing.
 
@@ -228,19 +246,31 @@ def load(
     ``strict=True`` refuses a checkpoint whose names differ from the model's; ``strict=False``
     loads the names both have and reports the rest. Safe dtype casts (float64 -> float32) happen
     and are reported in ``converted``; ``cast=True`` also allows lossy ones. Everything (header,
-    offsets, names, shapes, dtypes, ties) is checked before the first write, so a bad file changes
-    nothing; ``rollback=True`` also snapshots every parameter first, to restore them if the
-    *framework* refuses a validated write (one model's worth of memory and time). ``mmap=False`` reads
-    each tensor with a plain read instead of mapping the file.
+    offsets, names, shapes, dtypes, the ties recorded and whether the model can make them, whether
+    the framework lets each parameter be written) is checked before the first write, so a bad file
+    changes nothing. The values are then written, and the recorded ties made, as one transaction
+    (:func:`unifyparams.transaction.write_all`): with ``atomic=True`` (the default) each parameter is
+    copied just before it is overwritten (up to one model's worth of memory, held until the load
+    ends), so that if the *framework* refuses a write or a tie part way every parameter is restored
+    (verified) and a :class:`~unifyparams.errors.WriteError` says so. ``atomic=False`` holds no copy
+    and is **not atomic**: such a refusal leaves the parameters written before it with the file's
+    values (the error names them). ``rollback`` is the older name of ``atomic``. ``mmap=False``
+    reads each tensor with a plain read instead of mapping the file.
     """
+    if rollback is not None:
+        atomic = rollback
+    if match != "name" or rename:
+        return _load_matched(model, path, match=match, rename=rename, strict=strict, mmap=mmap, atomic=atomic,
+                             example_input=example_input, dense_inputs=dense_inputs)
+    orders = {"example_input": example_input, "dense_inputs": dense_inputs}
     kind = _native_kind(path)
     if kind is not None:
-        return _load_native(model, path, kind, strict=strict, cast=cast)
+        return _load_native(model, path, kind, strict=strict, cast=cast, atomic=atomic, orders=orders)
     ps = params(model)
     source = str(path)
     with open_checkpoint(path, mmap=mmap) as ckpt:
         state = {name: ckpt.tensor(name) for name in ckpt.names}
-        _into_model_order(ps, state)
+        _into_model_order(ps, state, orders)
         _add_tie_aliases(ckpt.meta.ties, state)
         _fill_model_ties(ps, state)
         _check_shapes(ps, state, source)
@@ -255,8 +285,13 @@ def load(
             for name in ps
             if name in state and state[name].dtype != ps[name].dtype
         }
+
+        def make_ties() -> None:  # inside the write: a refused tie restores every value
+            now = params(model)
+            TiePlan.checked(model, [(now[s], now[t]) for s, t in to_tie]).apply()
+
         try:
-            base = ps.load(state, strict=strict, cast=cast, rollback=rollback)
+            base = ps.load(state, strict=strict, cast=cast, atomic=atomic, finish=make_ties if to_tie else None)
         except LoadError as exc:
             raise CheckpointError(
                 f"checkpoint {source} does not fit this {ps.backend or 'model'} model; nothing was "
@@ -267,14 +302,6 @@ def load(
             state.clear()  # drop the views so the file can be unmapped
         files = [str(p) for p in ckpt.paths]
         meta = ckpt.meta
-    for source_name, target in to_tie:
-        try:
-            tie(model, source_name, target)
-        except UnifyParamsError as exc:
-            raise CheckpointError(
-                f"the values of {source} were loaded, but {target!r} could not be tied to "
-                f"{source_name!r} as the checkpoint records: {exc}"
-            ) from exc
     tied: dict[str, list[str]] = {}
     for source_name, target in to_tie:
         tied.setdefault(source_name, [source_name]).append(target)
@@ -291,9 +318,31 @@ def load(
     )
 
 
-def _into_model_order(ps: ParamSet, state: dict[str, np.ndarray]) -> None:
+def _load_matched(model: Any, path: str | os.PathLike[str], **options: Any) -> CheckpointReport:
+    """A load matched like a port (``match``/``rename``): see :mod:`unifyparams.checkpoint.matched`."""
+    from .matched import load_matched
+
+    kind = _native_kind(path)
+    native_state = None
+    backend = None
+    if kind is not None:
+        from ..native import read
+
+        if kind == "keras-h5":
+            _load_native(model, path, kind, strict=True, cast=False)  # raises with the route to take
+        ckpt = read(os.fspath(path), kind)
+        native_state, backend = ckpt.expanded(), ckpt.backend
+    report, meta = load_matched(model, path, native_state=native_state, **options)
+    loaded = [row.destination for row in report.rows if not row.problem]
+    return CheckpointReport(
+        loaded=loaded, backend=meta.backend if meta is not None else backend,
+        metadata=dict(meta.user) if meta is not None else {}, files=[os.fspath(path)], port=report,
+    )
+
+
+def _into_model_order(ps: ParamSet, state: dict[str, np.ndarray], orders: Mapping[str, Any] | None = None) -> None:
     """Files keep channels-first flatten order; a channels-last model reads its own order."""
-    into_model_order(facts_for(ps, action="load"), state)
+    into_model_order(facts_for(ps, action="load", **dict(orders or {})), state)
 
 
 def _native_kind(path: str | os.PathLike[str]) -> str | None:
@@ -304,7 +353,10 @@ def _native_kind(path: str | os.PathLike[str]) -> str | None:
     return None if kind == "safetensors" else kind
 
 
-def _load_native(model: Any, path: str | os.PathLike[str], kind: str, *, strict: bool, cast: bool) -> CheckpointReport:
+def _load_native(
+    model: Any, path: str | os.PathLike[str], kind: str, *, strict: bool, cast: bool, atomic: bool = True,
+    orders: Mapping[str, Any] | None = None,
+) -> CheckpointReport:
     """A PyTorch state dict (read with ``weights_only=True``) or a Gluon ``.params`` file, whose
     names map to canonical names without the model; all or nothing, like our format."""
     from ..native import read
@@ -318,10 +370,10 @@ def _load_native(model: Any, path: str | os.PathLike[str], kind: str, *, strict:
     ckpt = read(os.fspath(path), kind)
     ps = params(model)
     state = ckpt.expanded()
-    _into_model_order(ps, state)
+    _into_model_order(ps, state, orders)
     converted = {n: f"{state[n].dtype} -> {ps[n].dtype}" for n in ps if n in state and state[n].dtype != ps[n].dtype}
     try:
-        base = ps.load(state, strict=strict, cast=cast)
+        base = ps.load(state, strict=strict, cast=cast, atomic=atomic)
     except LoadError as exc:
         raise CheckpointError(
             f"{kind} checkpoint {path} does not fit this {ps.backend or 'model'} model; nothing was changed. "
@@ -422,6 +474,10 @@ def _plan_ties(
                     f"{m!r} is {p.dtype}{format_shape(p.native_shape)} natively but {head.name!r} is "
                     f"{head.dtype}{format_shape(head.native_shape)}"
                 )
+        ready = [(head, ps[m]) for m in targets if head.materialized and ps[m].materialized]
+        if reason is None and ready:  # layouts, parameter vs buffer, devices: before any value is written
+            problems = check_pairs(ready)
+            reason = " ".join(problems) if problems else None
         if reason is not None:
             if strict:
                 raise CheckpointError(

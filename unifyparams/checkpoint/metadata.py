@@ -4,6 +4,8 @@
 - ``unifyparams.backend``: the backend the model was saved from (``"torch"``, ``"keras"``, ...).
 - ``unifyparams.layout``: ``"canonical"``: canonical names, canonical (PyTorch) layouts.
 - ``unifyparams.ties``: JSON list of tie groups; the first name of a group is the one stored.
+- ``unifyparams.layers``: JSON ``{layer path: family}`` (``"conv2d"``, ``"dense"``...), so a file can be
+  matched to a model with other names by layer order (``up.load(model, file, match="order")``).
 - ``unifyparams.checkpoint_id``: in sharded checkpoints, one id shared by the index and its shards,
   so shards left over from another save are recognised.
 - ``format``: ``"pt"``, because canonical layouts are PyTorch's; tools that expect a PyTorch
@@ -33,6 +35,7 @@ BACKEND_KEY = PREFIX + "backend"
 LAYOUT_KEY = PREFIX + "layout"
 TIES_KEY = PREFIX + "ties"
 ID_KEY = PREFIX + "checkpoint_id"
+LAYERS_KEY = PREFIX + "layers"
 
 
 @dataclass
@@ -44,6 +47,8 @@ class CheckpointMeta:
     format_version: str | None = FORMAT_VERSION
     checkpoint_id: str | None = None
     user: dict[str, str] = field(default_factory=dict)
+    #: ``{layer path: family}`` of the model saved (empty for files other tools wrote).
+    layers: dict[str, str] = field(default_factory=dict)
 
     def encode(self) -> dict[str, str]:
         """The ``{str: str}`` dict to store in ``__metadata__``."""
@@ -60,6 +65,8 @@ class CheckpointMeta:
             out[TIES_KEY] = json.dumps([list(group) for group in self.ties], separators=(",", ":"))
         if self.checkpoint_id:
             out[ID_KEY] = self.checkpoint_id
+        if self.layers:
+            out[LAYERS_KEY] = json.dumps(self.layers, separators=(",", ":"))
         out.update(self.user)
         return out
 
@@ -68,7 +75,7 @@ class CheckpointMeta:
         """Parse and check ``__metadata__``; :class:`CheckpointError` for anything we cannot honour."""
         wrong = sorted(
             k
-            for k in (VERSION_KEY, BACKEND_KEY, LAYOUT_KEY, TIES_KEY, ID_KEY)
+            for k in (VERSION_KEY, BACKEND_KEY, LAYOUT_KEY, TIES_KEY, ID_KEY, LAYERS_KEY)
             if not isinstance(raw.get(k, ""), str)
         )
         if wrong:
@@ -94,12 +101,26 @@ class CheckpointMeta:
             format_version=version,
             checkpoint_id=_text(raw, ID_KEY),
             user=user,
+            layers=_decode_layers(_text(raw, LAYERS_KEY), source),
         )
 
 
 def _text(raw: Mapping[str, object], key: str) -> str | None:
     value = raw.get(key)
     return value if isinstance(value, str) else None
+
+
+def _decode_layers(text: str | None, source: str) -> dict[str, str]:
+    if text is None:
+        return {}
+    problem = f"{source}: metadata {LAYERS_KEY!r} must be a JSON object of layer paths to family names"
+    try:
+        layers = json.loads(text)
+    except (ValueError, RecursionError):
+        raise CheckpointError(f"{problem}; received text that is not JSON: {text[:120]!r}") from None
+    if not isinstance(layers, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in layers.items()):
+        raise CheckpointError(f"{problem}; received {text[:120]!r}")
+    return layers
 
 
 def _decode_ties(text: str | None, source: str) -> list[tuple[str, ...]]:

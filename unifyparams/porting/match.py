@@ -39,6 +39,14 @@ def _label(layer: Layer) -> str:
 
 def pair_by_order(src: list[Layer], dst: list[Layer], problems: list[str]) -> list[tuple[Layer, Layer]]:
     """Pairs when the sequences agree in count and family everywhere; else none, with a problem."""
+    for side, layers in (("source", src), ("destination", dst)):
+        if any(layer.family == "?" for layer in layers):
+            problems.append(
+                f"the {side}'s layers have no known kinds (a file saved by another tool records none), so they "
+                f"cannot be matched by order; match by name, or pass match={{destination name: source name}} or "
+                f"rename=[(regex, repl)]"
+            )
+            return []
     first = next((i for i, (s, d) in enumerate(zip(src, dst)) if s.family != d.family), None)
     if len(src) == len(dst) and first is None:
         return list(zip(src, dst))

@@ -10,6 +10,7 @@ import re
 from collections.abc import Sequence
 
 from ..errors import UnifyParamsError
+from ..param import Param
 from ..paramset import ParamSet
 
 
@@ -30,7 +31,7 @@ def renamed(ps: ParamSet, rules: Sequence[tuple[str, str]]) -> ParamSet:
             re.compile(rule[0])
         except re.error as exc:
             raise UnifyParamsError(f"rename pattern {rule[0]!r} is not a regular expression: {exc}") from None
-    result = {}
+    result: dict[str, Param] = {}
     for name, p in ps.items():
         new = _rename(name, rules)
         if new in result:
