@@ -60,7 +60,9 @@ def test_set_item_and_update_write_in_canonical_index_space() -> None:
     p[0, 2] = 42.0
     assert net.layers[0].kernel.value[2, 0] == 42.0  # canonical [0, 2] is native [2, 0]
     assert p.native is native
-    p.set(0.0)  # a scalar fills
+    with pytest.raises(up.ShapeMismatchError, match="never broadcast"):
+        p.set(0.0)  # a scalar is not broadcast (values.py): say np.full
+    p.set(np.zeros(p.shape))
     assert not p.numpy().any()
 
 

@@ -30,6 +30,7 @@ ARCHITECTURES: dict[str, tuple[Callable[[Any], Any], Callable[[np.random.Generat
     "nested_blocks": (lambda k: k.nested_blocks(), lambda r: r.normal(size=(3, 4)).astype(np.float32)),
     "lenet": (lambda k: k.lenet(), lambda r: r.normal(size=(2, 1, 28, 28)).astype(np.float32)),
     "residual_block": (lambda k: k.residual_block(), lambda r: r.normal(size=(2, 4, 8, 8)).astype(np.float32)),
+    "concat_pool_dense": (lambda k: k.concat_pool_dense(), lambda r: r.normal(size=(2, 3, 8, 8)).astype(np.float32)),
     "embed_gru": (lambda k: k.embed_rnn("gru"), lambda r: r.integers(0, 50, size=(2, 6))),
     "embed_lstm": (lambda k: k.embed_rnn("lstm"), lambda r: r.integers(0, 50, size=(2, 6))),
 }

@@ -279,7 +279,7 @@ def test_set_setitem_update_keep_parameter_identity_and_record_no_autograd(kit: 
     w[1, 2] = 7.0
     w.update(lambda v: v * 2 + 1)
     ps["2.weight"][0, 0] = 3.0
-    ps["2.bias"].set(5)  # a scalar broadcasts
+    ps["2.bias"].set(np.full(10, 5))  # a scalar is not broadcast (values.py)
     for name, p in up.params(net).items():
         assert p.native is before[name] and p.native is dict(net.named_parameters())[name]
         assert isinstance(p.native, nn.Parameter) and p.native.is_leaf and p.native.grad_fn is None

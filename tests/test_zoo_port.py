@@ -106,8 +106,8 @@ def test_torchvision_checkpoint_loads_into_gluon_zoo(tmp_path: Path, dst_state: 
     path = tmp_path / "resnet18.safetensors"
     up.save(src, path)
     dst = zoo.build("gluon", "resnet18", state=dst_state)
-    report = up.load(dst, path, match="order")
-    assert report.ok, str(report)
+    report = up.load(dst, path, match="order")  # strict: a problem would have raised
+    assert report.port is not None and report.port.applied and report.port.ok, str(report.port)
     error = zoo.relative_error(expected, zoo.forward("gluon", dst, x))
     assert error <= TOLERANCE, f"torchvision resnet18 checkpoint -> Gluon resnet18_v1 ({dst_state}): {error:.3g}"
 
@@ -118,7 +118,7 @@ def test_keras_vgg16_checkpoint_loads_into_torchvision(sources: Sources, tmp_pat
     up.save(src, path)
     dst = zoo.build("torch", "vgg16")
     report = up.load(dst, path, match="order")
-    assert report.ok, str(report)
+    assert report.port is not None and report.port.applied and report.port.ok, str(report.port)
     error = zoo.relative_error(expected, zoo.forward("torch", dst, zoo.example_input("vgg16")))
     assert error <= TOLERANCE, f"Keras VGG16 checkpoint -> torchvision vgg16: {error:.3g}"
 

@@ -166,7 +166,10 @@ def build(framework: str, arch: str, state: str = "deferred") -> Any:
         import keras
 
         size = SIZE[arch]
-        return getattr(keras.applications, KERAS[arch])(weights=None, input_shape=(size, size, 3))
+        # logits, as torchvision and Gluon give (keras.applications ends in a softmax by default)
+        return getattr(keras.applications, KERAS[arch])(
+            weights=None, input_shape=(size, size, 3), classifier_activation=None
+        )
     raise ValueError(f"unknown framework {framework!r}")
 
 

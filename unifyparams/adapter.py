@@ -160,6 +160,13 @@ class Adapter(ABC):
         """A key equal for parameters that share storage (ties)."""
         return id(native)
 
+    def storage_span(self, native: Any) -> tuple[Hashable, int, int] | None:
+        """Optional: ``(buffer, first byte, end byte)`` of the memory the parameter's elements
+        occupy, for frameworks where two parameters can be overlapping but unequal views of one
+        buffer (not ties: neither holds the other's value). The core refuses to write both in one
+        load. ``None`` (the default): parameters never partly overlap."""
+        return None
+
     # --- values ---------------------------------------------------------------------------
     @abstractmethod
     def read(self, native: Any) -> np.ndarray:

@@ -17,7 +17,7 @@ import numpy as np
 from .errors import NotMaterializedError
 from .layouts import IDENTITY, Layout, Shape
 from .transaction import write_all
-from .values import conform
+from .values import assign, conform
 
 if TYPE_CHECKING:
     from .adapter import Adapter, Slot
@@ -205,7 +205,7 @@ class Param:
 
     def __setitem__(self, index: Any, value: Any) -> None:
         current = self.numpy(copy=True)
-        current[index] = value
+        assign(current, index, value, self.name)  # the dtype rules of a whole write; a bad index is named
         self.set(current)
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:

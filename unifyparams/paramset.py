@@ -24,6 +24,7 @@ from .errors import (
     describe_names,
 )
 from .param import Param
+from .storage import overlapping
 from .transaction import write_all
 from .tree import render
 from .values import state_problems
@@ -214,6 +215,12 @@ class ParamSet(Mapping[str, Param]):
             by_storage[key] = (name, native)
             prepared[name] = native
 
+        for a, b in overlapping(self._params[n] for n in prepared):
+            problems.append(
+                f"{a!r} and {b!r} are overlapping but different views of one memory (not a tie): writing "
+                f"both would leave part of one with the other's values. Load only one of them (leave the "
+                f"other out of the state and pass strict=False), or give one its own memory in the model first"
+            )
         problems += self._incomplete_lazy_blocks(prepared)
         if problems:
             raise LoadError(

@@ -130,6 +130,8 @@ def _restore(done: list[tuple[Param, np.ndarray | _NoValues]]) -> list[tuple[str
     for p, snapshot in reversed(done):
         value = None if isinstance(snapshot, _NoValues) else snapshot
         try:
+            if _verified(p, snapshot):
+                continue  # never written (refused before landing), or written back to the same bits
             p.adapter.restore(p.native, value)
             ok = _verified(p, snapshot)
         except Exception as exc:  # the restore itself failed: report it, keep restoring the rest

@@ -258,6 +258,25 @@ def conform(value: Any, *, name: str, shape: Shape, dtype: np.dtype, cast: bool 
     return positive_strides(array)
 
 
+def assign(current: np.ndarray, index: Any, value: Any, name: str) -> None:
+    """``current[index] = value`` under the same dtype rules as a whole write (NumPy would wrap
+    an int64 300 into an int8 element, or raise a raw ``OverflowError``); a bad index or a value
+    that does not fit the indexed part raises :class:`ShapeMismatchError` naming the parameter.
+    Indexing itself follows NumPy (a scalar fills the indexed part: that is what ``p[0, :] = 1``
+    asks for)."""
+    array = to_array(value, name)
+    why = dtype_problem(array, current.dtype, cast=False)
+    if why is not None:
+        raise DtypeMismatchError(f"parameter {name!r} holds {current.dtype} but received a {array.dtype} value: {why}.")
+    try:
+        current[index] = array
+    except (IndexError, ValueError, TypeError) as exc:
+        raise ShapeMismatchError(
+            f"parameter {name!r} (canonical shape {show_shape(current.shape)}) cannot take a value of shape "
+            f"{tuple(array.shape)} at index {index!r}: {exc}. Index in the canonical layout."
+        ) from None
+
+
 def state_problems(state: Any) -> list[str]:
     """Why ``state`` is not a mapping of canonical names (str) to values: one message per problem."""
     if not isinstance(state, Mapping):
@@ -274,6 +293,7 @@ def state_problems(state: Any) -> list[str]:
 
 
 __all__ = [
+    "assign",
     "conform",
     "dtype_problem",
     "positive_strides",

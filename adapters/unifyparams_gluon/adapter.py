@@ -121,7 +121,9 @@ class GluonAdapter(Adapter):
         if value is not None:
             self._copy_into(native._data, value)
             return
-        before = native.__dict__.get(_BEFORE_VALUES)
+        before = native.__dict__.pop(_BEFORE_VALUES, None)
+        if before is None and native._data is None:
+            return  # it was never given values
         if before is None:
             raise UnifyParamsError(
                 f"Gluon parameter {native.name!r} had no values before, but what it looked like was not recorded"

@@ -21,7 +21,7 @@ from unifyparams.conformance import ModelBuilders, Unsupported
 
 from . import running, structure
 from .compat import import_mxnet
-from .models import custom_model_class, embed_rnn_class, residual_class
+from .models import concat_pool_dense_class, custom_model_class, embed_rnn_class, residual_class
 
 #: Attribute holding ``(builder method name, kwargs)`` on every model the builders return.
 RECIPE = "_unifyparams_recipe"
@@ -122,6 +122,11 @@ class GluonModels(ModelBuilders):
             nn.Dense(10, in_units=84),
         )
         return self._tag(net, "lenet")
+
+    def concat_pool_dense(self) -> Any:
+        model = concat_pool_dense_class(self.mx)()
+        model.initialize()
+        return self._tag(model, "concat_pool_dense")
 
     def residual_block(self) -> Any:
         model = residual_class(self.mx)()

@@ -78,6 +78,29 @@ def residual_class(mx: Any) -> type:
 
 
 @cache
+def concat_pool_dense_class(mx: Any) -> type:
+    nn = mx.gluon.nn
+
+    base: Any = nn.HybridBlock
+
+    class ConcatPoolDense(base):
+        """DenseNet-style: two 'same' convs, concatenated, globally averaged, then a dense head."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.branch_a = nn.Conv2D(4, 3, padding=1, in_channels=3)
+            self.branch_b = nn.Conv2D(4, 3, padding=1, in_channels=3)
+            self.pool = nn.GlobalAvgPool2D()
+            self.head = nn.Dense(5, in_units=8)
+
+        def hybrid_forward(self, F: Any, x: Any) -> Any:
+            h = _concat(F, _relu(F, self.branch_a(x)), _relu(F, self.branch_b(x)))
+            return self.head(self.pool(h))
+
+    return ConcatPoolDense
+
+
+@cache
 def embed_rnn_class(mx: Any) -> type:
     nn, rnn = mx.gluon.nn, mx.gluon.rnn
 

@@ -190,6 +190,15 @@ class KerasModels(ModelBuilders):
             L.Dense(120), L.Activation("relu"), L.Dense(84), L.Activation("relu"), L.Dense(10),
         )
 
+    def concat_pool_dense(self) -> Any:
+        keras = _keras()
+        L = keras.layers
+        x = keras.Input((8, 8, 3))
+        a = L.Conv2D(4, 3, padding="same", activation="relu")(x)
+        b = L.Conv2D(4, 3, padding="same", activation="relu")(x)
+        pooled = L.GlobalAveragePooling2D()(L.Concatenate()([a, b]))
+        return keras.Model(x, L.Dense(5)(pooled))
+
     def residual_block(self) -> Any:
         model = _classes()["residual"]()
         model(np.zeros((1, 8, 8, 4), dtype="float32"))

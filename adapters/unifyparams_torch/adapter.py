@@ -89,8 +89,14 @@ class TorchAdapter(Adapter):
         return not self._structure.is_uninitialized(native) and not native.is_meta
 
     def storage_key(self, native: Any) -> Hashable:
-        """The Parameter object's identity: PyTorch ties by sharing one Parameter object."""
-        return id(native)
+        """Equal for tensors that are the same view of one storage (memory, offset, shape, strides,
+        dtype): PyTorch ties by sharing one Parameter object, and ``Parameter(a.detach())`` or a
+        view held by two modules aliases just as much. Overlapping but unequal views are not ties
+        (:meth:`storage_span` lets the core refuse to write both)."""
+        return self._tensors.storage_key(native)
+
+    def storage_span(self, native: Any) -> tuple[Hashable, int, int] | None:
+        return self._tensors.storage_span(native)
 
     # --- values ---------------------------------------------------------------------------
     def read(self, native: Any) -> np.ndarray:

@@ -67,6 +67,20 @@ class ResidualBlock(nn.Module):
         return torch.relu(x + self.bn2(self.conv2(h)))
 
 
+class ConcatPoolDense(nn.Module):
+    """DenseNet-style: two 'same' convs, concatenated, globally averaged, then a dense head."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.branch_a = nn.Conv2d(3, 4, 3, padding=1)
+        self.branch_b = nn.Conv2d(3, 4, 3, padding=1)
+        self.head = nn.Linear(8, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.cat([torch.relu(self.branch_a(x)), torch.relu(self.branch_b(x))], dim=1)
+        return self.head(torch.flatten(nn.functional.adaptive_avg_pool2d(h, 1), 1))
+
+
 class EmbedRNN(nn.Module):
     """Embedding -> GRU/LSTM (batch-first) -> Dense on the last time step."""
 
@@ -151,6 +165,9 @@ class TorchModels(ModelBuilders):
 
     def residual_block(self) -> nn.Module:
         return ResidualBlock(4)
+
+    def concat_pool_dense(self) -> nn.Module:
+        return ConcatPoolDense()
 
     def embed_rnn(self, cell: str) -> nn.Module:
         if cell not in ("gru", "lstm"):

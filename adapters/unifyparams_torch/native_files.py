@@ -14,6 +14,7 @@ tensors share storage (tied weights) become one tie group.
 from __future__ import annotations
 
 import warnings
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -43,9 +44,43 @@ def import_torch() -> Any:
     return torch
 
 
+#: ``torch.save`` stores its records uncompressed; a file's tensors (and a compressed archive's
+#: records) may hold at most this many times the file's size, so a small file cannot make the
+#: reader (or what consumes its tensors) take much more memory than the file itself.
+MAX_EXPANSION = 8
+
+
+def check_archive(p: Path) -> None:
+    """Refuse a zip archive whose records declare more bytes than :data:`MAX_EXPANSION` x its size.
+
+    ``torch.load`` allocates each record's declared size before inflating it, so a few MB of
+    deflated zeros would otherwise take gigabytes. Legacy (non-zip) files pass through.
+    """
+    size = p.stat().st_size
+    with open(p, "rb") as f:
+        if f.read(4) != b"PK\x03\x04":
+            return
+    try:
+        with zipfile.ZipFile(p) as archive:
+            records = archive.infolist()
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError, NotImplementedError) as exc:
+        raise CheckpointError(f"{p}: not a readable PyTorch zip archive ({type(exc).__name__}: {exc})") from None
+    declared = sum(record.file_size for record in records)
+    if declared > MAX_EXPANSION * max(size, 1):
+        raise CheckpointError(
+            f"{p}: its zip records declare {declared} bytes in a {size}-byte file (over {MAX_EXPANSION}x; "
+            f"torch.save writes them uncompressed); refused so a small file cannot take that much memory"
+        )
+
+
 def read_torch(path: str | Path) -> NativeCheckpoint:
-    """Read a ``torch.save`` file (zip or legacy) holding a state dict, safely."""
+    """Read a ``torch.save`` file (zip or legacy) holding a state dict, safely.
+
+    Before ``torch.load`` sees it, a zip archive's declared sizes are bounded (:func:`check_archive`);
+    after, the tensors' total size is (a view with zero strides could declare any size).
+    """
     p = require_file(path)
+    check_archive(p)
     torch = import_torch()
     try:
         with warnings.catch_warnings():
@@ -81,8 +116,23 @@ def read_torch(path: str | Path) -> NativeCheckpoint:
         notes.append(f"skipped {len(skipped)} non-tensor entr(y/ies): {', '.join(skipped[:5])}")
     ties = _ties(tensors, torch)
     aliases = {name for group in ties for name in group[1:]}
+    _check_sizes(p, {name: t for name, t in tensors.items() if name not in aliases})
     arrays = {name: to_numpy(t, name, torch) for name, t in tensors.items() if name not in aliases}
     return NativeCheckpoint(str(p), "torch", arrays, backend="torch", ties=ties, notes=notes)
+
+
+def _check_sizes(p: Path, tensors: Mapping[str, Any]) -> None:
+    """Refuse tensors that together view more than :data:`MAX_EXPANSION` x the file's bytes."""
+    size = p.stat().st_size
+    total = 0
+    for name, t in tensors.items():
+        total += t.numel() * t.element_size()
+        if total > MAX_EXPANSION * max(size, 1):
+            raise CheckpointError(
+                f"{p}: its tensors (up to {name!r}, {tuple(t.shape)} {t.dtype}) view {total} bytes, over "
+                f"{MAX_EXPANSION}x the file's {size} bytes (overlapping or zero-stride views of a small "
+                f"storage); refused so a small file cannot make its readers take that much memory"
+            )
 
 
 def _flatten(obj: Any, prefix: str, out: dict[str, Any], skipped: list[str], torch: Any) -> None:

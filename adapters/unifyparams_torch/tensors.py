@@ -160,3 +160,36 @@ def to_tensors(inputs: Sequence[Any], module: torch.nn.Module) -> tuple[Any, ...
         else:
             converted.append(value)
     return tuple(converted)
+
+
+# --- which tensors share memory -----------------------------------------------------------------
+def _has_own_memory(tensor: torch.Tensor) -> bool:
+    """A strided tensor with elements in real memory: not a lazy module's uninitialized tensor
+    (touching its storage raises), not on the meta device (every pointer is 0), not empty."""
+    if isinstance(tensor, torch.nn.parameter.UninitializedTensorMixin):
+        return False
+    return tensor.layout == torch.strided and not tensor.is_meta and tensor.numel() > 0
+
+
+def storage_key(tensor: torch.Tensor) -> Any:
+    """Equal for tensors that are the same view of one storage: the same Parameter object, but
+    also ``Parameter(a.detach())`` or two modules holding one view, which PyTorch writes through
+    as one (as :func:`unifyparams_torch.native_files` groups a state dict's tensors). Tensors
+    without memory of their own (lazy, meta, empty, sparse) are keyed by identity."""
+    if not _has_own_memory(tensor):
+        return id(tensor)
+    return (
+        "storage", str(tensor.device), tensor.untyped_storage().data_ptr(), tensor.storage_offset(),
+        tuple(tensor.shape), tuple(tensor.stride()), tensor.dtype,
+    )
+
+
+def storage_span(tensor: torch.Tensor) -> tuple[Any, int, int] | None:
+    """``(buffer, first byte, end byte)`` of the memory ``tensor``'s elements occupy in their
+    storage (PyTorch strides are never negative), or None when it has no memory of its own."""
+    if not _has_own_memory(tensor):
+        return None
+    size = tensor.element_size()
+    start = tensor.storage_offset() * size
+    extent = sum((n - 1) * s for n, s in zip(tensor.shape, tensor.stride())) + 1
+    return ("storage", str(tensor.device), tensor.untyped_storage().data_ptr()), start, start + extent * size

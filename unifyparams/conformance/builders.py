@@ -129,6 +129,17 @@ class ModelBuilders(ABC):
 
         raise Unsupported(f"{self.backend} builders do not provide lenet")
 
+    def concat_pool_dense(self) -> Any:
+        """A DenseNet-style model on canonical input (N, 3, 8, 8), shapes known, whose parameters are,
+        in model order: a Conv2d(3->4, k=3, padding 1 'same'), another Conv2d(3->4, k=3, padding 1),
+        and a Dense(8->5). Forward: both convs on the input, ReLU each, concatenate on channels
+        (8 channels), global average pooling, the dense layer. Build it the framework's usual way for
+        such models (a functional graph in Keras): its dense layer reads pooled features, which a
+        port must never reorder as if it read a flattened map."""
+        from .scenario import Unsupported
+
+        raise Unsupported(f"{self.backend} builders do not provide concat_pool_dense")
+
     def residual_block(self) -> Any:
         """A custom residual block on canonical input (N, 4, 8, 8), shapes known: attributes
         ``conv1`` Conv2d(4->4, k=3, padding 1), ``bn1`` BatchNorm(4, eps=1e-5), ``conv2``, ``bn2``

@@ -120,3 +120,40 @@ def mlp_sum_gradients(x: np.ndarray, w: Weights) -> dict[str, np.ndarray]:
         "2.weight": dy.T @ h,
         "2.bias": dy.sum(axis=0),
     }
+
+
+def relu(x: np.ndarray) -> np.ndarray:
+    return np.maximum(x, 0)
+
+
+def max_pool2d(x: np.ndarray, size: int = 2) -> np.ndarray:
+    """Non-overlapping max pooling of (N, C, H, W), floor of the spatial size."""
+    n, c, h, w = x.shape
+    x = x[:, :, : h - h % size, : w - w % size]
+    return x.reshape(n, c, h // size, size, w // size, size).max(axis=(3, 5))
+
+
+def lenet(x: np.ndarray, w: Weights) -> np.ndarray:
+    """The builders' LeNet on canonical input (N, 1, 28, 28); the flatten is channels-first."""
+    h = max_pool2d(relu(conv(np.pad(x, ((0, 0), (0, 0), (2, 2), (2, 2))), _layer(w, "0"))))
+    h = max_pool2d(relu(conv(h, _layer(w, "3"))))
+    h = h.reshape(h.shape[0], -1)
+    h = relu(dense(h, _layer(w, "7")))
+    h = relu(dense(h, _layer(w, "9")))
+    return dense(h, _layer(w, "11"))
+
+
+def concat_pool_dense(x: np.ndarray, weights: list[np.ndarray]) -> np.ndarray:
+    """The builders' DenseNet-style model on canonical input (N, 3, 8, 8), from its six tensors in
+    model order: two 'same' 3x3 convs of the input, concatenated on channels, globally averaged,
+    then a dense layer reading the 8 pooled features."""
+    a_w, a_b, b_w, b_b, d_w, d_b = weights
+    padded = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
+    a = relu(conv(padded, {"weight": a_w, "bias": a_b}))
+    b = relu(conv(padded, {"weight": b_w, "bias": b_b}))
+    pooled = np.concatenate([a, b], axis=1).mean(axis=(2, 3))
+    return dense(pooled, {"weight": d_w, "bias": d_b})
+
+
+def _layer(w: Weights, prefix: str) -> dict[str, np.ndarray]:
+    return {"weight": w[f"{prefix}.weight"], "bias": w[f"{prefix}.bias"]}

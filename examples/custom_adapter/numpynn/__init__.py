@@ -7,20 +7,39 @@
 """
 
 from .containers import ModuleDict, ModuleList, Sequential
-from .core import LayerError, Module, Variable, backward, unique_variables
-from .layers import GRU, LSTM, BatchNorm, Conv, Conv1d, Conv2d, Dense, Embedding, LayerNorm, ReLU
+from .core import LayerError, Module, Variable, backward, observe, unique_variables
+from .layers import (
+    GRU,
+    LSTM,
+    BatchNorm,
+    Concatenate,
+    Conv,
+    Conv1d,
+    Conv2d,
+    Dense,
+    Embedding,
+    Flatten,
+    GlobalAvgPool2d,
+    LayerNorm,
+    MaxPool2d,
+    ReLU,
+)
 
 __all__ = [
     "GRU",
     "LSTM",
     "BatchNorm",
+    "Concatenate",
     "Conv",
     "Conv1d",
     "Conv2d",
     "Dense",
     "Embedding",
+    "Flatten",
+    "GlobalAvgPool2d",
     "LayerError",
     "LayerNorm",
+    "MaxPool2d",
     "Module",
     "ModuleDict",
     "ModuleList",
@@ -28,5 +47,6 @@ __all__ = [
     "Sequential",
     "Variable",
     "backward",
+    "observe",
     "unique_variables",
 ]

@@ -3,7 +3,9 @@
 A :class:`Module` owns :class:`Variable` attributes and child modules (attributes too, in the
 order they were set). ``forward`` computes; ``backward(x, dy)`` takes the input the module was
 called with and the gradient of its output, accumulates into its variables' ``grad`` and returns
-the gradient of its input (only the layers an MLP needs implement it).
+the gradient of its input (only the layers an MLP needs implement it). :func:`observe` sees
+every module call of a forward pass (the module, its inputs and its output), for tools that
+follow a model's dataflow.
 
 >>> import numpy as np, numpynn as nn
 >>> net = nn.Sequential(nn.Dense(3, in_features=2), nn.ReLU())
@@ -14,6 +16,7 @@ the gradient of its input (only the layers an MLP needs implement it).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -69,11 +72,35 @@ class Variable:
         return f"Variable(shape={self.shape}, dtype={self.dtype}, trainable={self.trainable})"
 
 
+#: Functions called after every module call, ``fn(module, inputs, output)`` (see :func:`observe`).
+_observers: list[Callable[[Module, tuple[Any, ...], Any], None]] = []
+
+
+@contextmanager
+def observe(fn: Callable[[Module, tuple[Any, ...], Any], None]) -> Iterator[None]:
+    """Call ``fn(module, inputs, output)`` after each module call (innermost first) while active."""
+    _observers.append(fn)
+    try:
+        yield
+    finally:
+        _observers.remove(fn)
+
+
 class Module:
-    """Base class of layers and models; subclass it and implement ``forward``."""
+    """Base class of layers and models; subclass it and implement ``forward``.
+
+    ``input_shape`` is the shape of one example (channels-last, without the batch axis) when the
+    module knows it: a :class:`~numpynn.Conv` given ``input_size``, a Sequential whose first layer
+    knows it, or a model that sets it in ``__init__``; ``None`` otherwise.
+    """
+
+    input_shape: tuple[int, ...] | None = None
 
     def __call__(self, *inputs: Any) -> Any:
-        return self.forward(*inputs)
+        output = self.forward(*inputs)
+        for fn in list(_observers):
+            fn(self, inputs, output)
+        return output
 
     def forward(self, *inputs: Any) -> Any:
         raise NotImplementedError(f"{type(self).__name__} does not implement forward")

@@ -103,10 +103,19 @@ class Embedding(Module):
 
 
 class Conv(Module):
-    """Channels-last convolution (cross-correlation), stride 1, no padding, any rank."""
+    """Channels-last convolution (cross-correlation), stride 1, any rank; ``padding`` zeros on
+    each side of every spatial axis. ``input_size`` (the spatial size, optional) sets
+    ``input_shape``: numpynn never needs it, tools that run the model on their own may."""
 
-    def __init__(self, in_channels: int, filters: int, kernel_size: int, rank: int):
+    def __init__(self, in_channels: int, filters: int, kernel_size: int, rank: int, padding: int = 0,
+                 input_size: int | tuple[int, ...] | None = None):
         self.rank = rank
+        self.padding = padding
+        if input_size is not None:
+            size = (input_size,) * rank if isinstance(input_size, int) else tuple(input_size)
+            if len(size) != rank:
+                raise ValueError(f"input_size must give {rank} spatial sizes; received {input_size}")
+            self.input_shape = size + (in_channels,)
         shape = (kernel_size,) * rank + (in_channels, filters)
         fan_in = in_channels * kernel_size**rank
         self.kernel = Variable(_glorot(shape, fan_in, filters * kernel_size**rank))
@@ -116,6 +125,8 @@ class Conv(Module):
         kernel = self.kernel.value
         assert kernel is not None
         r = self.rank
+        if self.padding:
+            x = np.pad(x, [(0, 0)] + [(self.padding, self.padding)] * r + [(0, 0)])
         windows = np.lib.stride_tricks.sliding_window_view(x, kernel.shape[:r], axis=tuple(range(1, r + 1)))  # type: ignore[call-overload]
         # windows: (N, *out_spatial, C, *kernel); kernel: (*kernel, C, O)
         axes = ([r + 1] + [r + 2 + i for i in range(r)], [r] + list(range(r)))
@@ -123,13 +134,52 @@ class Conv(Module):
 
 
 class Conv1d(Conv):
-    def __init__(self, in_channels: int, filters: int, kernel_size: int):
-        super().__init__(in_channels, filters, kernel_size, rank=1)
+    def __init__(self, in_channels: int, filters: int, kernel_size: int, padding: int = 0,
+                 input_size: int | None = None):
+        super().__init__(in_channels, filters, kernel_size, rank=1, padding=padding, input_size=input_size)
 
 
 class Conv2d(Conv):
-    def __init__(self, in_channels: int, filters: int, kernel_size: int):
-        super().__init__(in_channels, filters, kernel_size, rank=2)
+    def __init__(self, in_channels: int, filters: int, kernel_size: int, padding: int = 0,
+                 input_size: int | tuple[int, int] | None = None):
+        super().__init__(in_channels, filters, kernel_size, rank=2, padding=padding, input_size=input_size)
+
+
+class MaxPool2d(Module):
+    """Non-overlapping max pooling of channels-last (N, H, W, C) maps; odd edges are dropped."""
+
+    def __init__(self, size: int = 2):
+        self.size = size
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        n, h, w, c = x.shape
+        k = self.size
+        x = x[:, : h - h % k, : w - w % k]
+        return x.reshape(n, h // k, k, w // k, k, c).max(axis=(2, 4))
+
+
+class GlobalAvgPool2d(Module):
+    """The mean over the spatial axes of channels-last (N, H, W, C) maps: (N, C) features."""
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        return x.mean(axis=(1, 2))
+
+
+class Flatten(Module):
+    """(N, ...) -> (N, features), row-major: a channels-last map flattens in (H, W, C) order."""
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        return x.reshape(x.shape[0], -1)
+
+
+class Concatenate(Module):
+    """Joins its inputs along ``axis`` (the last, channels-last maps' channels, by default)."""
+
+    def __init__(self, axis: int = -1):
+        self.axis = axis
+
+    def forward(self, *inputs: np.ndarray) -> np.ndarray:
+        return np.concatenate(inputs, axis=self.axis)
 
 
 class LSTM(Module):

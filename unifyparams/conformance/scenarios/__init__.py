@@ -1,3 +1,3 @@
 """Built-in scenarios; importing this package registers them."""
 
-from . import access, init, lazy, port, tie  # noqa: F401
+from . import access, dataflow, faults, init, lazy, port, tie  # noqa: F401

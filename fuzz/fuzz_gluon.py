@@ -1,0 +1,11 @@
+"""Fuzz the Gluon ``.params`` reader (``unifyparams_gluon.native_files.read_gluon``, parsed with NumPy)."""
+
+import atheris
+
+from harness import fuzz
+
+with atheris.instrument_imports(include=["unifyparams", "unifyparams_gluon"]):
+    from unifyparams_gluon.native_files import read_gluon
+
+if __name__ == "__main__":
+    fuzz(read_gluon, ".params")
