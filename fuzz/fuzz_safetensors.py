@@ -5,6 +5,7 @@ import atheris
 from harness import fuzz
 
 with atheris.instrument_imports(include=["unifyparams"]):
+    import unifyparams.checkpoint.format  # noqa: F401
     from unifyparams.native.ours import read_safetensors
 
 if __name__ == "__main__":

@@ -19,11 +19,13 @@ runaway allocation fails fast instead of taking the machine.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import resource
 import sys
 import tempfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -73,12 +75,16 @@ def touch(ckpt: Any) -> None:
 
 def fuzz(read: Callable[[str], Any], suffix: str) -> None:
     """Run atheris over ``read`` with inputs saved as ``*{suffix}`` files (``sys.argv`` holds libFuzzer's flags)."""
+    seeds = [str(p) for arg in sys.argv[1:] if os.path.isdir(arg) for p in sorted(Path(arg).iterdir())]
     import atheris
 
     from unifyparams.errors import CheckpointError
 
     folder = tempfile.mkdtemp(prefix="unifyparams-fuzz-")
     path = os.path.join(folder, "input" + suffix)
+    for seed in seeds:  # warm up: lazy imports (torch, h5py) and caches are not the inputs' doing
+        with contextlib.suppress(Exception):
+            touch(read(seed))
     can_measure = _reset_peak()
     soft, hard = resource.getrlimit(resource.RLIMIT_AS)
     limit = _status_kib("VmSize") * 1024 + ADDRESS_HEADROOM

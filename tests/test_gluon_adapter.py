@@ -469,7 +469,7 @@ def test_a_framework_failure_part_way_through_a_load_restores_every_parameter(mo
         real_write(self, native, value)
 
     monkeypatch.setattr(type(adapter), "write", failing_write)
-    with pytest.raises(up.LoadError, match="restored"):
+    with pytest.raises(up.WriteError, match="restored"):
         ps.load({k: v * 3 for k, v in before.items()})
     monkeypatch.setattr(type(adapter), "write", real_write)
     for name, value in before.items():

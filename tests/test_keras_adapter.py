@@ -479,7 +479,7 @@ def test_load_restores_everything_when_keras_refuses_a_write(monkeypatch: pytest
         real_write(native, value)
 
     monkeypatch.setattr(ADAPTER, "write", flaky)
-    with pytest.raises(up.LoadError, match="restored"):
+    with pytest.raises(up.WriteError, match="restored"):
         ps.load({k: v + 1 for k, v in before.items()})
     assert_unchanged(ps, before)
 

@@ -28,6 +28,7 @@ the same things:
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -250,10 +251,9 @@ def conform(value: Any, *, name: str, shape: Shape, dtype: np.dtype, cast: bool 
     if why is not None:
         raise DtypeMismatchError(f"parameter {name!r} holds {target} but received a {array.dtype} value: {why}.")
     if array.dtype != target:
-        import warnings
-
-        with warnings.catch_warnings():  # complex -> real under cast=True: the loss was asked for
-            warnings.simplefilter("ignore", np.exceptions.ComplexWarning if hasattr(np, "exceptions") else Warning)
+        with warnings.catch_warnings(), np.errstate(over="ignore", invalid="ignore"):
+            # under cast=True the loss was asked for: complex -> real, overflow to infinity
+            warnings.simplefilter("ignore", getattr(getattr(np, "exceptions", np), "ComplexWarning", Warning))
             array = array.astype(target)
     return positive_strides(array)
 

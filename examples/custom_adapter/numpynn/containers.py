@@ -17,10 +17,18 @@ from .core import LayerError, Module
 
 class Sequential(Module):
     """Layers applied in order; children are named ``"0"``, ``"1"``... The same layer object may
-    appear twice (it then shares its variables)."""
+    appear twice (it then shares its variables). ``input_shape`` is the first layer's, unless
+    given here."""
 
-    def __init__(self, *layers: Module):
+    def __init__(self, *layers: Module, input_shape: tuple[int, ...] | None = None):
         self.layers = list(layers)
+        self._input_shape = None if input_shape is None else tuple(input_shape)
+
+    @property  # type: ignore[override]
+    def input_shape(self) -> tuple[int, ...] | None:
+        if self._input_shape is not None:
+            return self._input_shape
+        return self.layers[0].input_shape if self.layers else None
 
     def children(self) -> Iterator[tuple[str, Module]]:
         for i, layer in enumerate(self.layers):

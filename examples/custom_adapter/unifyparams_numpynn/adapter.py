@@ -3,6 +3,15 @@
 numpynn is imported when the adapter is instantiated, never when this module is imported, so
 ``up.available_adapters()`` stays cheap.
 
+numpynn convolutions keep channels last, so a Dense layer after a ``Flatten`` reads an
+``(H, W, C)``-ordered map, which checkpoints and ports must reorder to the canonical ``(C, H, W)``.
+What each Dense reads is established by :meth:`NumpyNNAdapter.dense_inputs` from one observed
+forward pass (see :mod:`unifyparams_numpynn.dataflow`), never from parameter shapes: on the
+``example_input`` given, or on zeros of the input shape the model itself knows (a ``Conv`` given
+``input_size``, a ``Sequential`` given ``input_shape``, a custom model's ``self.input_shape``). A
+model that knows no input shape, still has lazy layers, or computes a Dense input in its own NumPy
+code gets "not established", and a checkpoint or port that needs the fact refuses with advice.
+
 >>> import numpynn as nn, unifyparams as up
 >>> up.params(nn.Sequential(nn.Dense(3, in_features=5)))["0.weight"].shape   # doctest: +SKIP
 (3, 5)
@@ -10,13 +19,13 @@ numpynn is imported when the adapter is instantiated, never when this module is 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from unifyparams import Adapter, NotMaterializedError, Role, Slot, TieError
+from unifyparams import Adapter, DenseInput, NotMaterializedError, Role, Slot, TieError
 from unifyparams.layouts import IDENTITY, GateOrder, Layout, Transpose
 
 DENSE_T = Transpose((1, 0))  # kernel (in, out) -> weight (out, in)
@@ -47,6 +56,17 @@ RULES: dict[str, dict[str, tuple[str, str, Layout]]] = {
 }
 
 
+#: ``{layer class name: framework-neutral family}``, looked up along the class hierarchy.
+FAMILIES = {
+    "Dense": "dense",
+    "Embedding": "embedding",
+    "LayerNorm": "layernorm",
+    "BatchNorm": "batchnorm",
+    "LSTM": "lstm",
+    "GRU": "gru",
+}
+
+
 def conv_layout(rank: int) -> Layout:
     """Kernel (*k, C, O) -> weight (O, C, *k)."""
     return Transpose((rank + 1, rank) + tuple(range(rank)))
@@ -64,7 +84,8 @@ def describe(block: Any, attr: str) -> tuple[str, str, Layout]:
 
 
 class NumpyNNAdapter(Adapter):
-    """numpynn models for unifyparams; a complete third-party adapter in ~150 lines."""
+    """numpynn models for unifyparams; a complete third-party adapter in ~200 lines, plus the
+    dataflow tracer of :mod:`unifyparams_numpynn.dataflow`."""
 
     name = "numpynn"
     framework_module = "numpynn"
@@ -174,6 +195,25 @@ class NumpyNNAdapter(Adapter):
     # --- facts porting needs ---------------------------------------------------------------
     def channels_last(self, block: Any) -> bool:
         return isinstance(block, self.nn.Conv)
+
+    def layer_family(self, block: Any) -> str:
+        for cls in type(block).__mro__:
+            if cls.__name__ == "Conv" and hasattr(block, "rank"):
+                return f"conv{block.rank}d"
+            family = FAMILIES.get(cls.__name__)
+            if family:
+                return family
+        return ""
+
+    def dense_inputs(self, model: Any, inputs: tuple[np.ndarray, ...] | None) -> Mapping[int, DenseInput]:
+        """From one forward pass observed layer by layer, on ``inputs`` (channels-last) or on zeros
+        of the model's own ``input_shape``; "not established" when it cannot run the model
+        without changing it (see the module docstring)."""
+        if not isinstance(model, self.nn.Module):
+            return {}
+        from .dataflow import dense_inputs
+
+        return dense_inputs(model, inputs)
 
     def layer_config(self, block: Any) -> dict[str, float]:
         return {"eps": float(block.eps)} if isinstance(block, (self.nn.LayerNorm, self.nn.BatchNorm)) else {}

@@ -34,6 +34,25 @@ class TextClassifier(nn.Module):
         return np.concatenate([self.heads["cls"](x), self.heads["reg"](x)], axis=-1)
 
 
+class ConcatPoolDense(nn.Module):
+    """The DenseNet-style model of :meth:`ModelBuilders.concat_pool_dense`, on (N, 8, 8, 3) inputs:
+    two 'same' 3x3 convolutions of the input, ReLU each, concatenated on channels, globally
+    averaged, then a dense layer reading the 8 pooled features."""
+
+    def __init__(self) -> None:
+        self.input_shape = (8, 8, 3)
+        self.branch_a = nn.Conv2d(3, 4, 3, padding=1, input_size=(8, 8))
+        self.branch_b = nn.Conv2d(3, 4, 3, padding=1, input_size=(8, 8))
+        self.relu = nn.ReLU()
+        self.concat = nn.Concatenate()
+        self.pool = nn.GlobalAvgPool2d()
+        self.head = nn.Dense(5, in_features=8)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        features = self.concat(self.relu(self.branch_a(x)), self.relu(self.branch_b(x)))
+        return self.head(self.pool(features))
+
+
 def _layer(kind: str, spec: dict[str, int]) -> nn.Module:
     if kind == "dense":
         return nn.Dense(spec["out_features"], in_features=spec["in_features"])
@@ -80,13 +99,25 @@ class NumpyNNBuilders(ModelBuilders):
         b = a if shared else nn.Dense(8, in_features=8)
         return nn.Sequential(first, nn.ReLU(), a, nn.ReLU(), b, nn.ReLU(), nn.Dense(1, in_features=8))
 
+    def lenet(self) -> Any:
+        return nn.Sequential(
+            nn.Conv2d(1, 6, 5, padding=2, input_size=(28, 28)), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+            nn.Dense(120, in_features=400), nn.ReLU(), nn.Dense(84, in_features=120), nn.ReLU(),
+            nn.Dense(10, in_features=84),
+        )
+
+    def concat_pool_dense(self) -> Any:
+        return ConcatPoolDense()
+
     def forward(self, model: Any, *inputs: np.ndarray) -> np.ndarray:
-        """Canonical inputs are channels-first; numpynn convolutions are channels-last."""
-        first = model[0] if isinstance(model, nn.Sequential) and len(model) else model
-        conv = isinstance(first, nn.Conv)
-        args = [np.moveaxis(x, 1, -1) if conv else x for x in inputs]
+        """Canonical inputs are channels-first; numpynn convolutions are channels-last: a model
+        with convolutions gets its maps (3-D and up) with channels moved last, and gives its
+        output maps back channels-first."""
+        conv = any(isinstance(m, nn.Conv) for m in model.modules())
+        args = [np.moveaxis(x, 1, -1) if conv and np.ndim(x) >= 3 else x for x in inputs]
         out = np.asarray(model(*args))
-        return np.asarray(np.moveaxis(out, -1, 1) if conv else out, dtype=np.float32)
+        return np.asarray(np.moveaxis(out, -1, 1) if conv and out.ndim >= 3 else out, dtype=np.float32)
 
     def child_step(self, block: Any, part: str) -> Any:
         if isinstance(block, (nn.Sequential, nn.ModuleList)):
