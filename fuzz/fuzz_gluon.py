@@ -1,7 +1,6 @@
 """Fuzz the Gluon ``.params`` reader (``unifyparams_gluon.native_files.read_gluon``, parsed with NumPy)."""
 
 import atheris
-
 from harness import fuzz
 
 with atheris.instrument_imports(include=["unifyparams", "unifyparams_gluon"]):

@@ -1,7 +1,6 @@
 """Fuzz the Keras ``.weights.h5`` reader (``unifyparams.native.keras_h5.read_keras_h5``, h5py)."""
 
 import atheris
-
 from harness import fuzz
 
 with atheris.instrument_imports(include=["unifyparams"]):

@@ -1,7 +1,6 @@
 """Fuzz the safetensors reader (``unifyparams.checkpoint.format`` through ``unifyparams.native.ours``)."""
 
 import atheris
-
 from harness import fuzz
 
 with atheris.instrument_imports(include=["unifyparams"]):

@@ -1,7 +1,6 @@
 """Fuzz the PyTorch state-dict reader (``unifyparams_torch.native_files.read_torch``, ``weights_only``)."""
 
 import atheris
-
 from harness import fuzz
 
 with atheris.instrument_imports(include=["unifyparams", "unifyparams_torch"]):

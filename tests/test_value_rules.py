@@ -296,6 +296,7 @@ def test_the_models_compute_the_same_function() -> None:
     """Not only equal arrays: the torch MLP and the Keras and Gluon MLPs with the activation as an
     argument give the same outputs (and the channels-first CNNs of torch and Gluon too)."""
     import torch
+
     from unifyparams_gluon import import_mxnet
 
     mx = import_mxnet()

@@ -138,7 +138,8 @@ class ParamSet(Mapping[str, Param]):
         return [tuple(g) for g in groups.values() if len(g) > 1]
 
     def count(self) -> int:
-        """Number of scalars in the known-shape parameters, shared storage counted once."""
+        """Number of scalars in the known-shape parameters, shared storage (ties) counted once;
+        overlapping but different views of one memory are separate parameters, counted each."""
         seen: set[Any] = set()
         total = 0
         for p in self._params.values():

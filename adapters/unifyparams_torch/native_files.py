@@ -13,6 +13,8 @@ tensors share storage (tied weights) become one tie group.
 
 from __future__ import annotations
 
+import io
+import pickletools
 import warnings
 import zipfile
 from collections.abc import Mapping
@@ -50,16 +52,16 @@ def import_torch() -> Any:
 MAX_EXPANSION = 8
 
 
-def check_archive(p: Path) -> None:
+def check_archive(p: Path) -> bool:
     """Refuse a zip archive whose records declare more bytes than :data:`MAX_EXPANSION` x its size.
 
     ``torch.load`` allocates each record's declared size before inflating it, so a few MB of
-    deflated zeros would otherwise take gigabytes. Legacy (non-zip) files pass through.
+    deflated zeros would otherwise take gigabytes. Returns False for a file that is no zip archive.
     """
     size = p.stat().st_size
     with open(p, "rb") as f:
         if f.read(4) != b"PK\x03\x04":
-            return
+            return False
     try:
         with zipfile.ZipFile(p) as archive:
             records = archive.infolist()
@@ -71,6 +73,80 @@ def check_archive(p: Path) -> None:
             f"{p}: its zip records declare {declared} bytes in a {size}-byte file (over {MAX_EXPANSION}x; "
             f"torch.save writes them uncompressed); refused so a small file cannot take that much memory"
         )
+    return True
+
+
+#: Bytes per element of the storage types a legacy file names (an unknown type counts as 16).
+_STORAGE_BYTES = {
+    "DoubleStorage": 8, "FloatStorage": 4, "HalfStorage": 2, "BFloat16Storage": 2, "LongStorage": 8,
+    "IntStorage": 4, "ShortStorage": 2, "CharStorage": 1, "ByteStorage": 1, "BoolStorage": 1,
+    "ComplexFloatStorage": 8, "ComplexDoubleStorage": 16, "UntypedStorage": 1,
+}
+_UNKNOWN = object()
+
+
+def legacy_storage_bytes(data: bytes, source: str) -> int:
+    """Bytes the storages of a legacy (pre-zip) ``torch.save`` stream declare, read from its opcodes.
+
+    ``torch.load`` allocates each storage at the size its persistent id declares before reading
+    it, so the sizes are checked first. Nothing is unpickled: :func:`pickletools.genops` only
+    decodes opcodes; the literal values that persistent ids are built from are tracked on a small
+    stack, and a persistent id that is not such a literal tuple is refused.
+    """
+    stream = io.BytesIO(data)
+    storages: dict[Any, int] = {}
+    for _ in range(4):  # magic number, protocol version, system info, then the object itself
+        stack: list[Any] = []
+        memo: dict[Any, Any] = {}
+        try:
+            for op, arg, _pos in pickletools.genops(stream):
+                name = op.name
+                if name == "MARK":
+                    stack.append(_MARK)
+                elif name in _LITERALS:
+                    stack.append(None if name == "NONE" else arg)
+                elif name in ("GLOBAL", "STACK_GLOBAL"):
+                    stack.append(str(arg).replace(" ", ".") if name == "GLOBAL" else _UNKNOWN)
+                elif name in ("BINPUT", "LONG_BINPUT", "PUT"):
+                    memo[arg] = stack[-1] if stack else _UNKNOWN
+                elif name == "MEMOIZE":
+                    memo[len(memo)] = stack[-1] if stack else _UNKNOWN
+                elif name in ("BINGET", "LONG_BINGET", "GET"):
+                    stack.append(memo.get(arg, _UNKNOWN))
+                elif name == "TUPLE":
+                    start = max((i for i, v in enumerate(stack) if v is _MARK), default=None)
+                    items = tuple(stack[start + 1 :]) if start is not None else _UNKNOWN
+                    del stack[start if start is not None else 0 :]
+                    stack.append(items)
+                elif name == "BINPERSID":
+                    pid = stack.pop() if stack else _UNKNOWN
+                    _record(pid, storages, source)
+                    stack.append(_UNKNOWN)
+                elif name == "STOP":
+                    break
+                else:
+                    stack.clear()
+        except (ValueError, EOFError, IndexError, KeyError, OverflowError, UnicodeDecodeError):
+            break  # torch's unpickler stops at the same opcode, before any later storage: let it say why
+    return sum(storages.values())
+
+
+_MARK = object()
+_LITERALS = frozenset({
+    "NONE", "BININT", "BININT1", "BININT2", "LONG1", "LONG4", "INT", "LONG", "BINUNICODE", "SHORT_BINUNICODE",
+    "UNICODE", "BINUNICODE8", "SHORT_BINSTRING", "BINSTRING", "STRING", "NEWTRUE", "NEWFALSE",
+})
+
+
+def _record(pid: Any, storages: dict[Any, int], source: str) -> None:
+    if not (isinstance(pid, tuple) and len(pid) >= 5 and pid[0] == "storage" and type(pid[4]) is int):
+        raise CheckpointError(
+            f"{source}: a storage reference in this legacy PyTorch file is not the (\'storage\', type, key, "
+            f"location, size) tuple torch.save writes; its size cannot be checked before loading. Re-save the "
+            f"state dict with a current PyTorch (torch.save writes the zip format)."
+        )
+    kind = str(pid[1]).rsplit(".", 1)[-1]
+    storages[pid[2]] = max(0, pid[4]) * _STORAGE_BYTES.get(kind, 16)
 
 
 def read_torch(path: str | Path) -> NativeCheckpoint:
@@ -80,12 +156,21 @@ def read_torch(path: str | Path) -> NativeCheckpoint:
     after, the tensors' total size is (a view with zero strides could declare any size).
     """
     p = require_file(path)
-    check_archive(p)
+    source: Any = p
+    if not check_archive(p):  # a legacy stream: bounded here, and read from memory (no oversized reads)
+        data = p.read_bytes()
+        declared = legacy_storage_bytes(data, str(p))
+        if declared > len(data):
+            raise CheckpointError(
+                f"{p}: its storages declare {declared} bytes but the file has {len(data)}; it is truncated or "
+                f"crafted (refused before torch allocates them)"
+            )
+        source = io.BytesIO(data)
     torch = import_torch()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            obj = torch.load(p, map_location="cpu", weights_only=True)
+            obj = torch.load(source, map_location="cpu", weights_only=True)
     except Exception as exc:  # UnpicklingError, RuntimeError (corrupt zip), EOFError, ...
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if "weights only" in str(exc).lower() or "weights_only" in str(exc).lower():

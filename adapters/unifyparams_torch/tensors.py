@@ -163,12 +163,15 @@ def to_tensors(inputs: Sequence[Any], module: torch.nn.Module) -> tuple[Any, ...
 
 
 # --- which tensors share memory -----------------------------------------------------------------
+_UNINITIALIZED = torch.nn.parameter.UninitializedTensorMixin
+_STRIDED = torch.strided
+
 def _has_own_memory(tensor: torch.Tensor) -> bool:
     """A strided tensor with elements in real memory: not a lazy module's uninitialized tensor
     (touching its storage raises), not on the meta device (every pointer is 0), not empty."""
-    if isinstance(tensor, torch.nn.parameter.UninitializedTensorMixin):
+    if isinstance(tensor, _UNINITIALIZED):
         return False
-    return tensor.layout == torch.strided and not tensor.is_meta and tensor.numel() > 0
+    return not tensor.is_meta and tensor.layout == _STRIDED and tensor.numel() > 0
 
 
 def storage_key(tensor: torch.Tensor) -> Any:
@@ -178,18 +181,17 @@ def storage_key(tensor: torch.Tensor) -> Any:
     without memory of their own (lazy, meta, empty, sparse) are keyed by identity."""
     if not _has_own_memory(tensor):
         return id(tensor)
-    return (
-        "storage", str(tensor.device), tensor.untyped_storage().data_ptr(), tensor.storage_offset(),
-        tuple(tensor.shape), tuple(tensor.stride()), tensor.dtype,
-    )
+    # the address of the first element with shape, strides and dtype: exactly the same elements
+    return tensor.device, tensor.data_ptr(), tensor.shape, tensor.stride(), tensor.dtype
 
 
 def storage_span(tensor: torch.Tensor) -> tuple[Any, int, int] | None:
-    """``(buffer, first byte, end byte)`` of the memory ``tensor``'s elements occupy in their
-    storage (PyTorch strides are never negative), or None when it has no memory of its own."""
+    """``(device, first byte, end byte)``: the addresses ``tensor``'s elements span on their device
+    (PyTorch strides are never negative), or None when it has no memory of its own. Overlapping
+    addresses on one device are overlapping memory, whichever storage objects hold them."""
     if not _has_own_memory(tensor):
         return None
     size = tensor.element_size()
-    start = tensor.storage_offset() * size
+    start = tensor.data_ptr()
     extent = sum((n - 1) * s for n, s in zip(tensor.shape, tensor.stride())) + 1
-    return ("storage", str(tensor.device), tensor.untyped_storage().data_ptr()), start, start + extent * size
+    return tensor.device, start, start + extent * size

@@ -24,8 +24,8 @@ class Sequential(Module):
         self.layers = list(layers)
         self._input_shape = None if input_shape is None else tuple(input_shape)
 
-    @property  # type: ignore[override]
-    def input_shape(self) -> tuple[int, ...] | None:
+    @property
+    def input_shape(self) -> tuple[int, ...] | None:  # type: ignore[override]
         if self._input_shape is not None:
             return self._input_shape
         return self.layers[0].input_shape if self.layers else None
