@@ -92,11 +92,11 @@ def measure(fns: list[Callable[[], Any]], repeat: int) -> list[tuple[float, floa
     ]
 
 
-def load_with_rollback(model: Any, path: Path) -> Any:
-    """``up.load(..., rollback=True)``: also snapshots every parameter before writing."""
+def load_not_atomic(model: Any, path: Path) -> Any:
+    """``up.load(..., atomic=False)``: no snapshot of the parameters it overwrites (not atomic)."""
     from unifyparams.checkpoint import load
 
-    return load(model, path, rollback=True)
+    return load(model, path, atomic=False)
 
 
 def build_model(size_mb: int, tensors: int) -> Any:
@@ -174,9 +174,9 @@ def main(argv: list[str] | None = None) -> None:
         ("save", "up.save", lambda: save(model, ours)),
         ("save", "safetensors save_file + fsync", st_save),
         ("load", "floor (readinto params)", floor_load),
-        ("load", "up.load", lambda: load(model, ours)),
+        ("load", "up.load (atomic, default)", lambda: load(model, ours)),
         ("load", "safetensors load_model", lambda: st.load_model(model, theirs)),
-        ("load", "up.load(rollback=True)", lambda: load_with_rollback(model, ours)),
+        ("load", "up.load(atomic=False)", lambda: load_not_atomic(model, ours)),
     ]
     print(
         f"model: {len(params)} tensors, {nbytes / GIB:.2f} GiB float32; torch {torch.__version__}, "
@@ -196,8 +196,9 @@ def main(argv: list[str] | None = None) -> None:
                 f"{best:8.3f} {best / floor_best:8.2f} {growth / GIB:14.2f}"
             )
     print(
-        "rollback=True snapshots every parameter before writing, to restore them if the framework\n"
-        "refuses a validated write part way; the +GiB of the loads is the memory-mapped file."
+        "atomic loads (the default) copy each parameter just before overwriting it, to restore every one\n"
+        "if the framework refuses a write part way: up to one model of extra memory; atomic=False holds no\n"
+        "copy and is not atomic. The +GiB of the loads also counts the memory-mapped file."
     )
     for path in (ours, theirs, floor_path, safe_path):
         path.unlink(missing_ok=True)

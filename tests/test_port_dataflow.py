@@ -26,6 +26,7 @@ def _close(a: np.ndarray, b: np.ndarray) -> None:
 def test_keras_into_deferred_gluon_through_a_flatten() -> None:
     """The source knows the flatten's shape; the destination's dense layer waits for its inputs."""
     import keras
+
     from unifyparams_gluon import import_mxnet
 
     nn = import_mxnet().gluon.nn

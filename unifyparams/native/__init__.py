@@ -2,10 +2,10 @@
 
 One module per format, each importing its framework (or h5py) only when called:
 
-- PyTorch state dicts, ``torch.load(weights_only=True)`` only, and Gluon ``.params``
-  (``mx.nd.load``, a binary format): read by their adapters (``unifyparams_torch.native_files``,
-  ``unifyparams_gluon.native_files``), found through :mod:`.registry`, so the core imports no
-  framework;
+- PyTorch state dicts, ``torch.load(weights_only=True)`` only (sizes bounded first), and Gluon
+  ``.params`` (a binary format parsed and bounded with NumPy, never by MXNet): read by their
+  adapters (``unifyparams_torch.native_files``, ``unifyparams_gluon.native_files``), found
+  through :mod:`.registry`, so the core imports no framework;
 - :mod:`.keras_h5`: Keras ``.weights.h5`` (h5py), Keras paths and layouts kept;
 - :mod:`.ours`: safetensors files, indexes and folders.
 
