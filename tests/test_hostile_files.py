@@ -18,6 +18,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+import h5py
 import numpy as np
 import pytest
 
@@ -149,7 +150,6 @@ def test_params_reader_reads_what_mxnet_saves(tmp_path: Path) -> None:
 
 
 # --- Keras .h5 -------------------------------------------------------------------------------
-h5py = pytest.importorskip("h5py")
 
 
 def test_h5_external_storage_is_refused_and_convert_copies_nothing(
@@ -213,7 +213,7 @@ def test_h5_normal_weights_still_read(tmp_path: Path) -> None:
 
 # --- PyTorch .pt -----------------------------------------------------------------------------
 def test_pt_zip_bomb_is_refused_before_torch_inflates_it(tmp_path: Path) -> None:
-    torch = pytest.importorskip("torch")
+    import torch
     good = tmp_path / "good.pt"
     torch.save({"w": torch.zeros(1 << 22)}, good)  # 16 MiB of zeros
     bomb = tmp_path / "bomb.pt"
@@ -225,14 +225,14 @@ def test_pt_zip_bomb_is_refused_before_torch_inflates_it(tmp_path: Path) -> None
 
 
 def test_pt_views_larger_than_the_file_are_refused(tmp_path: Path) -> None:
-    torch = pytest.importorskip("torch")
+    import torch
     path = tmp_path / "expanded.pt"
     torch.save({"w": torch.ones(1).expand(1 << 28)}, path)  # one float viewed as a GiB
     refused(path, "zero-stride", limit=4 << 20)
 
 
 def test_pt_legacy_storage_sizes_are_checked_before_loading(tmp_path: Path) -> None:
-    torch = pytest.importorskip("torch")
+    import torch
     path = tmp_path / "legacy.pt"
     torch.save({"w": torch.arange(4.0)}, path, _use_new_zipfile_serialization=False)
     assert np.array_equal(read(path).tensors["w"], np.arange(4.0, dtype=np.float32))

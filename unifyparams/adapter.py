@@ -92,6 +92,16 @@ def contiguous_source(value: np.ndarray) -> tuple[np.ndarray, tuple[int, ...]] |
     return base, tuple(int(a) for a in np.argsort(order))
 
 
+def family_by_class(block: Any, table: Mapping[type, str]) -> str:
+    """The family of the nearest class of ``block``'s hierarchy found in ``table`` (an adapter's
+    ``{framework class: family}``), so subclasses of known layers are understood; else ``""``."""
+    for cls in type(block).__mro__:
+        family = table.get(cls)
+        if family:
+            return family
+    return ""
+
+
 class Adapter(ABC):
     """Base class of framework adapters.
 

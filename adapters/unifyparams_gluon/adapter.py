@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from unifyparams import Adapter, Slot
+from unifyparams.adapter import family_by_class
 from unifyparams.errors import NotMaterializedError, TieError, UnifyParamsError
 from unifyparams.layouts import Shape
 
@@ -254,11 +255,7 @@ class GluonAdapter(Adapter):
         return config
 
     def layer_family(self, block: Any) -> str:
-        for cls in type(block).__mro__:
-            family = self._family_table.get(cls)
-            if family:
-                return family
-        return ""
+        return family_by_class(block, self._family_table)
 
     @property
     def _family_table(self) -> dict[type, str]:

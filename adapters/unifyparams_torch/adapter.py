@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from unifyparams.adapter import Adapter, Slot
+from unifyparams.adapter import Adapter, Slot, family_by_class
 from unifyparams.errors import NotMaterializedError, TieError, UnifyParamsError
 from unifyparams.layouts import Shape
 
@@ -311,11 +311,7 @@ class TorchAdapter(Adapter):
         return config if self._structure.is_normalization(block) else {}
 
     def layer_family(self, block: Any) -> str:
-        for cls in type(block).__mro__:
-            family = self._family_table.get(cls)
-            if family:
-                return family
-        return ""
+        return family_by_class(block, self._family_table)
 
     def dense_inputs(self, model: Any, inputs: tuple[np.ndarray, ...] | None) -> Mapping[int, Any]:
         """From one traced forward pass on ``inputs`` (eval mode, no gradients); without inputs, or
