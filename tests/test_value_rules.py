@@ -440,3 +440,15 @@ def test_torch_overlapping_views_are_not_ties_and_are_not_loaded_together() -> N
     assert_unchanged(net, before)
     ps.load({"b.weight": np.full((2, 4), 5.0, np.float32)}, strict=False)  # one of them: fine
     assert np.count_nonzero(up.params(net)["a.weight"].numpy() == 5.0) == 8  # the 8 elements they share
+
+
+def test_every_writer_refuses_overlapping_views() -> None:
+    import torch
+
+    net = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Linear(2, 4, bias=False))
+    net[1].weight = torch.nn.Parameter(net[0].weight.detach()[:, :2])  # a view of part of the other
+    before = up.params(net).numpy(copy=True)
+    with pytest.raises(up.WriteError, match="overlapping"):
+        up.initialize(net, up.init.Normal(), seed=0)
+    for name, value in before.items():
+        np.testing.assert_array_equal(up.params(net)[name].numpy(), value)

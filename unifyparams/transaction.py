@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .errors import WriteError, describe_names
+from .storage import overlapping
 
 if TYPE_CHECKING:
     from .param import Param
@@ -185,6 +186,11 @@ def write_all(
     """
     items = list(plan)
     refused = refusals([p for p, _ in items])
+    refused += [
+        ([a, b], "overlapping but different views of one memory (not a tie): writing both would leave part of "
+                 "one with the other's values; write only one, or give one its own memory first")
+        for a, b in overlapping(p for p, _ in items)
+    ]
     if refused:
         count = sum(len(names) for names, _ in refused)
         raise WriteError(
