@@ -30,8 +30,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -113,7 +111,6 @@ def main(argv: list[str] | None = None) -> None:
     import torch
 
     import unifyparams as up
-    from tests.test_port_frameworks import randomize
 
     t_model, k_model = zoo.build("torch", "vgg16"), zoo.build("keras", "vgg16")
     layer_pairs = pairs(t_model, k_model)
@@ -135,14 +132,14 @@ def main(argv: list[str] | None = None) -> None:
         ("keras -> torch", "keras", k_model, "torch", t_model, lambda: native_keras_to_torch(layer_pairs)),
     )
     for label, src_fw, src, dst_fw, dst, native in directions:
-        randomize(src, np.random.default_rng(0))  # values the destination does not have yet
+        zoo.randomize(src, 0)  # values the destination does not have yet
         calls = [
             ("native copy", native),
             ("up.port", lambda src=src, dst=dst: up.port(src, dst)),
             ("up.port(example_input=x)", lambda src=src, dst=dst: up.port(src, dst, example_input=x)),
         ]
         for name, fn in calls:  # each method alone gives the right model
-            randomize(dst, np.random.default_rng(1))
+            zoo.randomize(dst, 1)
             fn()
             check(f"{label}, {name}", src_fw, src, dst_fw, dst)
         results = measure([fn for _, fn in calls], args.repeat)

@@ -9,7 +9,7 @@ import numpy as np
 from models import BACKENDS, backend_from_args, mlp
 
 import unifyparams as up
-from unifyparams.conformance.worker import load_builders
+from unifyparams.conformance import load_builders
 
 
 def main() -> None:

@@ -1,12 +1,15 @@
 """A minimal NumPy "framework" and its adapter, used to test the core without any real framework.
 
+The adapter implements only the seven primitives of :class:`unifyparams.Adapter`: it cannot tie,
+materialize or compute gradients (see ``NumpyAdapter.missing_capabilities``).
+
 Its Dense layer stores its weight transposed (in, out), like Keras, so layout conversion is
 exercised too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -117,6 +120,3 @@ class NumpyAdapter(Adapter):
 
     def grad(self, native: Any) -> np.ndarray | None:
         return native.grad
-
-    def backward(self, model: Any, inputs: tuple[Any, ...], loss: Callable[[Any], Any] | None = None) -> None:
-        raise NotImplementedError  # abstract: not needed by the core tests

@@ -1,13 +1,12 @@
 """Checkpoints with real frameworks: save from any backend, load into any backend, and
 interoperability with the ``safetensors`` package in both directions.
 
-Models come from each adapter's conformance builders (found through the adapter's ``builders``
-attribute), so the same architectures are compared in PyTorch, Keras and Gluon.
+Models come from each adapter's conformance builders (found through the ``unifyparams.builders``
+entry point), so the same architectures are compared in PyTorch, Keras and Gluon.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 from collections.abc import Callable
 from functools import cache
@@ -25,7 +24,7 @@ from hypothesis import strategies as st
 
 import unifyparams as up
 from unifyparams.checkpoint import load, load_file, save, save_file
-from unifyparams.conformance.builders import ModelBuilders
+from unifyparams.conformance import ModelBuilders, load_builders
 
 BACKENDS = ["torch", "keras", "gluon"]
 SHARED_GROUPS = [("2.weight", "4.weight"), ("2.bias", "4.bias")]
@@ -33,9 +32,8 @@ SHARED_GROUPS = [("2.weight", "4.weight"), ("2.bias", "4.bias")]
 
 @cache
 def kit(backend: str) -> ModelBuilders:
-    """The backend's conformance builders, from its adapter's ``builders = "module:Class"``."""
-    module, _, name = up.available_adapters()[backend].builders.partition(":")
-    builders = getattr(importlib.import_module(module), name)()
+    """The backend's conformance builders (the ``unifyparams.builders`` entry point)."""
+    builders = load_builders(backend)
     assert isinstance(builders, ModelBuilders)
     return builders
 

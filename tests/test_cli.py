@@ -20,7 +20,7 @@ from unifyparams import cli
 from unifyparams.checkpoint import load_file, read_metadata, save
 from unifyparams.cli import main
 from unifyparams.errors import CheckpointError
-from unifyparams.native import read
+from unifyparams.formats import read
 from unifyparams_gluon.native_files import gluon_name
 
 
@@ -330,7 +330,7 @@ def test_module_entry_point_subprocess(ours_file: Path) -> None:
 
 def test_cli_imports_no_framework() -> None:
     code = (
-        "import sys, unifyparams.cli, unifyparams.native; "
+        "import sys, unifyparams.cli, unifyparams.formats; "
         "print([m for m in ('torch', 'mxnet', 'keras', 'tensorflow', 'h5py') if m in sys.modules])"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)

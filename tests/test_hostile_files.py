@@ -27,7 +27,7 @@ from unifyparams.checkpoint import atomic
 from unifyparams.checkpoint.atomic import AtomicFile, host_tag
 from unifyparams.checkpoint.format import save_file
 from unifyparams.cli import main
-from unifyparams.native import read
+from unifyparams.formats import read
 from unifyparams_gluon.params_file import V2_MAGIC, V3_MAGIC, write_params_file
 
 from .numpy_framework import Dense, Norm, Sequential
@@ -126,7 +126,7 @@ def test_params_reader_matches_mxnet_and_needs_no_mxnet(tmp_path: Path) -> None:
     assert list(ckpt.tensors) == ["0.weight", "1.weight", "2.weight_ih_l0", "i", "empty"]
     for (key, value), got in zip(arrays.items(), ckpt.tensors.values()):
         assert got.dtype == value.dtype and np.array_equal(got, value), key
-    script = f"import sys; from unifyparams.native import read; read({str(path)!r}); assert 'mxnet' not in sys.modules"
+    script = f"import sys; from unifyparams.formats import read; read({str(path)!r}); assert 'mxnet' not in sys.modules"
     subprocess.run([sys.executable, "-c", script], check=True, cwd=ROOT)
     scalar = bytearray(params_bytes(0, [], np.float32(3).tobytes(), magic=V3_MAGIC))
     path.write_bytes(bytes(scalar))

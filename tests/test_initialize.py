@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import unifyparams as up
-from unifyparams.conformance.worker import load_builders
+from unifyparams.conformance.discovery import load_builders
 
 BACKENDS = ["torch", "keras", "gluon"]
 INITIALIZERS = [
@@ -22,7 +22,7 @@ INITIALIZERS = [
 
 
 def kit(backend: str):
-    return load_builders(up.available_adapters()[backend])
+    return load_builders(backend)
 
 
 def states(build, init, **kwargs) -> dict[str, dict[str, np.ndarray]]:
@@ -193,3 +193,257 @@ def test_catalog_equals_the_documented_native_initializers(ours, kind: str, nati
             assert top <= 2 * scale * (1 + 1e-6) and top > 1.9 * scale, (label, top, scale)
             target = scale * 0.87962566103423978
             assert abs(values.std() - target) <= 0.02 * target, (label, values.std(), target)
+
+
+# --- one seed, one function: a dense weight after a channels-last flatten ------------------------
+def test_one_seed_gives_the_torch_and_keras_lenet_the_same_function() -> None:
+    """Keras flattens (H, W, C): its first dense weight gets the canonical values in its own order."""
+    x = np.random.default_rng(3).normal(size=(2, 1, 28, 28)).astype(np.float32)
+    outputs = {}
+    for backend in ("torch", "keras"):
+        k = kit(backend)
+        net = k.lenet()
+        up.initialize(net, up.init.XavierNormal(), seed=21)
+        outputs[backend] = k.forward(net, x)  # Keras takes NHWC: the builders move the channels
+    assert np.abs(outputs["torch"]).max() > 1e-3
+    np.testing.assert_allclose(outputs["keras"], outputs["torch"], rtol=1e-4, atol=1e-5)
+
+
+def test_the_keras_dense_weight_after_flatten_is_the_canonical_one_in_model_order() -> None:
+    from unifyparams.porting.flatten import weight_facts
+
+    t, k = kit("torch").lenet(), kit("keras").lenet()
+    for net in (t, k):
+        up.initialize(net, up.init.XavierUniform(), seed=5)
+    facts, problems = weight_facts(up.params(k), k)
+    (name, fact), = facts.items()
+    assert not problems and fact.permutes
+    canonical = up.params(t).numpy()
+    assert not np.array_equal(up.params(k)[name].numpy(), canonical[name])  # p.numpy(): the model's order
+    np.testing.assert_array_equal(fact.to_canonical(up.params(k)[name].numpy()), canonical[name])
+    # a selection gets what the whole model gets
+    sel = kit("keras").lenet()
+    up.initialize(sel, up.init.XavierUniform(), select=name, seed=5)
+    np.testing.assert_array_equal(up.params(sel)[name].numpy(), up.params(k)[name].numpy())
+
+
+def subclassed_keras_cnn():
+    import keras
+
+    class Sub(keras.Model):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = keras.layers.Conv2D(4, 3)
+            self.flat = keras.layers.Flatten()
+            self.fc = keras.layers.Dense(5)
+
+        def call(self, x):
+            return self.fc(self.flat(self.conv(x)))
+
+    net = Sub()
+    net(np.zeros((1, 8, 8, 3), np.float32))
+    return net
+
+
+def test_an_order_that_cannot_be_established_is_refused_with_the_way_out() -> None:
+    net = subclassed_keras_cnn()
+    before = up.params(net).numpy(copy=True)
+    with pytest.raises(up.InitializerError, match=r"'fc.weight'.*not established.*dense_inputs") as info:
+        up.initialize(net, up.init.XavierUniform(), seed=1)
+    assert "Nothing was changed" in str(info.value)
+    assert all(np.array_equal(v, up.params(net)[n].numpy()) for n, v in before.items())
+    up.initialize(net, up.init.Constant(0.5), select="fc.weight")  # the order cannot change a constant
+    assert np.all(up.params(net)["fc.weight"].numpy() == 0.5)
+    stated = {"fc": up.DenseInput.flattened((4, 6, 6), channels_last=True)}
+    up.initialize(net, up.init.XavierUniform(), seed=1, dense_inputs=stated)
+    import torch
+
+    twin = torch.nn.Sequential()
+    twin.add_module("conv", torch.nn.Conv2d(3, 4, 3))
+    twin.add_module("flat", torch.nn.Flatten())
+    twin.add_module("fc", torch.nn.Linear(144, 5))
+    up.initialize(twin, up.init.XavierUniform(), seed=1)
+    x = np.random.default_rng(0).normal(size=(2, 3, 8, 8)).astype(np.float32)
+    with torch.no_grad():
+        expected = twin(torch.from_numpy(x)).numpy()
+    import keras
+
+    got = keras.ops.convert_to_numpy(net(np.moveaxis(x, 1, -1)))
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+
+
+# --- layers that name their parameters only when built (Keras Embedding, LSTM) -------------------
+@pytest.mark.parametrize("how", ["materialize", "forward"])
+def test_keras_layers_unnamed_until_built_get_their_initializer_when_built(how: str) -> None:
+    """Never left with Keras's defaults: recorded for the layers that will appear, applied on build."""
+    import keras
+
+    L = keras.layers
+
+    def layers():
+        return [L.Embedding(50, 8), L.LSTM(6), L.Dense(3)]
+
+    eager = keras.Sequential([keras.Input((5,), dtype="int32"), *layers()])
+    up.initialize(eager, up.init.XavierUniform(), seed=2)
+    expected = up.params(eager).numpy(copy=True)
+    lazy = keras.Sequential(layers())
+    assert "0.weight" not in up.params(lazy)
+    names = up.initialize(lazy, up.init.XavierUniform(), seed=2)
+    assert names.pending_unnamed and names.pending == ["2.weight", "2.bias"]
+    x = np.random.default_rng(0).integers(0, 50, size=(2, 5)).astype("int32")
+    if how == "materialize":
+        up.materialize(lazy, x)
+    else:
+        lazy(x)
+    got = up.params(lazy).numpy()
+    assert sorted(got) == sorted(expected)
+    for name, value in expected.items():
+        np.testing.assert_array_equal(got[name], value, err_msg=name)
+    up.initialize(eager, up.init.Constant(0.0), select="0.*")  # the rule is spent: later writes stand
+    assert not up.initialize(lazy, up.init.Normal(), seed=1).pending_unnamed
+
+
+def test_a_built_model_records_no_rule() -> None:
+    names = up.initialize(kit("keras").mlp(), up.init.XavierUniform(), seed=0)
+    assert not names.pending_unnamed and not names.pending
+
+
+# --- what waits lives as long as the model --------------------------------------------------------
+def test_pending_state_goes_with_the_model_and_is_never_seen_by_a_new_one() -> None:
+    import gc
+
+    import torch
+
+    from unifyparams import pending_work
+
+    def lazy_net():
+        return torch.nn.Sequential(torch.nn.LazyLinear(4), torch.nn.LazyLinear(4))
+
+    net = lazy_net()
+    up.initialize(net, up.init.Ones())
+    up.tie(net, "0.bias", "1.bias")
+    assert up.pending_ties(net) == [("0.bias", "1.bias")]
+    counts = len(pending_work._initializers), len(pending_work._recorded)
+    del net
+    gc.collect()
+    assert (len(pending_work._initializers), len(pending_work._recorded)) < counts
+    for _ in range(20):  # new objects, some at the addresses of the old: nothing pending for them
+        fresh = lazy_net()
+        assert up.pending_ties(fresh) == [] and up.pending(fresh)["0.weight"].initializer is None
+
+
+def test_initializers_first_then_ties_on_the_first_forward() -> None:
+    import torch
+
+    net = torch.nn.Sequential(torch.nn.LazyLinear(4), torch.nn.LazyLinear(4))
+    up.tie(net, "0.weight", "1.weight")  # recorded before the initializer: the order is still the same
+    up.initialize(net, up.init.Constant(0.25), select="*.weight")
+    net(torch.ones(1, 4))
+    assert net[1].weight is net[0].weight and not up.pending_ties(net)
+    assert torch.all(net[0].weight == 0.25)
+
+
+def test_former_names_still_work() -> None:
+    import torch
+
+    from unifyparams.initialize import Initialized, initialize
+
+    assert initialize is up.initialize and Initialized is up.Initialized
+    net = torch.nn.Sequential(torch.nn.LazyLinear(2), torch.nn.LazyLinear(2))
+    up.tie(net, "0.bias", "1.bias")
+    with pytest.warns(DeprecationWarning, match="pending_ties"):
+        assert up.waiting_ties(net) == up.pending_ties(net) == [("0.bias", "1.bias")]
+
+
+def test_no_import_cycles_among_the_pending_modules() -> None:
+    """Imports inside functions count: the graph of unifyparams' own modules has no cycle."""
+    import ast
+    from pathlib import Path
+
+    root = Path(up.__file__).parent
+    graph: dict[str, set[str]] = {}
+    for path in root.rglob("*.py"):
+        module = ".".join(("unifyparams", *path.relative_to(root).with_suffix("").parts)).removesuffix(".__init__")
+        package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+        deps = graph.setdefault(module, set())
+        tree = ast.parse(path.read_text())
+        typing_only = {  # `if TYPE_CHECKING:` imports run only under the type checker
+            id(n) for block in ast.walk(tree) if isinstance(block, ast.If) and "TYPE_CHECKING" in ast.unparse(block.test)
+            for n in ast.walk(block)
+        }
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level and id(node) not in typing_only:
+                base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                if node.module:
+                    deps.add(f"{base}.{node.module}")
+                else:  # from . import name: the submodule
+                    deps.update(f"{base}.{alias.name}" for alias in node.names)
+    mine = {f"unifyparams.{m}" for m in ("pending_work", "lazy", "tying", "tieplan", "initialization", "transaction",
+                                         "lifetime", "init.draw", "init.keys")}
+
+    def reaches(start: str, goal: str, seen: set[str]) -> bool:
+        for dep in graph.get(start, ()):
+            if dep == goal or (dep not in seen and not seen.add(dep) and reaches(dep, goal, seen)):  # type: ignore[func-returns-value]
+                return True
+        return False
+
+    assert [m for m in sorted(mine) if reaches(m, m, set())] == []
+
+
+def test_a_glob_on_a_lazy_keras_model_reaches_the_layers_named_when_built() -> None:
+    import keras
+
+    L = keras.layers
+    lazy = keras.Sequential([L.Embedding(20, 4), L.GlobalAveragePooling1D(), L.Dense(3)])
+    names = up.initialize(lazy, up.init.Constant(0.5), select="*.weight")
+    assert names.pending_unnamed and names.pending == ["2.weight"]
+    up.materialize(lazy, np.zeros((2, 5), dtype="int32"))
+    got = up.params(lazy).numpy()
+    assert np.all(got["0.weight"] == 0.5) and np.all(got["2.weight"] == 0.5)
+    assert np.all(got["2.bias"] == 0)  # not selected: Keras's own zeros
+
+
+@pytest.mark.parametrize("how", ["materialize", "forward"])
+def test_a_lazy_keras_lenet_gets_the_torch_function_once_built(how: str) -> None:
+    import keras
+
+    L = keras.layers
+    lazy = keras.Sequential([
+        L.Conv2D(6, 5, padding="same"), L.Activation("relu"), L.MaxPooling2D(2),
+        L.Conv2D(16, 5), L.Activation("relu"), L.MaxPooling2D(2), L.Flatten(),
+        L.Dense(120), L.Activation("relu"), L.Dense(84), L.Activation("relu"), L.Dense(10),
+    ])  # fmt: skip
+    assert "7.weight" in up.initialize(lazy, up.init.XavierNormal(), seed=21).pending
+    x = np.random.default_rng(3).normal(size=(2, 1, 28, 28)).astype(np.float32)
+    if how == "materialize":
+        up.materialize(lazy, np.moveaxis(x, 1, -1))
+    got = keras.ops.convert_to_numpy(lazy(np.moveaxis(x, 1, -1)))
+    t = kit("torch")
+    twin = t.lenet()
+    up.initialize(twin, up.init.XavierNormal(), seed=21)
+    np.testing.assert_allclose(got, t.forward(twin, x), rtol=1e-4, atol=1e-5)
+
+
+def test_a_lazy_subclassed_keras_cnn_says_what_is_missing_once_built() -> None:
+    import keras
+
+    class Sub(keras.Model):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = keras.layers.Conv2D(4, 3)
+            self.flat = keras.layers.Flatten()
+            self.fc = keras.layers.Dense(5)
+
+        def call(self, x):
+            return self.fc(self.flat(self.conv(x)))
+
+    net = Sub()
+    assert "fc.weight" in up.initialize(net, up.init.XavierUniform(), seed=1).pending
+    with pytest.raises(up.InitializerError, match=r"'fc.weight'.*not established.*dense_inputs"):
+        up.materialize(net, np.zeros((1, 8, 8, 3), np.float32))
+    assert up.pending(net) == {} and up.params(net)["fc.weight"].materialized
+    from unifyparams.pending_work import initializer_for
+
+    assert initializer_for(up.params(net)["fc.weight"]) is None  # refused: nothing left pending
+    stated = {"fc": up.DenseInput.flattened((4, 6, 6), channels_last=True)}
+    assert "fc.weight" in up.initialize(net, up.init.XavierUniform(), seed=1, dense_inputs=stated)

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import unifyparams as up
-from unifyparams.conformance.worker import load_builders
+from unifyparams.conformance import load_builders
 
 
 def kit(backend: str):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import unifyparams as up
-from unifyparams.conformance.worker import load_builders
+from unifyparams.conformance import load_builders
 
 from .test_port_frameworks import randomize
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import unifyparams as up
-from unifyparams.conformance.worker import load_builders
+from unifyparams.conformance import load_builders
 
 BACKENDS = ["torch", "keras", "gluon"]
 PAIRS = list(itertools.permutations(BACKENDS, 2))

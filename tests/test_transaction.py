@@ -20,7 +20,7 @@ import pytest
 import torch
 
 import unifyparams as up
-from unifyparams.conformance.scenarios.faults import refusing_write
+from unifyparams.conformance.suite.faults import refusing_write
 from unifyparams.transaction import write_all
 from unifyparams_gluon import import_mxnet
 

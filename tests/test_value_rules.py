@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 import unifyparams as up
-from unifyparams.conformance.worker import load_builders
+from unifyparams.conformance import load_builders
 from unifyparams.init.keys import relative_key, stream_keys
 
 BACKENDS = ["torch", "keras", "gluon"]
@@ -264,8 +264,14 @@ def native_cnn(backend: str, activation_layers: bool) -> Any:
 
 
 def by_position(model: Any) -> list[tuple[tuple[int, ...], np.ndarray]]:
-    """Canonical values in model order, with their shapes (names differ between the two ways)."""
-    return [(v.shape, v) for v in up.params(model).numpy(copy=True).values()]
+    """Canonical values in model order, with their shapes (names differ between the two ways). A
+    dense weight that reads a flattened channels-last map (Keras) is shown in the model's input
+    order; it is compared in canonical order, as checkpoints store it."""
+    from unifyparams.porting.flatten import weight_facts
+
+    ps = up.params(model)
+    facts, _ = weight_facts(ps, model)
+    return [(v.shape, facts[n].to_canonical(v) if n in facts else v) for n, v in ps.numpy(copy=True).items()]
 
 
 VARIANTS = [("torch", True), ("keras", False), ("keras", True), ("gluon", False), ("gluon", True)]

@@ -18,8 +18,10 @@ its own, so one failure never hides behind another.
 
 from __future__ import annotations
 
+import gc
 import itertools
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +31,6 @@ import pytest
 import unifyparams as up
 
 from . import zoo
-from .test_port_frameworks import randomize
 
 TOLERANCE = 1e-4
 
@@ -51,21 +52,33 @@ def _cases() -> list[Any]:
     return cases
 
 
+SOURCE_ORDER = ("torch", "gluon", "keras")  # the order _cases() gives each architecture's sources in
+
+
 class Sources:
-    """Randomized source models and their reference outputs, one architecture at a time."""
+    """Randomized source models and their reference outputs, one architecture at a time; a framework's
+    source is dropped once the cases have moved on to the next framework's (memory: VGG)."""
 
     def __init__(self) -> None:
         self.arch: str | None = None
         self.models: dict[str, tuple[Any, np.ndarray]] = {}
+        self.done: set[str] = set()
 
     def get(self, framework: str, arch: str) -> tuple[Any, np.ndarray]:
         if arch != self.arch:
-            self.arch, self.models = arch, {}
+            self.arch, self.models, self.done = arch, {}, set()
+            gc.collect()  # Keras and Gluon models hold reference cycles: free the last architecture's now
+        finished = set(SOURCE_ORDER[: SOURCE_ORDER.index(framework)])
+        if finished - self.done:
+            self.done |= finished
+            for name in finished:
+                self.models.pop(name, None)
+            gc.collect()
         if framework not in self.models:
             # a Gluon source has run once (its shapes are known only after a forward): writing into it
             # is the "after an inference forward" state of the Gluon adapter
             model = zoo.build(framework, arch, state="run")
-            randomize(model, np.random.default_rng(zlib.crc32(f"{framework}/{arch}".encode())))
+            zoo.randomize(model, zlib.crc32(f"{framework}/{arch}".encode()))
             expected = zoo.forward(framework, model, zoo.example_input(arch))
             assert np.all(np.isfinite(expected)) and np.max(np.abs(expected)) > 0
             self.models[framework] = (model, expected)
@@ -73,13 +86,21 @@ class Sources:
 
     def adopt(self, framework: str, arch: str, model: Any, output: np.ndarray) -> None:
         """A destination verified by its outputs serves as ``framework``'s source from now on."""
-        if arch == self.arch and framework not in self.models:
+        if arch == self.arch and framework not in self.models and framework not in self.done:
             self.models[framework] = (model, output)
 
 
 @pytest.fixture(scope="module")
-def sources() -> Sources:
-    return Sources()
+def sources() -> Iterator[Sources]:
+    yield Sources()
+    gc.collect()
+
+
+@pytest.fixture(autouse=True)
+def _free_destination() -> Iterator[None]:
+    """Each test's destination (0.5-1.3 GiB at VGG's size) is freed before the next one is built."""
+    yield
+    gc.collect()
 
 
 def _port(src: Any, dst: Any, x: np.ndarray) -> up.PortReport:
@@ -133,7 +154,7 @@ def _check_report(arch: str, src_fw: str, dst_fw: str, report: Any) -> None:
 @pytest.mark.parametrize("dst_state", ["deferred", "run"])
 def test_torchvision_checkpoint_loads_into_gluon_zoo(tmp_path: Path, dst_state: str) -> None:
     src = zoo.build("torch", "resnet18")
-    randomize(src, np.random.default_rng(7))
+    zoo.randomize(src, 7)
     x = zoo.example_input("resnet18")
     expected = zoo.forward("torch", src, x)
     path = tmp_path / "resnet18.safetensors"

@@ -10,7 +10,10 @@ Importing this package imports no framework; adapters are found through the
 
 from __future__ import annotations
 
+import sys
+
 from . import init
+from . import initialization as _initialization
 from .access import gradients, params, tree
 from .adapter import Adapter, Role, Slot
 from .checkpoint import CheckpointReport, load, save
@@ -28,13 +31,17 @@ from .errors import (
     UnsupportedModelError,
     WriteError,
 )
-from .initialize import Initialized, initialize, seed
+from .initialization import Initialized, initialize, seed
 from .lazy import is_materialized, materialize, pending
 from .param import Param
 from .paramset import LoadReport, ParamSet
 from .porting import DataflowError, DenseInput, PortError, PortReport, port
 from .registry import adapter_for, available_adapters, get_adapter, register_adapter
-from .tying import tie, ties, untie, waiting_ties
+from .tying import pending_ties, tie, ties, untie, waiting_ties
+
+# The module was named ``unifyparams.initialize`` like the function; ``from unifyparams.initialize
+# import ...`` keeps working without a file of that name (which would shadow ``up.initialize``).
+sys.modules.setdefault(f"{__name__}.initialize", _initialization)
 
 __version__ = "0.1.0"
 
@@ -74,6 +81,7 @@ __all__ = [
     "materialize",
     "params",
     "pending",
+    "pending_ties",
     "port",
     "register_adapter",
     "save",

@@ -1,9 +1,13 @@
 """The adapter protocol: the few primitives a framework adapter implements.
 
-Everything else — canonical views, selection, strict loading, initialization, tie groups,
-checkpoints — is written once in the core on top of these primitives. A third-party adapter
-subclasses :class:`Adapter` and registers it under the ``unifyparams.adapters`` entry-point
-group::
+An adapter implements seven primitives — :meth:`~Adapter.owns`, :meth:`~Adapter.walk`,
+:meth:`~Adapter.native_shape`, :meth:`~Adapter.dtype`, :meth:`~Adapter.trainable`,
+:meth:`~Adapter.read`, :meth:`~Adapter.write` — and whichever optional groups of
+:mod:`unifyparams.capabilities` its framework supports (tying, lazy shapes, gradients, porting
+facts). Everything else — canonical views, selection, strict loading, initialization, tie groups,
+checkpoints, and the checks around ``tie``/``untie``/``materialize`` — is written once in the core.
+A third-party adapter subclasses :class:`Adapter` and registers it under the
+``unifyparams.adapters`` entry-point group::
 
     [project.entry-points."unifyparams.adapters"]
     mylib = "unifyparams_mylib:MyLibAdapter"
@@ -11,27 +15,63 @@ group::
 Adapters must not import their framework at module import time: the core only asks an adapter
 whether it owns an object once the adapter's :attr:`Adapter.framework_module` is already in
 ``sys.modules`` (so checking a model never imports a framework the user has not imported).
+
+>>> Role.WEIGHT == "weight", f"{Role.SCALE}"
+(True, 'scale')
 """
 
 from __future__ import annotations
 
+import sys
+import warnings
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Hashable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from enum import Enum
+from types import MappingProxyType
 from typing import Any, ClassVar
 
 import numpy as np
 
-from .dataflow import DenseInput
+from .capabilities import (
+    CAPABILITIES,
+    Gradients,
+    LazyShapes,
+    PortingFacts,
+    StorageFacts,
+    TyingHooks,
+    WriteSafety,
+    family_by_class,
+    missing_capabilities,
+)
+from .common.blocks import materialize_failure
+from .common.sharing import refuse_untie_of_reused
 from .errors import NotMaterializedError, TieError, UnifyParamsError
 from .layouts import IDENTITY, Layout, Shape
 
+if sys.version_info >= (3, 11):
+    from enum import StrEnum
+else:  # pragma: no cover - Python 3.10
 
-class Role:
+    class StrEnum(str, Enum):
+        """``enum.StrEnum`` of Python 3.11: members are their string values."""
+
+        def __str__(self) -> str:
+            return str(self.value)
+
+        def __format__(self, spec: str) -> str:
+            return str(self.value).__format__(spec)
+
+
+class Role(StrEnum):
     """What a parameter does, which decides its default initialization.
 
     Role-aware init (MXNet style): ``WEIGHT`` gets the user's initializer, ``BIAS`` and ``SHIFT``
-    zeros, ``SCALE`` ones, ``RUNNING_MEAN`` zeros and ``RUNNING_VAR`` ones.
+    zeros, ``SCALE`` ones, ``RUNNING_MEAN`` zeros and ``RUNNING_VAR`` ones. Members are strings:
+    ``Role.WEIGHT == "weight"``.
+
+    >>> Role("running_var") is Role.RUNNING_VAR, list(Role)[:2]
+    (True, ['weight', 'bias'])
     """
 
     WEIGHT = "weight"
@@ -42,7 +82,15 @@ class Role:
     RUNNING_VAR = "running_var"
     OTHER = "other"
 
-    ALL = (WEIGHT, BIAS, SCALE, SHIFT, RUNNING_MEAN, RUNNING_VAR, OTHER)
+    #: Every role, in declaration order (kept from when roles were plain string constants).
+    ALL: ClassVar[tuple[Role, ...]]
+
+    def __repr__(self) -> str:
+        """The string's repr, as when roles were plain strings (``'weight'`` in printed tuples)."""
+        return repr(self.value)
+
+
+Role.ALL = tuple(Role)
 
 
 @dataclass(slots=True)
@@ -54,12 +102,15 @@ class Slot:
     and ``block_kinds`` describe the chain of blocks that own it (for trees and porting).
     Treat it as read-only (it is not frozen only because frozen dataclasses are slow to build,
     and models have thousands of parameters).
+
+    >>> Slot("0.weight", "0/kernel", object(), Role.WEIGHT, block_path=("0",)).leaf
+    'weight'
     """
 
     name: str
     native_name: str
     native: Any
-    role: str = Role.WEIGHT
+    role: Role = Role.WEIGHT
     layout: Layout = IDENTITY
     block_path: tuple[str, ...] = ()
     block_kinds: tuple[str, ...] = ()
@@ -92,22 +143,16 @@ def contiguous_source(value: np.ndarray) -> tuple[np.ndarray, tuple[int, ...]] |
     return base, tuple(int(a) for a in np.argsort(order))
 
 
-def family_by_class(block: Any, table: Mapping[type, str]) -> str:
-    """The family of the nearest class of ``block``'s hierarchy found in ``table`` (an adapter's
-    ``{framework class: family}``), so subclasses of known layers are understood; else ``""``."""
-    for cls in type(block).__mro__:
-        family = table.get(cls)
-        if family:
-            return family
-    return ""
-
-
-class Adapter(ABC):
-    """Base class of framework adapters.
+class Adapter(StorageFacts, WriteSafety, LazyShapes, TyingHooks, Gradients, PortingFacts, ABC):
+    """Base class of framework adapters: the primitives, and what the core derives from them.
 
     Subclasses set :attr:`name` and :attr:`framework_module` and implement the abstract
-    primitives. All arrays crossing this interface are NumPy arrays in the *native* layout;
-    the core applies each slot's :class:`~unifyparams.layouts.Layout`.
+    primitives; the optional groups they inherit (see :mod:`unifyparams.capabilities`) have
+    defaults. All arrays crossing this interface are NumPy arrays in the *native* layout; the core
+    applies each slot's :class:`~unifyparams.layouts.Layout`.
+
+    >>> sorted(Adapter.missing_capabilities)
+    ['backward', 'materialize', 'tie']
     """
 
     #: Backend name reported as ``Param.backend`` (``"torch"``, ``"keras"``, ``"gluon"``).
@@ -118,29 +163,28 @@ class Adapter(ABC):
     install_hint: ClassVar[str] = ""
     #: Higher is asked first (Keras on the torch backend must win over PyTorch).
     priority: ClassVar[int] = 0
-    #: Dotted path ``"module:Class"`` of this adapter's conformance model builders.
-    builders: ClassVar[str] = ""
-    #: Capabilities this adapter lacks, as ``{capability: reason}``; scenarios needing one skip.
-    missing_capabilities: ClassVar[Mapping[str, str]] = {}
+    #: ``{capability: reason}`` for what this adapter cannot do (:data:`~unifyparams.capabilities.CAPABILITIES`).
+    #: Derived when the class is created: capabilities whose hooks are not implemented, plus the
+    #: reasons a class declares by setting this attribute itself. Read-only; scenarios needing one skip.
+    missing_capabilities: ClassVar[Mapping[str, str]] = MappingProxyType({})
+    #: The reasons this class (or a parent) declared, before derivation.
+    declared_missing: ClassVar[Mapping[str, str]] = MappingProxyType({})
     #: Framework file formats this adapter reads/writes: ``{format: {"read": "module:function"}}``
-    #: (see :mod:`unifyparams.native.registry`); imported only when such a file is used.
+    #: (see :mod:`unifyparams.formats.registry`); imported only when such a file is used.
     native_files: ClassVar[Mapping[str, Mapping[str, str]]] = {}
 
-    @classmethod
-    def conformance_rows(cls) -> dict[str, dict[str, str]]:
-        """Rows of the conformance matrix for this adapter: ``{row label: environment}``.
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "missing_capabilities" in cls.__dict__:
+            cls.declared_missing = MappingProxyType(dict(cls.__dict__["missing_capabilities"]))
+        _warn_legacy_overrides(cls)
+        cls.missing_capabilities = MappingProxyType(missing_capabilities(cls, Adapter))
 
-        Each row runs in its own process with the environment added; Keras uses two rows, one
-        per Keras backend (``KERAS_BACKEND`` is read when Keras is imported).
-        """
-        return {cls.name: {}}
-
-    # --- discovery ------------------------------------------------------------------------
+    # --- the primitives -------------------------------------------------------------------
     @abstractmethod
     def owns(self, obj: Any) -> bool:
         """True if ``obj`` is a model or block of this framework."""
 
-    # --- enumeration ----------------------------------------------------------------------
     @abstractmethod
     def walk(self, root: Any) -> Iterator[Slot]:
         """Yield every parameter (and non-trainable state) under ``root``, in a stable order.
@@ -148,36 +192,18 @@ class Adapter(ABC):
         Tied parameters are yielded once per name under which they are reachable.
         """
 
-    # --- describing one native parameter --------------------------------------------------
     @abstractmethod
     def native_shape(self, native: Any) -> Shape:
         """The native shape, ``None`` for dimensions not yet known."""
 
     @abstractmethod
     def dtype(self, native: Any) -> np.dtype:
-        """The parameter's dtype as a NumPy dtype."""
+        """The parameter's dtype as a NumPy dtype (see :func:`unifyparams.common.numpy_dtype`)."""
 
     @abstractmethod
     def trainable(self, native: Any) -> bool:
         """Whether the optimizer updates this parameter."""
 
-    def has_values(self, native: Any) -> bool:
-        """False while the parameter exists but holds no values yet (PyTorch's uninitialized
-        lazy tensors, even those whose shape is fully known)."""
-        return True
-
-    def storage_key(self, native: Any) -> Hashable:
-        """A key equal for parameters that share storage (ties)."""
-        return id(native)
-
-    def storage_span(self, native: Any) -> tuple[Hashable, int, int] | None:
-        """Optional: ``(buffer, first byte, end byte)`` of the memory the parameter's elements
-        occupy, for frameworks where two parameters can be overlapping but unequal views of one
-        buffer (not ties: neither holds the other's value). The core refuses to write both in one
-        load. ``None`` (the default): parameters never partly overlap."""
-        return None
-
-    # --- values ---------------------------------------------------------------------------
     @abstractmethod
     def read(self, native: Any) -> np.ndarray:
         """The values in native layout, as a *new* ndarray object (it may share memory with the
@@ -192,24 +218,15 @@ class Adapter(ABC):
         own copy, which transposes far faster than ``np.ascontiguousarray``. Use
         :func:`contiguous_source` to get the contiguous base array and the permutation."""
 
-    def check_writable(self, native: Any) -> str | None:
-        """Why :meth:`write` would refuse ``native`` now, or ``None`` if it can be written.
-
-        Must be cheap and change nothing: the core asks it for every parameter of a write before the
-        first value lands, so a parameter the framework would refuse part way (a tensor frozen by
-        the framework, memory that is read-only, a device with no memory) changes nothing. The
-        reason is shown to the user; say what to do about it. Default: every parameter is writable.
-        """
-        return None
-
+    # --- derived once, here ---------------------------------------------------------------
     def restore(self, native: Any, value: np.ndarray | None) -> None:
         """Put back a value read before a write that then failed, by a path that cannot fail for the
         reason the write did (the core reads the parameter back afterwards to verify it).
 
         ``value`` has native shape and dtype; ``None`` means the parameter had no values before (a
         lazy one that the write gave values to): put it back waiting for its shape, or raise
-        :class:`~unifyparams.errors.UnifyParamsError` saying why it cannot be. Default: :meth:`write`
-        for a value; refusal for ``None``.
+        :class:`~unifyparams.errors.UnifyParamsError` saying why it cannot be. Default:
+        :meth:`write` for a value; refusal for ``None``.
         """
         if value is None:
             raise UnifyParamsError(
@@ -218,104 +235,77 @@ class Adapter(ABC):
             )
         self.write(native, value)
 
-    def writable_view(self, native: Any) -> np.ndarray | None:
-        """Optional: a writable NumPy array over the parameter's own memory (native layout), so
-        initializers can generate straight into it: no scratch copy, no extra memory. ``None``
-        (the default) when the framework offers none; then values go through :meth:`write`."""
-        return None
-
-    def after_direct_write(self, native: Any) -> None:  # noqa: B027  (optional hook, no-op by default)
-        """Called after values were written through :meth:`writable_view` (e.g. to tell autograd)."""
-
-    @abstractmethod
-    def grad(self, native: Any) -> np.ndarray | None:
-        """The most recent gradient in native layout, or ``None`` if there is none."""
-
-    # --- running the model ----------------------------------------------------------------
-    @abstractmethod
-    def backward(
-        self, model: Any, inputs: tuple[Any, ...], loss: Callable[[Any], Any] | None = None
-    ) -> None:
-        """Run a forward and backward pass natively and keep the gradients for :meth:`grad`.
-
-        ``inputs`` are NumPy arrays; the default loss is the sum of the outputs.
-        """
-
-    # --- structure changes (optional: a missing one is declared in missing_capabilities) ----
     def tie(self, root: Any, target: Slot, source: Slot) -> None:
-        """Make the parameter at ``target`` use ``source``'s native parameter (one storage).
+        """Make ``target`` use ``source``'s storage: :meth:`check_tie`, then :meth:`share`.
 
-        The core has already checked names, shapes and dtypes. Raise :class:`TieError` (with the
-        reason) for a tie the framework cannot express.
+        Raises :class:`TieError` (nothing changed) for a pair the framework refuses, or when the
+        adapter has no ``"tie"`` capability.
         """
-        raise TieError(f"the {self.name!r} adapter does not support tying parameters")
-
-    def check_tie(self, target: Slot, source: Slot) -> str | None:
-        """Why ``target`` cannot be tied to ``source`` in this framework, or ``None`` if it can.
-
-        The core asks this for every pair before the first change, so a refused tie changes nothing.
-        """
-        return None
+        if "tie" in self.missing_capabilities:
+            raise TieError(f"the {self.name!r} adapter does not support tying parameters")
+        reason = self.check_tie(target, source)
+        if reason:
+            raise TieError(f"cannot tie {target.name!r} to {source.name!r}: {reason}. Nothing was changed.")
+        self.share(root, target, source)
 
     def untie(self, root: Any, slot: Slot) -> None:
-        """Give the parameter at ``slot`` its own storage, holding its current values."""
-        raise TieError(f"the {self.name!r} adapter does not support untying parameters")
+        """Give ``slot`` its own storage with its current values: refuse a block reused under
+        several names (it cannot be separated from itself), then :meth:`separate`."""
+        if "tie" in self.missing_capabilities:
+            raise TieError(f"the {self.name!r} adapter does not support untying parameters")
+        refuse_untie_of_reused(self.walk(root), slot, self.untie_unit, self.block_noun)
+        self.separate(root, slot)
 
     def materialize(self, model: Any, inputs: tuple[np.ndarray, ...]) -> None:
-        """Make every shape known by running ``model`` once on ``inputs`` (NumPy arrays), without a
-        training step. (The core turns ``input_shape=`` into zeros before calling this.)"""
-        raise NotMaterializedError(f"the {self.name!r} adapter cannot materialize lazy shapes")
+        """Make every shape known by running ``model`` once on ``inputs`` (:meth:`infer_shapes`),
+        without a training step; a failure raises :class:`NotMaterializedError` naming the block it
+        happened in and the input shapes. (The core turns ``input_shape=`` into zeros first.)"""
+        if "materialize" in self.missing_capabilities:
+            raise NotMaterializedError(f"the {self.name!r} adapter cannot materialize lazy shapes")
+        with self.track_blocks(model) as tracker:
+            try:
+                self.infer_shapes(model, inputs)
+            except NotMaterializedError:
+                raise
+            except Exception as exc:
+                message = materialize_failure(model, inputs, exc, tracker, self.waiting_blocks(model))
+                raise NotMaterializedError(message) from exc
 
-    # --- facts porting needs (optional) -----------------------------------------------------
-    def channels_last(self, block: Any) -> bool:
-        """True if ``block`` (a conv layer) keeps channels last, so a following flatten orders
-        features (H, W, C) rather than (C, H, W)."""
-        return False
-
-    def layer_family(self, block: Any) -> str:
-        """The framework-neutral family of a layer (one of :data:`unifyparams.porting.FAMILIES`:
-        ``"dense"``, ``"conv2d"``, ``"batchnorm"``...), following the class hierarchy so that
-        subclasses are understood; ``""`` when the layer is none of them (ports then compare
-        the class names of both sides)."""
-        return ""
-
-    def dense_inputs(self, model: Any, inputs: tuple[np.ndarray, ...] | None) -> Mapping[int, DenseInput]:
-        """``{id(dense layer): what it reads}`` for dense layers whose input the framework's graph
-        information establishes (a flattened map, in which order, or plain features). ``inputs``
-        (native layout), when given, may be used to run the model once, without training.
-
-        Layers left out get the core's convention: in canonical order when no layer of the model
-        keeps channels last, otherwise not established (and a port that needs the fact refuses).
-        """
-        return {}
-
-    def layer_config(self, block: Any) -> Mapping[str, float]:
-        """Hyper-parameters that change outputs without being parameters: ``eps`` and ``momentum``
-        of normalization layers, momentum in PyTorch's convention (weight of the new batch)."""
-        return {}
-
-    def allocate(self, model: Any) -> None:
-        """Give values to parameters whose shapes are known but that hold no memory yet (PyTorch's
-        meta device), with the framework's default initialization."""
-        raise NotMaterializedError(f"the {self.name!r} adapter cannot allocate parameters without values")
-
-    def has_unbuilt(self, model: Any) -> bool:
-        """True if part of ``model`` has not created its parameters yet (Keras before ``build``),
-        so that even their names are unknown."""
-        return False
-
-    def on_materialized(self, model: Any, callback: Callable[[], None]) -> bool:
-        """Arrange for ``callback()`` to run right after the framework infers ``model``'s lazy
-        shapes on its own (the user's first forward pass), before the new values are used.
-
-        Returns False when the framework offers no such hook (then only
-        :func:`unifyparams.materialize` applies waiting initializers).
-        """
-        return False
-
-    def to_numpy(self, value: Any) -> np.ndarray:
-        """Convert a framework tensor (e.g. a model output) to NumPy."""
-        return np.asarray(value)
+    def waiting_blocks(self, model: Any) -> list[str]:
+        """Paths of the blocks whose parameters still wait for values, for failure messages."""
+        try:
+            return sorted({s.name.rsplit(".", 1)[0] for s in self.walk(model) if not self.has_values(s.native)})
+        except Exception:  # a model in a broken state: the message goes without the list
+            return []
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} backend={self.name!r}>"
+
+
+Adapter.missing_capabilities = MappingProxyType(missing_capabilities(Adapter, Adapter))
+
+#: Methods the core now derives, that adapters overrode before (their hook in parentheses).
+_LEGACY = {"tie": "share", "untie": "separate", "materialize": "infer_shapes"}
+
+
+def _warn_legacy_overrides(cls: type) -> None:
+    """Deprecation path: an adapter overriding ``tie``/``untie``/``materialize`` (the protocol
+    before the core derived them) keeps working, with a warning naming the hook to implement."""
+    for method, hook in _LEGACY.items():
+        if method in cls.__dict__:
+            warnings.warn(
+                f"{cls.__qualname__} overrides Adapter.{method}, which the core now derives; implement "
+                f"Adapter.{hook} instead (the core then adds the checks every adapter shares)",
+                DeprecationWarning,
+                stacklevel=3,
+            )
+
+
+__all__ = [
+    "CAPABILITIES",
+    "Adapter",
+    "Role",
+    "Slot",
+    "contiguous_source",
+    "family_by_class",
+]

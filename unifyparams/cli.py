@@ -5,7 +5,7 @@
     $ unifyparams diff a.safetensors b.pt            # names, shapes, max |a - b|; exit 0 same, 1 different
     $ unifyparams conformance [--backend torch] [-k access] [--report reports/]
 
-Native files are read without running code from them (see :mod:`unifyparams.native`). Errors
+Native files are read without running code from them (see :mod:`unifyparams.formats`). Errors
 print one line on stderr and exit with status 2.
 """
 
@@ -15,15 +15,17 @@ import argparse
 import math
 import os
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .display import Cell, Table, TreeNode
 from .errors import UnifyParamsError
-from .native import FORMATS, NativeCheckpoint, read, write_safetensors, write_torch
+from .formats import NativeCheckpoint, formats, read, write_safetensors, write_torch
 
 #: Show a progress bar when an operation covers more tensors than this...
 PROGRESS_TENSORS = 50
@@ -98,53 +100,45 @@ def _print_notes(console: Any, ckpt: NativeCheckpoint) -> None:
 # --- inspect ----------------------------------------------------------------------------------
 def cmd_inspect(args: argparse.Namespace) -> int:
     """Print the tree of a checkpoint, its totals, tie groups, metadata and notes."""
-    from rich.table import Table
-    from rich.text import Text
-
     ckpt = read(args.path, args.format)
     console = _console()
     console.print(build_tree(ckpt, args.depth))
-    _section(console, "totals")
-    totals = Table(show_header=False)
-    totals.add_row("tensors", f"{len(ckpt.tensors):,}")
-    totals.add_row("scalars", f"{ckpt.scalars:,}")
-    totals.add_row("bytes", f"{ckpt.nbytes:,} ({human_bytes(ckpt.nbytes)})")
-    dtypes = sorted({str(a.dtype) for a in ckpt.tensors.values()})
-    totals.add_row("dtypes", ", ".join(dtypes) or "-")
-    console.print(totals)
-    if ckpt.ties:
-        _section(console, "tie groups (the first name is stored, the others are aliases)")
-        ties = Table()
-        ties.add_column("stored")
-        ties.add_column("aliases")
-        for group in ckpt.ties:
-            ties.add_row(Text(group[0]), Text(", ".join(group[1:])))
-        console.print(ties)
-    if ckpt.metadata:
-        _section(console, "metadata")
-        meta = Table()
-        meta.add_column("key")
-        meta.add_column("value")
-        for key, value in sorted(ckpt.metadata.items()):
-            meta.add_row(Text(key), Text(value if len(value) <= 200 else value[:200] + "..."))
-        console.print(meta)
+    for title, table in inspect_tables(ckpt):
+        _section(console, title)
+        console.print(table)
     _print_notes(console, ckpt)
     return 0
 
 
-def build_tree(ckpt: NativeCheckpoint, depth: int | None = None) -> Any:
-    """A rich Tree: names grouped by prefix (``.``, or ``/`` for Keras paths), leaves with shape and dtype.
+def inspect_tables(ckpt: NativeCheckpoint) -> list[tuple[str, Table]]:
+    """The totals, tie groups and metadata of ``ckpt`` as titled tables (empty ones left out)."""
+    totals = Table(("key", "value"), show_header=False)
+    totals.add_row("tensors", f"{len(ckpt.tensors):,}")
+    totals.add_row("scalars", f"{ckpt.scalars:,}")
+    totals.add_row("bytes", f"{ckpt.nbytes:,} ({human_bytes(ckpt.nbytes)})")
+    totals.add_row("dtypes", ", ".join(sorted({str(a.dtype) for a in ckpt.tensors.values()})) or "-")
+    out = [("totals", totals)]
+    if ckpt.ties:
+        ties = Table(("stored", "aliases"), [(group[0], ", ".join(group[1:])) for group in ckpt.ties])
+        out.append(("tie groups (the first name is stored, the others are aliases)", ties))
+    if ckpt.metadata:
+        rows = [(k, v if len(v) <= 200 else v[:200] + "...") for k, v in sorted(ckpt.metadata.items())]
+        out.append(("metadata", Table(("key", "value"), list(rows))))
+    return out
 
-    Groups below ``depth`` levels are collapsed into one summary line each.
 
-    >>> build_tree(read("model.pt"))          # doctest: +SKIP
-    model.pt  [torch, canonical names, layout canonical]  4 tensors, 26 scalars, 104 B
-    ├── 0  2 tensors, 16 scalars, 64 B
-    │   ├── weight  (4, 3)  float32
-    ...
+def build_tree(ckpt: NativeCheckpoint, depth: int | None = None) -> TreeNode:
+    """The tree of a file: names grouped by prefix (``.``, or ``/`` for Keras paths), leaves with
+    shape and dtype; groups below ``depth`` levels are collapsed into one summary line each.
+
+    ``str()`` of it is plain text; rich draws it styled.
+
+    >>> import numpy as np
+    >>> print(build_tree(NativeCheckpoint("m.pt", "torch", {"0.weight": np.zeros((4, 3), np.float32)})))
+    m.pt  [torch, canonical names, layout canonical]  1 tensor, 12 scalars, 48 B
+    └── 0  1 tensor, 12 scalars, 48 B
+        └── weight  (4, 3)  float32
     """
-    from rich.tree import Tree
-
     nested: Node = {}
     for name, array in ckpt.tensors.items():
         parts = name.split(ckpt.separator)
@@ -154,7 +148,7 @@ def build_tree(ckpt: NativeCheckpoint, depth: int | None = None) -> Any:
             assert isinstance(child, dict)
             node = child
         node[(False, parts[-1])] = array
-    root = Tree(_root_label(ckpt), guide_style="dim")
+    root = TreeNode(ckpt.path, (f"[{_describe(ckpt)}]", _summary(_stats(nested))), ("bold",))
     _add_nodes(root, nested, depth, 1)
     return root
 
@@ -167,14 +161,9 @@ def _plural(n: int, word: str) -> str:
     return f"{n:,} {word}" + ("" if n == 1 else "s")
 
 
-def _root_label(ckpt: NativeCheckpoint) -> Any:
-    from rich.text import Text
-
-    return Text.assemble(
-        (ckpt.path, "bold"),
-        f"  [{_describe(ckpt)}]  {_plural(len(ckpt.tensors), 'tensor')}, "
-        f"{_plural(ckpt.scalars, 'scalar')}, {human_bytes(ckpt.nbytes)}",
-    )
+def _summary(stats: tuple[int, int, int]) -> str:
+    tensors, scalars, nbytes = stats
+    return f"{_plural(tensors, 'tensor')}, {_plural(scalars, 'scalar')}, {human_bytes(nbytes)}"
 
 
 def _stats(node: Any) -> tuple[int, int, int]:
@@ -184,21 +173,14 @@ def _stats(node: Any) -> tuple[int, int, int]:
     return sum(c[0] for c in counts), sum(c[1] for c in counts), sum(c[2] for c in counts)
 
 
-def _add_nodes(tree: Any, nested: Node, depth: int | None, level: int) -> None:
-    from rich.text import Text
-
+def _add_nodes(tree: TreeNode, nested: Node, depth: int | None, level: int) -> None:
     for (is_group, key), value in nested.items():
-        if is_group:
-            tensors, scalars, nbytes = _stats(value)
-            label = Text.assemble(
-                (key, "bold cyan"),
-                f"  {_plural(tensors, 'tensor')}, {_plural(scalars, 'scalar')}, {human_bytes(nbytes)}",
-            )
-            branch = tree.add(label)
-            if depth is None or level < depth:
-                _add_nodes(branch, value, depth, level + 1)
-        else:
-            tree.add(Text.assemble((key, "green"), f"  {_shape(value)}  ", (str(value.dtype), "magenta")))
+        if not is_group:
+            tree.add(key, _shape(value), str(value.dtype), styles=("green", "", "magenta"))
+            continue
+        branch = tree.add(key, _summary(_stats(value)), styles=("bold cyan",))
+        if depth is None or level < depth:
+            _add_nodes(branch, value, depth, level + 1)
 
 
 # --- convert ----------------------------------------------------------------------------------
@@ -250,75 +232,95 @@ def max_abs_diff(a: np.ndarray, b: np.ndarray) -> float:
     return worst
 
 
+@dataclass
+class Diff:
+    """What ``diff`` found: a table row per tensor shown, counts by kind of difference, the worst value."""
+
+    table: Table
+    common: int = 0
+    only_a: int = 0
+    only_b: int = 0
+    counts: dict[str, int] = field(default_factory=lambda: {"shape": 0, "dtype": 0, "values": 0})
+    worst: float = 0.0
+
+    @property
+    def different(self) -> bool:
+        """True when the two checkpoints differ in names, shapes, dtypes or values."""
+        return bool(self.only_a or self.only_b or any(self.counts.values()))
+
+    def summary(self) -> str:
+        """One line: ``IDENTICAL: ...`` or ``DIFFERENT: ...`` with every count."""
+        c = self.counts
+        return ("DIFFERENT: " if self.different else "IDENTICAL: ") + (
+            f"{self.common} common tensors: {c['values']} with different values, {c['shape']} with "
+            f"different shapes, {c['dtype']} with different dtypes; {self.only_a} only in A, "
+            f"{self.only_b} only in B; max |A-B| {self.worst:.6g}"
+        )
+
+
+def compare(
+    a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray], atol: float = 0.0, *, only_different: bool = False,
+    step: Step = lambda name, n: None,
+) -> Diff:
+    """Compare two ``{name: array}`` states tensor by tensor (see ``unifyparams diff``).
+
+    >>> x = np.zeros(3, np.float32)
+    >>> compare({"w": x, "v": x}, {"w": x + 1}).summary()
+    'DIFFERENT: 1 common tensors: 1 with different values, 0 with different shapes, 0 with different dtypes; 1 only in A, 0 only in B; max |A-B| 1'
+    """
+    diff = Diff(Table(("name", "A", "B", "max |A-B|", "status"), right=("max |A-B|",)))
+    common = [n for n in a if n in b]
+    diff.common = len(common)
+    for name in common:
+        step(name, int(a[name].nbytes))
+        _compare_one(diff, name, a[name], b[name], atol, only_different)
+    only = [(n, a[n], "A") for n in a if n not in b] + [(n, b[n], "B") for n in b if n not in a]
+    for name, x, side in only:
+        cell = f"{_shape(x)} {x.dtype}"
+        diff.table.add_row(name, cell if side == "A" else "-", cell if side == "B" else "-", "-",
+                           (f"only in {side}", "red"))
+    diff.only_a, diff.only_b = sum(s == "A" for *_, s in only), sum(s == "B" for *_, s in only)
+    return diff
+
+
+def _compare_one(diff: Diff, name: str, x: np.ndarray, y: np.ndarray, atol: float, only_different: bool) -> None:
+    cells: list[Cell] = [name, f"{_shape(x)} {x.dtype}", f"{_shape(y)} {y.dtype}"]
+    if x.shape != y.shape:
+        diff.counts["shape"] += 1
+        diff.table.add_row(*cells, "-", ("shape differs", "red"))
+        return
+    value = max_abs_diff(x, y)
+    diff.worst = value if math.isnan(value) or math.isnan(diff.worst) else max(diff.worst, value)
+    status, style = "same", "green"
+    if math.isnan(value) or value > atol:
+        diff.counts["values"] += 1
+        status, style = "values differ", "red"
+    elif x.dtype != y.dtype:
+        diff.counts["dtype"] += 1
+        status, style = "dtype differs", "yellow"
+    if status != "same" or not only_different:
+        diff.table.add_row(*cells, f"{value:.6g}", (status, style))
+
+
 def cmd_diff(args: argparse.Namespace) -> int:
     """Compare two checkpoints; exit 0 when identical (within ``--atol``), 1 when they differ."""
-    from rich.table import Table
     from rich.text import Text
 
     left, right = read(args.a, args.format_a), read(args.b, args.format_b)
     a, b = left.expanded(), right.expanded()
-    only_a = [n for n in a if n not in b]
-    only_b = [n for n in b if n not in a]
-    common = [n for n in a if n in b]
-    table = Table()
-    for column in ("name", "A", "B", "max |A-B|", "status"):
-        table.add_column(column, justify="right" if column == "max |A-B|" else "left")
-    counts = {"shape": 0, "dtype": 0, "values": 0}
-    worst = 0.0
-    nbytes = sum(int(a[n].nbytes) for n in common)
-    with progress("comparing", len(common), nbytes) as step:
-        for name in common:
-            x, y = a[name], b[name]
-            step(name, int(x.nbytes))
-            cells: list[Any] = [Text(name), f"{_shape(x)} {x.dtype}", f"{_shape(y)} {y.dtype}"]
-            if x.shape != y.shape:
-                counts["shape"] += 1
-                table.add_row(*cells, "-", Text("shape differs", style="red"))
-                continue
-            diff = max_abs_diff(x, y)
-            worst = diff if math.isnan(diff) or math.isnan(worst) else max(worst, diff)
-            status, style = "same", "green"
-            if math.isnan(diff) or diff > args.atol:
-                counts["values"] += 1
-                status, style = "values differ", "red"
-            elif x.dtype != y.dtype:
-                counts["dtype"] += 1
-                status, style = "dtype differs", "yellow"
-            if status != "same" or not args.only_different:
-                table.add_row(*cells, f"{diff:.6g}", Text(status, style=style))
-    for name in only_a:
-        table.add_row(
-            Text(name), f"{_shape(a[name])} {a[name].dtype}", "-", "-", Text("only in A", style="red")
-        )
-    for name in only_b:
-        table.add_row(
-            Text(name), "-", f"{_shape(b[name])} {b[name].dtype}", "-", Text("only in B", style="red")
-        )
+    nbytes = sum(int(a[n].nbytes) for n in a if n in b)
+    with progress("comparing", sum(1 for n in a if n in b), nbytes) as step:
+        diff = compare(a, b, args.atol, only_different=args.only_different, step=step)
     console = _console()
     console.print(
         Text(f"A = {left.path}  [{_describe(left)}]\nB = {right.path}  [{_describe(right)}]", style="bold")
     )
-    console.print(table)
+    console.print(diff.table)
     if left.layout != right.layout:
-        console.print(
-            Text(
-                f"note: the layouts differ (A {left.layout}, B {right.layout}); values are compared as stored",
-                style="yellow",
-            )
-        )
-    differ = bool(only_a or only_b or any(counts.values()))
-    summary = (
-        f"{len(common)} common tensors: {counts['values']} with different values, {counts['shape']} with "
-        f"different shapes, {counts['dtype']} with different dtypes; {len(only_a)} only in A, "
-        f"{len(only_b)} only in B; max |A-B| {worst:.6g}"
-    )
-    console.print(
-        Text(
-            ("DIFFERENT: " if differ else "IDENTICAL: ") + summary,
-            style="bold red" if differ else "bold green",
-        )
-    )
-    return 1 if differ else 0
+        note = f"note: the layouts differ (A {left.layout}, B {right.layout}); values are compared as stored"
+        console.print(Text(note, style="yellow"))
+    console.print(Text(diff.summary(), style="bold red" if diff.different else "bold green"))
+    return 1 if diff.different else 0
 
 
 # --- entry point ------------------------------------------------------------------------------
@@ -326,16 +328,15 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand but ``conformance`` (which parses its own)."""
     parser = argparse.ArgumentParser(prog="unifyparams", description="One interface for NN parameters.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    formats = list(FORMATS)
-    fmt_help = "file format, when the suffix does not tell: " + "; ".join(
-        f"{k}: {v}" for k, v in FORMATS.items()
-    )
+    known = formats()
+    fmt_names = list(known)
+    fmt_help = "file format, when the suffix does not tell: " + "; ".join(f"{k}: {v}" for k, v in known.items())
 
     p = sub.add_parser(
         "inspect", help="print the tree of a checkpoint (names, shapes, dtypes, totals, ties, metadata)"
     )
     p.add_argument("path", help="checkpoint file (.safetensors, index or folder, .pt, .params, .weights.h5)")
-    p.add_argument("--format", choices=formats, help=fmt_help)
+    p.add_argument("--format", choices=fmt_names, help=fmt_help)
     p.add_argument("--depth", type=int, help="collapse groups deeper than this many levels")
     p.set_defaults(run=cmd_inspect)
 
@@ -344,7 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "dst", help="destination: .safetensors (ours, with metadata) or .pt/.pth (canonical sources only)"
     )
-    p.add_argument("--format", choices=formats, help="format of SRC; " + fmt_help)
+    p.add_argument("--format", choices=fmt_names, help="format of SRC; " + fmt_help)
     p.add_argument("-f", "--force", action="store_true", help="replace DST if it exists")
     p.set_defaults(run=cmd_convert)
 
@@ -353,8 +354,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("a")
     p.add_argument("b")
-    p.add_argument("--format-a", choices=formats, help="format of A")
-    p.add_argument("--format-b", choices=formats, help="format of B")
+    p.add_argument("--format-a", choices=fmt_names, help="format of A")
+    p.add_argument("--format-b", choices=fmt_names, help="format of B")
     p.add_argument(
         "--atol", type=float, default=0.0, help="values within this absolute difference count as equal"
     )

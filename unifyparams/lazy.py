@@ -16,7 +16,7 @@ an eager model of the same shapes gets.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,52 +26,31 @@ from .access import params
 from .errors import NotMaterializedError, UnifyParamsError
 from .param import format_shape
 from .paramset import ParamSet
+from .pending_work import initializer_for, settle
 from .registry import adapter_for
-
-#: Called with the model's ParamSet after shapes become known; returns the names it filled.
-PendingApplier = Callable[[ParamSet], list[str]]
-_appliers: list[PendingApplier] = []
-
-
-def register_pending_applier(applier: PendingApplier) -> None:
-    """Register a function that fills waiting parameters once their shapes are known."""
-    if applier not in _appliers:
-        _appliers.append(applier)
 
 
 def apply_waiting(model: Any) -> list[str]:
-    """Run every registered applier on ``model``'s parameters (waiting initializers), then make
-    waiting ties (a tie's target then shares its source's storage and values); the names filled."""
-    from .tying import apply_waiting_ties
-
-    ps = params(model)
-    done: list[str] = []
-    for applier in _appliers:
-        done += applier(ps)
-    apply_waiting_ties(model)
-    return done
+    """Deprecated: :func:`unifyparams.pending_work.settle` (pending initializers, then pending ties)."""
+    warnings.warn("apply_waiting is deprecated; use unifyparams.pending_work.settle", DeprecationWarning, stacklevel=2)
+    return settle(model)
 
 
 @dataclass(frozen=True)
 class Pending:
-    """A parameter whose shape is not fully known yet."""
+    """A parameter whose shape is not fully known yet, with the initializer pending for it.
+
+    >>> str(Pending("0.weight", (256, None)))
+    '0.weight (256, ?)'
+    """
 
     name: str
     shape: tuple[int | None, ...]
     initializer: Any = None
 
     def __str__(self) -> str:
-        waiting = f", waiting initializer {self.initializer!r}" if self.initializer is not None else ""
-        return f"{self.name} {format_shape(self.shape)}{waiting}"
-
-
-#: Returns the initializer waiting for a parameter, if any (set by the initialization module).
-_waiting_lookup: list[Callable[[Any], Any]] = []
-
-
-def register_waiting_lookup(lookup: Callable[[Any], Any]) -> None:
-    if lookup not in _waiting_lookup:
-        _waiting_lookup.append(lookup)
+        init = f", pending initializer {self.initializer!r}" if self.initializer is not None else ""
+        return f"{self.name} {format_shape(self.shape)}{init}"
 
 
 def is_materialized(model: Any) -> bool:
@@ -81,17 +60,13 @@ def is_materialized(model: Any) -> bool:
 
 
 def pending(model: Any) -> dict[str, Pending]:
-    """Parameters whose shape is still unknown, with the initializers waiting for them."""
+    """Parameters whose shape is still unknown, with the initializers pending for them."""
     result = {}
     for name, p in params(model).items():
         if p.materialized:
             continue
-        init = None
-        for lookup in _waiting_lookup:
-            init = lookup(p)
-            if init is not None:
-                break
-        result[name] = Pending(name, p.shape, init)
+        entry = initializer_for(p)
+        result[name] = Pending(name, p.shape, entry.initializer if entry is not None else None)
     return result
 
 
@@ -102,14 +77,16 @@ def materialize(model: Any, *example_inputs: Any, input_shape: tuple[int, ...] |
     channels-last Keras model) or ``input_shape`` (zeros of that shape, float32). A PyTorch model
     on the meta device infers its shapes there, holding no memory (see the parameter count and
     tree of a model too large for the machine); ``materialize(model)`` with no inputs then
-    allocates it on the CPU with PyTorch's default initialization, then any waiting initializers. Initializers recorded with :func:`unifyparams.initialize` are applied afterwards.
+    allocates it on the CPU with PyTorch's default initialization. Initializers recorded with
+    :func:`unifyparams.initialize`, then ties recorded with :func:`unifyparams.tie`, are applied
+    afterwards (:func:`unifyparams.pending_work.settle`).
     """
     adapter = adapter_for(model)
     if not example_inputs and input_shape is None:
         ps = params(model)
         if ps and all(p.size is not None for p in ps.values()) and not adapter.has_unbuilt(model):
             adapter.allocate(model)  # shapes known, memory not (PyTorch's meta device)
-            apply_waiting(model)
+            settle(model, final=True)  # pending initializers, then pending ties
             return params(model)
         raise UnifyParamsError(
             "materialize needs example inputs or input_shape while shapes are unknown; received neither. "
@@ -129,7 +106,7 @@ def materialize(model: Any, *example_inputs: Any, input_shape: tuple[int, ...] |
             f"running {type(model).__name__} on inputs of shape {shape} to infer parameter shapes failed: "
             f"{exc}. Check the input's rank and feature size against the model's first layer."
         ) from exc
-    apply_waiting(model)
+    settle(model, final=True)  # pending initializers, then pending ties
     ps = params(model)
     unknown = [n for n, p in ps.items() if p.size is None]
     if unknown:

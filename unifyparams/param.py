@@ -1,9 +1,11 @@
 """One parameter of any framework, seen in the canonical name space and layout.
 
->>> p = up.params(net)["0.weight"]            # doctest: +SKIP
->>> p.shape, p.dtype, p.backend               # doctest: +SKIP
-((256, 20), dtype('float32'), 'keras')
->>> p.update(lambda w: w + 1); p[0, 0] = 42   # doctest: +SKIP
+>>> p = up.params(net)["0.weight"]            # the NumPy model stores this kernel (in, out)
+>>> p.shape, p.dtype, p.native_shape          # canonical (out, in), as in PyTorch
+((4, 3), dtype('float32'), (3, 4))
+>>> p.update(lambda w: w + 1); p[0, 0] = 42
+>>> float(p.numpy()[0, 0]), float(net.layers[0].kernel.value[0, 0])
+(42.0, 42.0)
 """
 
 from __future__ import annotations

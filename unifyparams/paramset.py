@@ -1,9 +1,12 @@
 """An ordered, read-only mapping of canonical names to :class:`~unifyparams.param.Param`.
 
->>> ps = up.params(net)                                   # doctest: +SKIP
->>> list(ps.select("*.weight"))                           # doctest: +SKIP
-['0.weight', '2.weight']
->>> ps.load({k: v * 0 for k, v in ps.numpy().items()})    # doctest: +SKIP
+>>> ps = up.params(net)
+>>> list(ps.select("*.weight"))
+['0.weight', '1.weight', '2.weight']
+>>> ps.load({k: v * 0 for k, v in ps.numpy().items()}).missing
+[]
+>>> float(abs(ps["2.weight"].numpy()).max())
+0.0
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from .display import TreeNode, block_tree
 from .errors import (
     LoadError,
     ParameterNotFoundError,
@@ -26,7 +30,6 @@ from .errors import (
 from .param import Param
 from .storage import overlapping
 from .transaction import write_all
-from .tree import render
 from .values import state_problems
 
 
@@ -185,15 +188,34 @@ class ParamSet(Mapping[str, Param]):
             raise LoadError("nothing was loaded; " + " ".join(malformed))
         missing = [n for n in self._params if n not in state]
         unexpected = [n for n in state if n not in self._params]
+        problems = self._name_problems(missing, unexpected) if strict else []
+        prepared = self._prepare(state, cast, problems)
+        problems += self._overlap_problems(prepared)
+        problems += self._incomplete_lazy_blocks(prepared)
+        if problems:
+            raise LoadError(
+                "nothing was loaded; " + f"{len(problems)} problem(s):\n  - " + "\n  - ".join(problems)
+            )
+        write_all([(self._params[name], value) for name, value in prepared.items()], atomic=atomic, what="load", finish=finish)
+        return LoadReport(loaded=list(prepared), missing=missing, unexpected=unexpected)
+
+    def _name_problems(self, missing: list[str], unexpected: list[str]) -> list[str]:
+        """What a strict load says about names the state lacks or the model lacks."""
         problems: list[str] = []
-        if strict and missing:
+        if missing:
             problems.append(f"missing {len(missing)} name(s): {describe_names(missing)}")
-        if strict and unexpected:
+        if unexpected:
             hint = ""
-            if unexpected and self._params:
+            if self._params:
                 hint = f" (closest to {unexpected[0]!r}: {describe_names(closest_names(unexpected[0], self._params), 3)})"
             problems.append(f"unexpected {len(unexpected)} name(s): {describe_names(unexpected)}{hint}")
+        return problems
 
+    def _prepare(self, state: Mapping[str, Any], cast: bool, problems: list[str]) -> dict[str, np.ndarray]:
+        """Each value checked and in its native layout, one per storage (tied names must agree).
+
+        What is wrong is appended to ``problems``.
+        """
         prepared: dict[str, np.ndarray] = {}
         by_storage: dict[Any, tuple[str, np.ndarray]] = {}
         for name, p in self._params.items():
@@ -215,20 +237,16 @@ class ParamSet(Mapping[str, Param]):
                 continue
             by_storage[key] = (name, native)
             prepared[name] = native
+        return prepared
 
-        for a, b in overlapping(self._params[n] for n in prepared):
-            problems.append(
-                f"{a!r} and {b!r} are overlapping but different views of one memory (not a tie): writing "
-                f"both would leave part of one with the other's values. Load only one of them (leave the "
-                f"other out of the state and pass strict=False), or give one its own memory in the model first"
-            )
-        problems += self._incomplete_lazy_blocks(prepared)
-        if problems:
-            raise LoadError(
-                "nothing was loaded; " + f"{len(problems)} problem(s):\n  - " + "\n  - ".join(problems)
-            )
-        write_all([(self._params[name], value) for name, value in prepared.items()], atomic=atomic, what="load", finish=finish)
-        return LoadReport(loaded=list(prepared), missing=missing, unexpected=unexpected)
+    def _overlap_problems(self, prepared: Mapping[str, np.ndarray]) -> list[str]:
+        """Names that are overlapping but different views of one memory cannot both be written."""
+        return [
+            f"{a!r} and {b!r} are overlapping but different views of one memory (not a tie): writing "
+            f"both would leave part of one with the other's values. Load only one of them (leave the "
+            f"other out of the state and pass strict=False), or give one its own memory in the model first"
+            for a, b in overlapping(self._params[n] for n in prepared)
+        ]
 
     def _incomplete_lazy_blocks(self, prepared: Mapping[str, np.ndarray]) -> list[str]:
         """A block whose parameters wait for their shapes must be loaded whole: its framework
@@ -249,13 +267,22 @@ class ParamSet(Mapping[str, Param]):
         return problems
 
     # --- display --------------------------------------------------------------------------
-    def tree(self) -> str:
+    def tree_model(self) -> TreeNode:
+        """The tree of blocks and parameters as data (see :mod:`unifyparams.display`)."""
         n = len(self._params)
         title = f"{self._title or 'model'}  {self.backend} · {n} tensors · {self.count():,} scalars"
-        return render(list(self._params.values()), title)
+        return block_tree(list(self._params.values()), title)
+
+    def tree(self) -> str:
+        """The tree of blocks and parameters as plain text (``print(ps)`` prints it)."""
+        return str(self.tree_model())
 
     def __str__(self) -> str:
         return self.tree()
+
+    def __rich__(self) -> Any:
+        """The same tree drawn by rich (``rich.print(ps)``)."""
+        return self.tree_model().__rich__()
 
     def __repr__(self) -> str:
         names = describe_names(list(self._params), 4)

@@ -27,6 +27,8 @@ _instances: dict[str, Adapter] = {}
 _by_type: dict[type, Adapter] = {}
 _entry_points: dict[str, metadata.EntryPoint] = {}
 _extra: dict[str, type[Adapter]] = {}
+#: Entry points whose adapter class failed to load, with the error to raise when one is asked for.
+_broken: dict[str, AdapterUnavailableError] = {}
 
 
 def _discover() -> dict[str, type[Adapter]]:
@@ -40,19 +42,16 @@ def _discover() -> dict[str, type[Adapter]]:
                 try:
                     cls = ep.load()
                 except Exception as exc:  # a broken third-party adapter must not break the rest
-                    found_error = AdapterUnavailableError(
+                    _broken[ep.name] = AdapterUnavailableError(
                         f"adapter {ep.name!r} ({ep.value}) failed to load: {exc!r}. "
                         f"Reinstall the package that provides it."
                     )
-                    _broken[ep.name] = found_error
                     continue
                 found[ep.name] = cls
             found.update(_extra)
             _classes = found
         return _classes
 
-
-_broken: dict[str, AdapterUnavailableError] = {}
 
 
 def register_adapter(cls: type[Adapter], name: str | None = None) -> None:

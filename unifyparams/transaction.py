@@ -1,7 +1,7 @@
 """The one place that writes many parameters: all or nothing, on every backend.
 
 Every API that writes values (``ParamSet.load``, ``Param.set``/``update``/``[...] =``,
-``up.initialize``, ``up.port``, ``up.load``, waiting initializers applied at materialization)
+``up.initialize``, ``up.port``, ``up.load``, pending initializers applied at materialization)
 hands its prepared values to :func:`write_all`, which
 
 1. asks the adapter whether each parameter can be written (:meth:`Adapter.check_writable
@@ -30,6 +30,8 @@ says which.
 
 from __future__ import annotations
 
+import itertools
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -37,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .errors import WriteError, describe_names
+from .lifetime import ObjectMap
 from .storage import overlapping
 
 if TYPE_CHECKING:
@@ -44,14 +47,66 @@ if TYPE_CHECKING:
 
 #: Callbacks queued while a write gives values to parameters that had none (see :func:`after_write`).
 _queued: list[list[Callable[[], object]]] = []
-#: Called with each parameter that had no values once a write gave it values and succeeded.
+#: Parameters a successful write gave their first values: owner -> {leaf: write number}. Kept on the
+#: owner's lifetime (:mod:`unifyparams.lifetime`); read by :func:`filled_since`.
+_filled: ObjectMap[dict[str, int]] = ObjectMap()
+_write_numbers = itertools.count(1)
+_last_write = 0
+#: Deprecated: hooks registered with :func:`register_filled_hook`.
 _on_filled: list[Callable[[Param], None]] = []
 
 
+def owner_and_leaf(p: Param) -> tuple[Any, str]:
+    """What stays the same for a parameter across materialization in every framework: its owning
+    block and leaf name (a Keras variable does not exist before build, a PyTorch lazy tensor changes
+    class); the native object itself for an adapter that reports no block.
+
+    >>> owner_and_leaf(up.params(net)["0.weight"])   # doctest: +SKIP
+    (Linear(in_features=20, out_features=256, bias=True), 'weight')
+    """
+    block = p.slot.block
+    return (p.native, "") if block is None else (block, p.slot.leaf)
+
+
+def write_number() -> int:
+    """The number of the last successful write that gave a parameter its first values (0: none yet).
+
+    >>> before = write_number(); filled_since(p, before)   # doctest: +SKIP
+    False
+    """
+    return _last_write
+
+
+def filled_since(p: Param, number: int) -> bool:
+    """True when a successful write gave ``p`` its first values after write ``number``
+    (:func:`write_number`): a value written wins over an initializer pending for ``p``.
+
+    >>> filled_since(up.params(lazy)["0.weight"], 0)   # doctest: +SKIP
+    False
+    """
+    owner, leaf = owner_and_leaf(p)
+    return (_filled.get(owner) or {}).get(leaf, 0) > number
+
+
+def _note_filled(filled: list[Param]) -> None:
+    global _last_write
+    for p in filled:
+        owner, leaf = owner_and_leaf(p)
+        _last_write = next(_write_numbers)
+        _filled.setdefault(owner, dict)[leaf] = _last_write
+        for hook in _on_filled:
+            hook(p)
+
+
 def register_filled_hook(hook: Callable[[Param], None]) -> None:
-    """Call ``hook(param)`` for every parameter that had no values and was given values by a
-    successful :func:`write_all` (initialization drops the initializer waiting for it: the value
-    written wins)."""
+    """Deprecated: call ``hook(param)`` for every parameter a successful write gave its first
+    values. Use :func:`filled_since` instead (the record stays with the parameter's block).
+
+    >>> register_filled_hook(print)   # doctest: +SKIP
+    """
+    warnings.warn(
+        "register_filled_hook is deprecated; use unifyparams.transaction.filled_since", DeprecationWarning, stacklevel=2
+    )
     if hook not in _on_filled:
         _on_filled.append(hook)
 
@@ -62,8 +117,11 @@ def after_write(callback: Callable[[], object]) -> None:
 
     Frameworks announce that a lazy layer got its shapes (the hooks behind
     :meth:`Adapter.on_materialized <unifyparams.adapter.Adapter.on_materialized>`) also when a load
-    gives it values; waiting initializers and ties must not run in the middle of a write that may
-    still be taken back.
+    gives it values; pending initializers and ties (:mod:`unifyparams.pending_work`) must not run in the
+    middle of a write that may still be taken back.
+
+    >>> after_write(lambda: print("now"))   # no write under way: runs at once
+    now
     """
     if _queued:
         _queued[-1].append(callback)
@@ -85,7 +143,7 @@ def _holding_callbacks(active: bool) -> Iterator[list[Callable[[], object]]]:
 
 
 class _NoValues:
-    """Snapshot of a parameter that held no values (lazy): restoring puts it back waiting."""
+    """Snapshot of a parameter that held no values (lazy): restoring puts it back pending."""
 
     def __repr__(self) -> str:
         return "<no values>"
@@ -229,10 +287,7 @@ def write_all(
                 if not isinstance(exc, Exception):
                     raise
                 raise failed from exc
-    filled = [p for (p, _), waits in zip(items, lazy) if waits]
-    for p in filled:
-        for hook in _on_filled:
-            hook(p)
+    _note_filled([p for (p, _), waits in zip(items, lazy) if waits])
     for callback in queue:
         callback()
 
@@ -316,4 +371,7 @@ def _finish_failure(
     )
 
 
-__all__ = ["NO_VALUES", "after_write", "refusals", "register_filled_hook", "write_all"]
+__all__ = [
+    "NO_VALUES", "after_write", "filled_since", "owner_and_leaf", "refusals", "register_filled_hook", "write_all",
+    "write_number",
+]

@@ -12,129 +12,14 @@ layer called twice) are seen the same way as ties made here.
 
 from __future__ import annotations
 
-import weakref
+import warnings
 from typing import Any
 
+from . import pending_work
 from .access import params
-from .errors import TieError, closest_names, describe_names
+from .errors import TieError, describe_names
 from .param import Param, format_shape
-from .paramset import ParamSet
-from .transaction import after_write
-
-
-def _resolve(ps: ParamSet, name: str) -> dict[str, Param]:
-    """``{leaf: Param}`` for a parameter name (leaf ``""``) or a block prefix."""
-    if name in ps:
-        return {"": ps[name]}
-    prefix = name + "."
-    found = {n[len(prefix) :]: p for n, p in ps.items() if n.startswith(prefix)}
-    if not found:
-        raise TieError(
-            f"{name!r} is neither a parameter nor a block of this model; closest names: "
-            f"{describe_names(closest_names(name, ps))}"
-        )
-    return found
-
-
-def _check_pair(target: Param, source: Param) -> None:
-    problems = []
-    if target.shape != source.shape:
-        problems.append(f"canonical shapes differ: {format_shape(source.shape)} vs {format_shape(target.shape)}")
-    if target.dtype != source.dtype:
-        problems.append(f"dtypes differ: {source.dtype} vs {target.dtype}")
-    if not problems and (target.native_shape != source.native_shape or target.layout.tag != source.layout.tag):
-        problems.append(
-            f"the framework stores them in different layouts ({source.layout.tag} {format_shape(source.native_shape)} "
-            f"vs {target.layout.tag} {format_shape(target.native_shape)}), so one storage cannot serve both"
-        )
-    if problems:
-        raise TieError(
-            f"cannot tie {target.name!r} to {source.name!r}: " + "; ".join(problems) + ". Nothing was changed."
-        )
-
-
-def check_pairs(pairs: list[tuple[Param, Param]]) -> list[str]:
-    """Every reason a ``(source, target)`` pair cannot be tied (shapes, dtypes, native layouts, and the
-    adapter's own :meth:`~unifyparams.adapter.Adapter.check_tie`: parameter vs buffer, devices...),
-    for all pairs at once; nothing is changed."""
-    problems = []
-    for src, dst in pairs:
-        try:
-            _check_pair(dst, src)
-            reason = src.adapter.check_tie(dst.slot, src.slot)
-        except TieError as exc:
-            problems.append(str(exc).removesuffix(" Nothing was changed."))
-            continue
-        if reason:
-            problems.append(f"cannot tie {dst.name!r} to {src.name!r}: {reason}.")
-    return problems
-
-
-class TiePlan:
-    """Ties checked and ready to make, all or nothing: :meth:`apply` makes them (undoing those it made
-    if the framework refuses one), :meth:`undo` takes them back (``up.load`` does, when the values
-    written with them are refused)."""
-
-    def __init__(self, model: Any, pairs: list[tuple[Param, Param]]):
-        self.model = model
-        self.pairs = [(src, dst) for src, dst in pairs if src.storage_key != dst.storage_key]
-        self.made: list[tuple[Param, Param]] = []
-
-    @classmethod
-    def checked(cls, model: Any, pairs: list[tuple[Param, Param]]) -> TiePlan:
-        """The plan for ``pairs`` after checking every one; :class:`TieError` listing every problem."""
-        problems = check_pairs(pairs)
-        if problems:
-            raise TieError(" ".join(problems) + " Nothing was changed.")
-        return cls(model, pairs)
-
-    def apply(self) -> list[tuple[str, str]]:
-        """Make every tie; ``(source, target)`` names. If the framework refuses one part way, the ties
-        already made are undone and a :class:`TieError` says whether that was verified."""
-        try:
-            for src, dst in self.pairs:
-                src.adapter.tie(self.model, dst.slot, src.slot)
-                self.made.append((src, dst))
-        except Exception as exc:
-            src, dst = self.pairs[len(self.made)]
-            failed = self.undo()
-            what = f"{dst.name!r} to {src.name!r}"
-            outcome = (
-                "the ties made before it were undone (verified); nothing was changed"
-                if not failed
-                else f"undoing the ties made before it failed for {describe_names(failed)}, which stay tied"
-            )
-            raise TieError(f"the framework refused to tie {what}: {exc}; {outcome}.") from exc
-        return [(src.name, dst.name) for src, dst in self.made]
-
-    def undo(self) -> list[str]:
-        """Give every target tied by :meth:`apply` its own previous parameter object back (values as
-        they were); the names that could not be, verified by identity."""
-        failed = []
-        for _src, dst in reversed(self.made):
-            try:
-                now = params(self.model)[dst.name]
-                dst.adapter.tie(self.model, now.slot, dst.slot)  # the old object takes its place back
-                ok = params(self.model)[dst.name].native is dst.native
-            except Exception:
-                ok = False
-            if not ok:
-                failed.append(dst.name)
-        self.made = []
-        return failed
-
-
-def tie_pairs(model: Any, source: str, target: str) -> list[tuple[Param, Param]]:
-    """The ``(source, target)`` parameter pairs that tying block or parameter ``target`` to ``source`` means."""
-    ps = params(model)
-    sources = _resolve(ps, source)
-    targets = _resolve(ps, target)
-    if set(sources) != set(targets):
-        raise TieError(
-            f"cannot tie block {target!r} to block {source!r}: their parameters differ "
-            f"({describe_names(sorted(targets))} vs {describe_names(sorted(sources))}). Nothing was changed."
-        )
-    return [(sources[leaf], targets[leaf]) for leaf in sources]
+from .tieplan import TiePlan, check_pairs, resolve, tie_pairs
 
 
 def tie(model: Any, source: str, target: str) -> list[tuple[str, str]]:
@@ -153,14 +38,11 @@ def tie(model: Any, source: str, target: str) -> list[tuple[str, str]]:
 
 
 # --- ties made before the shapes are known -----------------------------------------------------------
-#: id(model) -> (weak reference to the model, [(source name, target name)]): ties waiting for shapes.
-_waiting_ties: dict[int, tuple[Any, list[tuple[str, str]]]] = {}
-
-
 def _tie_later(model: Any, pairs: list[tuple[Param, Param]]) -> list[tuple[str, str]]:
-    """Record ties whose shapes are not known yet; they are made as soon as both sides have their
-    shapes, before the values are used (through the adapter's materialization hook), and by
-    :func:`unifyparams.materialize`. Known dimensions must already agree."""
+    """Record ties whose shapes are not known yet (:mod:`unifyparams.pending_work`); they are made as
+    soon as both sides have their shapes, after the pending initializers and before the values are
+    used (through the adapter's materialization hook), and by :func:`unifyparams.materialize`.
+    Known dimensions must already agree."""
     for src, dst in pairs:
         known = all(a is None or b is None or a == b for a, b in zip(src.shape, dst.shape))
         if len(src.shape) != len(dst.shape) or not known or src.dtype != dst.dtype:
@@ -168,46 +50,25 @@ def _tie_later(model: Any, pairs: list[tuple[Param, Param]]) -> list[tuple[str, 
                 f"cannot tie {dst.name!r} {format_shape(dst.shape)} {dst.dtype} to {src.name!r} "
                 f"{format_shape(src.shape)} {src.dtype}: their known dimensions or dtypes differ. Nothing was changed."
             )
-    entry = _waiting_ties.get(id(model))
-    if entry is None or entry[0]() is not model:
-        try:
-            ref: Any = weakref.ref(model)
-        except TypeError:
-            ref = lambda: model  # noqa: E731
-        entry = _waiting_ties[id(model)] = (ref, [])
     names = [(src.name, dst.name) for src, dst in pairs]
-    entry[1].extend(n for n in names if n not in entry[1])
-    adapter = pairs[0][0].adapter
-
-    def tie_when_known() -> None:
-        from .lazy import apply_waiting
-
-        after_write(lambda: apply_waiting(model))  # waiting initializers first, then the ties; not mid-write
-
-    adapter.on_materialized(model, tie_when_known)
+    pending_work.record_ties(model, names)
+    pending_work.watch(model, pairs[0][0].adapter)
     return names
 
 
-def apply_waiting_ties(model: Any) -> list[tuple[str, str]]:
-    """Make the recorded ties whose two sides now have their values; the ties made."""
-    entry = _waiting_ties.get(id(model))
-    if entry is None or entry[0]() is not model:
-        return []
-    ps = params(model)
-    done = []
-    for source, target in list(entry[1]):
-        if source in ps and target in ps and ps[source].materialized and ps[target].materialized:
-            entry[1].remove((source, target))
-            done += tie(model, source, target)
-    if not entry[1]:
-        _waiting_ties.pop(id(model), None)
-    return done
+def pending_ties(model: Any) -> list[tuple[str, str]]:
+    """Ties recorded on ``model`` that wait for its shapes.
+
+    >>> up.tie(lazy, "0.bias", "1.bias"); up.pending_ties(lazy)   # doctest: +SKIP
+    [('0.bias', '1.bias')]
+    """
+    return pending_work.pending_ties(model)
 
 
 def waiting_ties(model: Any) -> list[tuple[str, str]]:
-    """Ties recorded on ``model`` that wait for its shapes."""
-    entry = _waiting_ties.get(id(model))
-    return list(entry[1]) if entry is not None and entry[0]() is model else []
+    """Deprecated name of :func:`pending_ties` ("pending" is the one word for what waits for shapes)."""
+    warnings.warn("up.waiting_ties is deprecated; use up.pending_ties", DeprecationWarning, stacklevel=2)
+    return pending_work.pending_ties(model)
 
 
 def untie(model: Any, name: str) -> list[str]:
@@ -217,7 +78,7 @@ def untie(model: Any, name: str) -> list[str]:
     the framework refuses one part way, those already untied are tied back.
     """
     ps = params(model)
-    chosen = _resolve(ps, name)
+    chosen = resolve(ps, name)
     shared = [p for p in chosen.values() if p.shared_with]
     if not shared:
         raise TieError(f"{name!r} shares no storage with another parameter; nothing to untie")
@@ -249,6 +110,9 @@ def ties(model: Any) -> list[tuple[str, ...]]:
     """Groups of names that share one storage, whoever created them (natively or with :func:`tie`).
 
     Ties recorded before the shapes were known are listed once they are made; see
-    :func:`waiting_ties` for those still waiting.
+    :func:`pending_ties` for those still pending.
     """
     return params(model).storage_groups()
+
+
+__all__ = ["TiePlan", "check_pairs", "pending_ties", "tie", "tie_pairs", "ties", "untie", "waiting_ties"]

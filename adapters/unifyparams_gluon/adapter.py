@@ -13,6 +13,7 @@ mode (``npx.set_np()``), and with deferred initialization (unknown dimensions re
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, ClassVar
 
@@ -20,10 +21,11 @@ import numpy as np
 
 from unifyparams import Adapter, Slot
 from unifyparams.adapter import family_by_class
-from unifyparams.errors import NotMaterializedError, TieError, UnifyParamsError
+from unifyparams.common import calling_after, check_loss, primary_output
+from unifyparams.errors import NotMaterializedError, UnifyParamsError
 from unifyparams.layouts import Shape
 
-from . import naming, running, sharing, structure
+from . import native_files, rules, running, sharing, structure
 from .compat import INSTALL_HINT, import_mxnet
 
 
@@ -34,11 +36,8 @@ class GluonAdapter(Adapter):
     framework_module: ClassVar[str] = "mxnet"
     install_hint: ClassVar[str] = INSTALL_HINT
     priority: ClassVar[int] = 0
-    builders: ClassVar[str] = "unifyparams_gluon.builders:GluonModels"
     #: Gluon ``.params`` files, read with MXNet's binary reader (no pickle).
-    native_files: ClassVar[Mapping[str, Mapping[str, str]]] = {
-        "gluon": {"read": "unifyparams_gluon.native_files:read_gluon"},
-    }
+    native_files: ClassVar[Mapping[str, Mapping[str, str]]] = native_files.FORMATS
 
     def __init__(self) -> None:
         self.mx = import_mxnet()  # applies the numpy.bool shim; AdapterUnavailableError if it cannot load
@@ -155,10 +154,6 @@ class GluonAdapter(Adapter):
         grads = [g.asnumpy() for g in native._grad]
         return grads[0] if len(grads) == 1 else np.sum(grads, axis=0)
 
-    def to_numpy(self, value: Any) -> np.ndarray:
-        value = running.primary_output(value)
-        return value.asnumpy() if hasattr(value, "asnumpy") else np.asarray(value)
-
     # --- running the model ----------------------------------------------------------------------
     def backward(self, model: Any, inputs: tuple[Any, ...], loss: Callable[[Any], Any] | None = None) -> None:
         """``autograd.record()`` forward (training mode, Gluon's default), then
@@ -169,14 +164,9 @@ class GluonAdapter(Adapter):
             args = running.as_inputs(model, inputs)
             self._zero_grads(model)
             with self.autograd.record():
-                out = running.primary_output(model(*args))
+                out = primary_output(model(*args))
                 value = out.sum() if loss is None else loss(out)
-                if not isinstance(value, self.mx.nd.NDArray) or value.size != 1:
-                    got = tuple(value.shape) if isinstance(value, self.mx.nd.NDArray) else type(value).__name__
-                    raise UnifyParamsError(
-                        f"the loss must return a one-element MXNet array; received {got}. "
-                        f"Reduce it, e.g. loss=lambda out: ((out - target) ** 2).mean()."
-                    )
+                check_loss(value, self.mx.nd.NDArray, "MXNet")
             value.backward()
 
     def _zero_grads(self, model: Any) -> None:
@@ -186,37 +176,29 @@ class GluonAdapter(Adapter):
                     for g in param._grad:
                         g[:] = 0
 
-    def materialize(self, model: Any, inputs: tuple[np.ndarray, ...]) -> None:
+    def infer_shapes(self, model: Any, inputs: tuple[np.ndarray, ...]) -> None:
         """One forward pass, not recorded and in inference mode, resolves deferred shapes.
 
         Parameters never initialized get Gluon's ``initialize()`` first (Gluon runs nothing before
-        it); initialized ones keep their values. A failure raises NotMaterializedError naming the
-        block it happened in.
+        it); initialized ones keep their values.
         """
         for param in running.parameters(model):
             if param._data is None and not param._deferred_init:
                 param.initialize()
-        shapes = [tuple(np.shape(x)) for x in inputs]
-        with running.model_mode(model), running.BlockTracker(model) as tracker:
-            try:
-                with self.autograd.pause(train_mode=False):
-                    model(*running.as_inputs(model, inputs))
-            except Exception as exc:
-                where = tracker.failed(exc) or f"model {type(model).__name__}"
-                waiting = sorted({s.name.rsplit(".", 1)[0] for s in self.walk(model) if s.native._data is None})
-                still = f"; blocks still waiting for shapes: {', '.join(waiting[:5])}" if waiting else ""
-                raise NotMaterializedError(
-                    f"running {type(model).__name__} on inputs of shape {shapes} to infer parameter shapes "
-                    f"failed in {where}{still}: {running.short_error(exc)}. Check the input's rank and "
-                    f"feature size against that block."
-                ) from exc
+        with running.model_mode(model), self.autograd.pause(train_mode=False):
+            model(*running.as_inputs(model, inputs))
+
+    def track_blocks(self, model: Any) -> Any:
+        return running.BlockTracker(model)
 
     def on_materialized(self, model: Any, callback: Callable[[], None]) -> bool:
         """Gluon finishes deferred initialization inside the forward pass, right before it reads the
         values: wrap each waiting Parameter's ``_finish_deferred_init`` to call ``callback()`` after."""
         waiting = [p for p in running.parameters(model) if p._data is None]
         for param in waiting:
-            param._finish_deferred_init = _calling_after(param, param._finish_deferred_init, callback)
+            # back to the class's method once it ran
+            restore = functools.partial(param.__dict__.pop, "_finish_deferred_init", None)
+            param._finish_deferred_init = calling_after(param._finish_deferred_init, callback, restore)
         return bool(waiting)
 
     # --- structure changes ----------------------------------------------------------------------
@@ -225,23 +207,13 @@ class GluonAdapter(Adapter):
             return "their shapes are not known yet (deferred initialization); call up.materialize first"
         return None
 
-    def tie(self, root: Any, target: Slot, source: Slot) -> None:
+    def share(self, root: Any, target: Slot, source: Slot) -> None:
         """``target``'s block uses ``source``'s Parameter (which keeps its own grad_req)."""
-        reason = self.check_tie(target, source)
-        if reason:
-            raise TieError(f"cannot tie {target.name!r} to {source.name!r}: {reason}. Nothing was changed.")
         sharing.share(root, target.block, target.native, source.native)
 
-    def untie(self, root: Any, slot: Slot) -> None:
+    def separate(self, root: Any, slot: Slot) -> None:
         """``slot``'s block gets a new Parameter holding the current values (same grad_req)."""
-        old, block = slot.native, slot.block
-        aliases = [s for s in self.walk(root) if s.native is old and s.name != slot.name]
-        if aliases and all(s.block is block for s in aliases):
-            raise TieError(
-                f"{slot.name!r} is shared because its block is one object reached also as "
-                f"{[s.name for s in aliases]}; give that position its own block instead"
-            )
-        sharing.unshare(root, block, old)
+        sharing.unshare(root, slot.block, slot.native)
 
     # --- facts porting needs ----------------------------------------------------------------------
     def layer_config(self, block: Any) -> Mapping[str, float]:
@@ -275,7 +247,7 @@ class GluonAdapter(Adapter):
         return table
 
     def channels_last(self, block: Any) -> bool:
-        return naming.channels_last(block)
+        return rules.channels_last(block)
 
 
 #: Attribute on a Parameter holding its state from before :meth:`GluonAdapter.write` gave it values.
@@ -286,15 +258,6 @@ def _not_initialized(native: Any) -> str:
     if native._deferred_init:
         return f"Gluon parameter {native.name!r} waits for its shape (deferred initialization)"
     return f"Gluon parameter {native.name!r} is not initialized: call initialize() on its block"
-
-
-def _calling_after(param: Any, original: Callable[[], None], callback: Callable[[], None]) -> Callable[[], None]:
-    def finish() -> None:
-        original()
-        param.__dict__.pop("_finish_deferred_init", None)  # back to the class's method
-        callback()
-
-    return finish
 
 
 __all__ = ["GluonAdapter"]

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from unifyparams.errors import AdapterUnavailableError, CheckpointError
-from unifyparams.native.base import NativeCheckpoint, require_file
+from unifyparams.formats.checkpoint import NativeCheckpoint, require_file
 
 #: Block kinds passed to ``canonical_leaf``: gamma/beta only occur in norm layers, ``lN_`` only in
 #: fused recurrent layers, bare ``i2h_`` only in recurrent cells.
@@ -37,9 +37,20 @@ LAYOUT_NOTE = (
 )
 
 
+#: The formats this adapter declares to the core (see :mod:`unifyparams.formats.registry`).
+FORMATS: dict[str, dict[str, str]] = {
+    "gluon": {
+        "description": "MXNet Gluon .params (net.save_parameters)",
+        "suffixes": ".params",
+        "magic": (0x112).to_bytes(8, "little").hex(),  # an NDArray list file
+        "read": "unifyparams_gluon.native_files:read_gluon",
+    },
+}
+
+
 def gluon_name(key: str) -> str:
     """The canonical name of one ``save_parameters`` key."""
-    from .naming import canonical_leaf
+    from .rules import canonical_leaf
 
     key = key.split(":", 1)[1] if key.startswith(("arg:", "aux:")) else key
     m = _UNFUSED.match(key)

@@ -33,6 +33,7 @@ from typing import IO
 
 import numpy as np
 
+from unifyparams.common import EXTENDED_FLOATS, extended_dtype
 from unifyparams.errors import CheckpointError
 
 LIST_MAGIC = 0x112
@@ -94,12 +95,11 @@ def _dtype(flag: int, where: str) -> np.dtype:
             f"{where}: unknown dtype flag {flag}; expected one of {sorted(DTYPES)} (MXNet's type flags). "
             f"The file is corrupt or from an unsupported MXNet version."
         )
-    if name == "bfloat16":
-        try:
-            import ml_dtypes
-        except ImportError:
-            raise CheckpointError(f"{where} is bfloat16; reading it needs ml_dtypes: pip install ml_dtypes") from None
-        return np.dtype(ml_dtypes.bfloat16)
+    if name in EXTENDED_FLOATS:  # bfloat16: NumPy holds it only through ml_dtypes
+        dtype = extended_dtype(name)
+        if dtype is None:
+            raise CheckpointError(f"{where} is {name}; reading it needs ml_dtypes: pip install ml_dtypes")
+        return dtype
     return np.dtype(name).newbyteorder("<")
 
 

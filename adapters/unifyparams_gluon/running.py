@@ -18,7 +18,12 @@ from typing import Any
 
 import numpy as np
 
+from unifyparams import common
+from unifyparams.common import input_dtype, primary_output
+
 from . import structure
+
+__all__ = ["BlockTracker", "as_inputs", "model_mode", "numpy_mode", "parameters", "primary_output", "short_error"]
 
 
 def parameters(model: Any) -> list[Any]:
@@ -99,17 +104,8 @@ def as_inputs(model: Any, inputs: Sequence[Any]) -> list[Any]:
             args.append(x.as_np_ndarray() if numpy_kind else x.as_nd_ndarray())
             continue
         array = np.asarray(x)
-        dtype = float_dtype(model) if array.dtype.kind == "f" else array.dtype
-        args.append(make(array, dtype=dtype, ctx=ctx))
+        args.append(make(array, dtype=input_dtype(array.dtype, float_dtype(model)), ctx=ctx))
     return args
-
-
-def primary_output(output: Any) -> Any:
-    """The array a loss applies to: the first element of a list or tuple (RNNs with states give
-    ``(output, states)``)."""
-    while isinstance(output, (list, tuple)) and output:
-        output = output[0]
-    return output
 
 
 def short_error(exc: BaseException, limit: int = 400) -> str:
@@ -125,50 +121,41 @@ def short_error(exc: BaseException, limit: int = 400) -> str:
     return short if len(short) <= limit else short[: limit - 3] + "..."
 
 
-class BlockTracker:
+class BlockTracker(common.BlockTracker):
     """Forward hooks that record which block is running, to name the one a forward fails in.
 
     After an exception :meth:`failed` is the innermost block still running (hooks of a failing
     forward never see its end). Hybridized blocks run their children symbolically while building
-    their graph; a failure after that (shape inference of the whole graph) names the hybridized block.
+    their graph; a failure after that (shape inference of the whole graph) names the hybridized block,
+    or the child whose prefix the operator MXNet names carries.
     """
 
     def __init__(self, root: Any):
-        self._names: dict[int, list[str]] = {}
-        self._stack: list[Any] = []
-        self._handles: list[Any] = []
+        super().__init__()
         self._record_names(root, "")
         self._blocks = list(structure.blocks(root))
         for block in self._blocks:
-            self._handles.append(block.register_forward_pre_hook(self._enter))
-            self._handles.append(block.register_forward_hook(self._leave))
+            self.handles.append(block.register_forward_pre_hook(self.enter))
+            self.handles.append(block.register_forward_hook(self.leave))
 
     def _record_names(self, block: Any, path: str, depth: int = 0) -> None:
-        self._names.setdefault(id(block), []).append(path)
+        self.names.setdefault(id(block), []).append(path)
         if depth < 64:
             for name, sub in structure.children(block):
                 self._record_names(sub, f"{path}.{name}" if path else name, depth + 1)
 
-    def _enter(self, block: Any, args: Any) -> None:
-        self._stack.append(block)
-
-    def _leave(self, block: Any, args: Any, output: Any) -> None:
-        if self._stack and self._stack[-1] is block:
-            self._stack.pop()
-
-    def failed(self, exc: BaseException | None = None) -> str | None:
-        """``"block '0' (Dense)"`` for the innermost block still running, or ``None``.
-
-        When that block is hybridized (it ran its children as one graph), the operator MXNet names
-        in ``exc`` (``dense6_fwd``) points to the child whose prefix it carries.
-        """
-        block = self._stack[-1] if self._stack else None
+    def culprit(self, exc: BaseException | None) -> Any:
+        """The innermost running block; for a hybridized one, the child named by the failing operator."""
+        block = super().culprit(exc)
         if exc is not None and (block is None or getattr(block, "_active", False)):
             block = self._by_operator(str(exc)) or block
-        if block is None:
-            return None
-        names = [n for n in self._names.get(id(block), []) if n] or ["<root>"]
-        return f"block {' / '.join(repr(n) for n in names)} ({type(block).__name__})"
+        return block
+
+    def detail(self, exc: BaseException) -> str:
+        return short_error(exc)
+
+    def detach(self, handle: Any) -> None:
+        handle.detach()
 
     def _by_operator(self, message: str) -> Any:
         match = re.search(r"operator ([\w.]+)", message)
@@ -180,14 +167,3 @@ class BlockTracker:
             if prefix and operator.startswith(prefix) and (best is None or len(prefix) > len(best.prefix)):
                 best = block
         return best
-
-    def close(self) -> None:
-        for handle in self._handles:
-            handle.detach()
-        self._handles.clear()
-
-    def __enter__(self) -> BlockTracker:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

@@ -19,7 +19,7 @@ from typing import Any
 
 from unifyparams import Slot
 
-from .naming import canonical_leaves, native_layout
+from .rules import canonical_leaves, native_layout
 
 
 def kind_names(block: Any) -> tuple[str, ...]:

@@ -24,40 +24,17 @@ from typing import Any
 
 import numpy as np
 
-from unifyparams import Adapter, Slot
+from unifyparams import Adapter, Slot, common
 from unifyparams.adapter import contiguous_source
+from unifyparams.common import calling_after
 from unifyparams.errors import NotMaterializedError, TieError, UnifyParamsError
 from unifyparams.layouts import Shape
 
-from . import sharing, structure
+from . import native_files, sharing, structure
 from .pending import PendingVariable
 
-#: Attribute on a variable (TensorFlow backend) holding its latest gradient from :meth:`backward`.
-GRAD_ATTR = "_unifyparams_grad"
-
-
-def numpy_dtype(name: Any) -> np.dtype:
-    """NumPy dtype of a Keras dtype name; ``bfloat16`` and float8 come from ``ml_dtypes``."""
-    try:
-        return np.dtype(str(name))
-    except TypeError:
-        import ml_dtypes
-
-        return np.dtype(getattr(ml_dtypes, str(name)))
-
-
-def _calling_after(layer: Any, original: Callable[..., Any], callback: Callable[[], None]) -> Callable[..., Any]:
-    """``original`` (a layer's bound ``build``), then ``callback()``; once. ``functools.wraps`` keeps
-    the signature, which Keras inspects to map input shapes to ``build``'s arguments."""
-
-    @functools.wraps(original)
-    def build(*args: Any, **kwargs: Any) -> Any:
-        result = original(*args, **kwargs)
-        object.__setattr__(layer, "build", original)
-        callback()
-        return result
-
-    return build
+#: Kept for compatibility: the NumPy dtype of a Keras dtype name (one table for every adapter).
+numpy_dtype = common.numpy_dtype
 
 
 class KerasAdapter(Adapter):
@@ -67,22 +44,19 @@ class KerasAdapter(Adapter):
     framework_module = "keras"
     install_hint = "pip install 'unifyparams[keras]'"
     priority = 10  # on the torch backend a Keras layer is also a torch.nn.Module
-    builders = "unifyparams_keras.builders:KerasModels"
-
-    @classmethod
-    def conformance_rows(cls) -> dict[str, dict[str, str]]:
-        """One row per Keras backend: Keras reads ``KERAS_BACKEND`` once, at import."""
-        return {
-            "keras[tensorflow]": {"KERAS_BACKEND": "tensorflow"},
-            "keras[torch]": {"KERAS_BACKEND": "torch"},
-        }
+    block_noun = "Keras layer"
+    #: Keras ``.weights.h5`` files, read with h5py (no Keras needed).
+    native_files = native_files.FORMATS
 
     def __init__(self) -> None:
         import keras
 
+        from . import running
+
         self.keras = keras
         self.types = structure.KerasTypes.load()
         self.backend = keras.backend.backend()
+        self._running = running
 
     # --- discovery / enumeration --------------------------------------------------------------
     def owns(self, obj: Any) -> bool:
@@ -182,30 +156,9 @@ class KerasAdapter(Adapter):
         self.write(native, value)
 
     def grad(self, native: Any) -> np.ndarray | None:
-        if self.backend == "torch":
-            g = getattr(native.value, "grad", None)
-            return None if g is None else np.array(self.keras.ops.convert_to_numpy(g), copy=True)
-        return getattr(native, GRAD_ATTR, None)
-
-    def to_numpy(self, value: Any) -> np.ndarray:
-        return np.asarray(self.keras.ops.convert_to_numpy(value))
+        return self._running.grad_of(native)
 
     # --- running the model --------------------------------------------------------------------
-    def _call(self, model: Any, inputs: tuple[Any, ...], **kwargs: Any) -> Any:
-        if len(inputs) > 1 and isinstance(model, self.types.Functional):
-            return model(list(inputs), **kwargs)  # functional models take several inputs as a list
-        return model(*inputs, **kwargs)
-
-    def _loss_value(self, outputs: Any, loss: Callable[[Any], Any] | None) -> Any:
-        if loss is not None:
-            return loss(outputs)
-        ops = self.keras.ops
-        flat = self.keras.tree.flatten(outputs)
-        total = ops.sum(flat[0])
-        for out in flat[1:]:
-            total = total + ops.sum(out)
-        return total
-
     def backward(self, model: Any, inputs: tuple[Any, ...], loss: Callable[[Any], Any] | None = None) -> None:
         """Forward and backward natively, in the model's default (inference) call mode.
 
@@ -213,41 +166,15 @@ class KerasAdapter(Adapter):
         its variable. Torch: autograd into each parameter's ``.grad`` (cleared first), which
         :meth:`grad` reads, so a torch optimizer sees the same gradients.
         """
-        variables = model.trainable_variables
-        if self.backend == "torch":
-            import torch
-
-            for v in variables:
-                v.value.grad = None
-            with torch.enable_grad():
-                value = self._loss_value(self._call(model, inputs), loss)
-                value.backward()
-            return
-        if self.backend != "tensorflow":
-            raise UnifyParamsError(
-                f"gradients on the Keras {self.backend!r} backend are not supported; "
-                f"use KERAS_BACKEND=tensorflow or KERAS_BACKEND=torch"
-            )
-        import tensorflow as tf
-
-        tensors = tuple(tf.convert_to_tensor(x) for x in inputs)
-        with tf.GradientTape() as tape:
-            value = self._loss_value(self._call(model, tensors), loss)
-        grads = tape.gradient(value, variables)
-        for v in model.variables:
-            setattr(v, GRAD_ATTR, None)
-        for v, g in zip(variables, grads):
-            setattr(v, GRAD_ATTR, None if g is None else np.array(self.keras.ops.convert_to_numpy(g)))
+        self._running.backward(model, inputs, loss, isinstance(model, self.types.Functional))
 
     # --- structure changes --------------------------------------------------------------------
     def check_tie(self, target: Slot, source: Slot) -> str | None:
         return sharing.tie_problem(target.native, source.native, target.layout.tag, source.layout.tag)
 
-    def tie(self, root: Any, target: Slot, source: Slot) -> None:
+    def share(self, root: Any, target: Slot, source: Slot) -> None:
+        """Replace ``target``'s variable by ``source``'s in every layer that tracks it."""
         old, new = target.native, source.native
-        problem = self.check_tie(target, source)
-        if problem:
-            raise TieError(f"cannot tie {target.name!r} to {source.name!r}: {problem}. Nothing was changed.")
         owners = sharing.holders(target.block if target.block is not None else root, old)
         if not owners:
             raise TieError(
@@ -258,15 +185,9 @@ class KerasAdapter(Adapter):
             sharing.replace_variable(layer, old, new)
         self._after_structure_change(root)
 
-    def untie(self, root: Any, slot: Slot) -> None:
+    def separate(self, root: Any, slot: Slot) -> None:
+        """Give ``slot``'s layer a new variable holding the current values (same dtype, trainable, path)."""
         old = slot.native
-        for other in self.walk(root):
-            if other.native is old and other.name != slot.name and other.block is slot.block:
-                raise TieError(
-                    f"cannot untie {slot.name!r}: it shares {other.name!r}'s variable because one Keras layer "
-                    f"object is used under both names, and a layer has one set of variables. Build a separate "
-                    f"layer for one of the uses instead."
-                )
         owners = sharing.holders(slot.block if slot.block is not None else root, old)
         if not owners:
             raise TieError(f"cannot untie {slot.name!r}: no layer holding {slot.native_name!r} was found")
@@ -288,41 +209,16 @@ class KerasAdapter(Adapter):
         if self.backend == "torch":
             sharing.refresh_torch_params(root)
 
-    def materialize(self, model: Any, inputs: tuple[np.ndarray, ...]) -> None:
+    def infer_shapes(self, model: Any, inputs: tuple[np.ndarray, ...]) -> None:
         """Build ``model`` by calling it once with ``training=False``.
 
         Inputs are passed as given, in the model's own layout (channels-last for Keras convs).
         """
-        try:
-            if self.backend == "torch":
-                import torch
+        self._running.build_by_calling(model, inputs, isinstance(model, self.types.Functional))
 
-                with torch.no_grad():
-                    self._call(model, tuple(inputs), training=False)
-            else:
-                self._call(model, tuple(inputs), training=False)
-        except Exception as exc:
-            shapes = [tuple(np.shape(x)) for x in inputs]
-            unbuilt = self._unbuilt_names(model)
-            where = f"; still unbuilt: {', '.join(unbuilt[:5])}" if unbuilt else ""
-            raise NotMaterializedError(
-                f"calling {type(model).__name__} on inputs of shape {shapes} to build it failed{where}: {exc}"
-            ) from exc
-
-    def _unbuilt_names(self, model: Any) -> list[str]:
+    def waiting_blocks(self, model: Any) -> list[str]:
         """Canonical paths (with class names) of the layers that have not been built."""
-        names: list[str] = []
-
-        def visit(layer: Any, path: tuple[str, ...], seen: frozenset[int]) -> None:
-            if id(layer) in seen:
-                return
-            if not layer.built:
-                names.append(f"{'.'.join(path) or '<model>'} ({type(layer).__name__})")
-            for parts, _, sub in structure.children(layer, self.types):
-                visit(sub, path + parts, seen | {id(layer)})
-
-        visit(model, (), frozenset())
-        return names
+        return structure.unbuilt_names(model, self.types)
 
     def has_unbuilt(self, model: Any) -> bool:
         """An unbuilt layer that will create variables (weightless layers and containers, whose
@@ -339,7 +235,9 @@ class KerasAdapter(Adapter):
         before ``call``, so ``callback()`` runs after its variables exist and before they are used."""
         unbuilt = [layer for layer in model._flatten_layers(include_self=True) if not layer.built]
         for layer in unbuilt:
-            object.__setattr__(layer, "build", _calling_after(layer, layer.build, callback))
+            original = layer.build
+            restore = functools.partial(object.__setattr__, layer, "build", original)
+            object.__setattr__(layer, "build", calling_after(original, callback, restore))
         return bool(unbuilt)
 
     # --- facts porting needs --------------------------------------------------------------------

@@ -104,6 +104,16 @@ class KerasModels(ModelBuilders):
     """The conformance scenarios' models, in Keras 3."""
 
     backend = "keras"
+    #: Keras reads ``KERAS_BACKEND`` once, at import: one matrix row per Keras backend.
+    rows = {
+        "keras[tensorflow]": {"KERAS_BACKEND": "tensorflow"},
+        "keras[torch]": {"KERAS_BACKEND": "torch"},
+    }
+
+    @classmethod
+    def row_label(cls) -> str:
+        """``keras[<the backend Keras runs on>]``."""
+        return f"keras[{_keras().backend.backend()}]"
 
     def _sequential(self, input_shape: tuple[int | None, ...], *layers: Any, dtype: str = "float32") -> Any:
         keras = _keras()

@@ -327,3 +327,19 @@ def _own_slots(layer: Any, path: tuple[str, ...], kinds: tuple[str, ...], types:
             key = ".".join(extra + (leaf.name,))
         used.add(key)
         yield _slot(path, kinds, layer, leaf, v, extra, extra_kinds)
+
+
+def unbuilt_names(model: Any, types: KerasTypes) -> list[str]:
+    """Canonical paths (with class names) of the layers under ``model`` that have not been built."""
+    names: list[str] = []
+
+    def visit(layer: Any, path: tuple[str, ...], seen: frozenset[int]) -> None:
+        if id(layer) in seen:
+            return
+        if not layer.built:
+            names.append(f"{'.'.join(path) or '<model>'} ({type(layer).__name__})")
+        for parts, _, sub in children(layer, types):
+            visit(sub, path + parts, seen | {id(layer)})
+
+    visit(model, (), frozenset())
+    return names

@@ -13,14 +13,18 @@ time: the registry creates :class:`TorchAdapter` only once ``torch`` is already 
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Hashable, Iterator, Mapping
 from typing import Any, ClassVar
 
 import numpy as np
 
 from unifyparams.adapter import Adapter, Slot, family_by_class
-from unifyparams.errors import NotMaterializedError, TieError, UnifyParamsError
+from unifyparams.common import check_loss, primary_output
+from unifyparams.errors import NotMaterializedError
 from unifyparams.layouts import Shape
+
+from . import native_files
 
 
 class TorchAdapter(Adapter):
@@ -34,23 +38,20 @@ class TorchAdapter(Adapter):
     framework_module: ClassVar[str] = "torch"
     install_hint: ClassVar[str] = "pip install 'unifyparams[torch]'"
     priority: ClassVar[int] = 0  # Keras layers on the torch backend are nn.Modules: Keras is asked first
-    builders: ClassVar[str] = "unifyparams_torch.builders:TorchModels"
-    missing_capabilities: ClassVar[Mapping[str, str]] = {}
+    block_noun: ClassVar[str] = "module"
     #: PyTorch state dicts, read with ``torch.load(weights_only=True)`` only.
-    native_files: ClassVar[Mapping[str, Mapping[str, str]]] = {
-        "torch": {"read": "unifyparams_torch.native_files:read_torch",
-                  "write": "unifyparams_torch.native_files:write_state_dict"},
-    }
+    native_files: ClassVar[Mapping[str, Mapping[str, str]]] = native_files.FORMATS
 
     def __init__(self) -> None:
         import torch
 
-        from . import running, structure, tensors
+        from . import running, sharing, structure, tensors
 
         self._torch = torch
         self._structure = structure
         self._tensors = tensors
         self._running = running
+        self._sharing = sharing
         nn = torch.nn
         #: torch classes (and so their subclasses) by framework-neutral layer family
         self._family_table: dict[type, str] = {
@@ -175,7 +176,10 @@ class TorchAdapter(Adapter):
         return None if g is None else self._tensors.tensor_to_numpy(g)
 
     def to_numpy(self, value: Any) -> np.ndarray:
-        value = self._running.primary_output(value)
+        """Deprecated (the core never used it): a model output as NumPy."""
+        warnings.warn("TorchAdapter.to_numpy is deprecated; use tensor.detach().cpu().numpy()",
+                      DeprecationWarning, stacklevel=2)
+        value = primary_output(value)
         if isinstance(value, self._torch.Tensor):
             return self._tensors.tensor_to_numpy(value)
         return np.asarray(value)
@@ -197,30 +201,21 @@ class TorchAdapter(Adapter):
         model.zero_grad(set_to_none=True)
         args = self._tensors.to_tensors(inputs, model)
         with torch.enable_grad():
-            output = self._running.primary_output(model(*args))
+            output = primary_output(model(*args))
             value = output.sum() if loss is None else loss(output)
-            if not isinstance(value, torch.Tensor) or value.numel() != 1:
-                got = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
-                raise UnifyParamsError(
-                    f"the loss must return a one-element torch tensor; received {got}. "
-                    f"Reduce it, e.g. loss=lambda out: ((out - target) ** 2).mean()."
-                )
+            check_loss(value, torch.Tensor, "torch")
             value.reshape(()).backward()
 
-    def materialize(self, model: Any, inputs: tuple[np.ndarray, ...]) -> None:
+    def infer_shapes(self, model: Any, inputs: tuple[np.ndarray, ...]) -> None:
         """One forward pass in eval mode under ``no_grad`` resolves every lazy module's shapes."""
         root, _ = self._structure.unwrap(model)  # run eagerly: compiling a lazy model is slow
         args = self._tensors.to_tensors(inputs, root)
-        with self._running.BlockTracker(root) as tracker, self._running.inference(root):
-            try:
-                root(*args)
-            except Exception as exc:
-                shapes = [tuple(np.shape(x)) for x in inputs]
-                where = tracker.failed() or f"model {type(root).__name__}"
-                raise NotMaterializedError(
-                    f"running {type(root).__name__} on inputs of shape {shapes} to infer parameter shapes "
-                    f"failed in {where}: {exc}. Check the input's rank and feature size against that block."
-                ) from exc
+        with self._running.inference(root):
+            root(*args)
+
+    def track_blocks(self, model: Any) -> Any:
+        """Hooks on every module, each put first, so a failing lazy module's own hook is blamed on it."""
+        return self._running.BlockTracker(self._structure.unwrap(model)[0])
 
     def allocate(self, model: Any) -> None:
         """Move a meta-device model to the CPU (``to_empty``), then run each module's own
@@ -258,47 +253,19 @@ class TorchAdapter(Adapter):
     # --- structure changes ----------------------------------------------------------------
     def check_tie(self, target: Slot, source: Slot) -> str | None:
         """Refuse parameter/buffer ties, ties of lazy tensors and ties across devices."""
-        torch = self._torch
-        src, dst, block = source.native, target.native, target.block
-        is_param = isinstance(dst, torch.nn.Parameter)
-        if is_param != isinstance(src, torch.nn.Parameter):
-            kinds = {True: "a parameter", False: "a buffer"}
-            return f"{target.name!r} is {kinds[is_param]} and {source.name!r} {kinds[not is_param]}; PyTorch keeps them apart"
-        if self._structure.is_uninitialized(src) or self._structure.is_uninitialized(dst):
-            return "their shapes are not known yet (lazy modules); call up.materialize(model, example_input) first"
-        if src.device != dst.device:
-            return f"they live on different devices ({dst.device} and {src.device}); move the model to one device first"
-        if not isinstance(block, torch.nn.Module) or target.leaf not in (block._parameters if is_param else block._buffers):
-            return f"{target.name!r} is not registered on the module that should own it"
-        return None
+        return self._sharing.tie_problem(target, source)
 
-    def tie(self, root: Any, target: Slot, source: Slot) -> None:
+    def share(self, root: Any, target: Slot, source: Slot) -> None:
         """Register ``source``'s Parameter (or buffer) object on the module that owns ``target``."""
-        reason = self.check_tie(target, source)
-        if reason:
-            raise TieError(f"cannot tie {target.name!r} to {source.name!r}: {reason}. Nothing was changed.")
-        # setattr, not register_parameter: it runs subclass bookkeeping (RNNBase's _flat_weights) and
-        # keeps a buffer's persistence.
-        setattr(target.block, target.leaf, source.native)
+        self._sharing.share(target, source)
 
-    def untie(self, root: Any, slot: Slot) -> None:
+    def untie_unit(self, slot: Slot) -> Hashable:
+        """One attribute of a module: two attributes holding one Parameter can be separated."""
+        return id(slot.block), slot.leaf
+
+    def separate(self, root: Any, slot: Slot) -> None:
         """Give ``slot``'s module a new Parameter (or buffer) holding a clone of the current values."""
-        torch = self._torch
-        native, block, leaf = slot.native, slot.block, slot.leaf
-        aliases = [s for s in self.walk(root) if s.native is native and s.name != slot.name]
-        if aliases and all(s.block is block and s.leaf == leaf for s in aliases):
-            paths = [".".join(s.block_path) for s in aliases]
-            raise TieError(
-                f"{slot.name!r} is shared because its module is one object reached also as {paths}; "
-                f"its parameters cannot be separated. Give that position its own module "
-                f"(e.g. copy.deepcopy of it) instead."
-            )
-        with torch.no_grad():
-            fresh = native.detach().clone()
-        if isinstance(native, torch.nn.Parameter):
-            setattr(block, leaf, torch.nn.Parameter(fresh, requires_grad=native.requires_grad))
-        else:
-            setattr(block, leaf, fresh)  # stays a buffer, with its persistence
+        self._sharing.separate(slot)
 
     # --- facts porting needs --------------------------------------------------------------
     def layer_config(self, block: Any) -> Mapping[str, float]:

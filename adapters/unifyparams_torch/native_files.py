@@ -24,14 +24,24 @@ from typing import Any
 import numpy as np
 
 from unifyparams.checkpoint.atomic import atomic_write
+from unifyparams.common import EXTENDED_FLOATS
 from unifyparams.errors import AdapterUnavailableError, CheckpointError
-from unifyparams.native.base import NativeCheckpoint, require_file
+from unifyparams.formats.checkpoint import NativeCheckpoint, require_file
 
-#: torch dtypes NumPy lacks -> (torch dtype of the same width, ``ml_dtypes`` attribute).
-_VIA_ML_DTYPES = {
-    "bfloat16": ("int16", "bfloat16"),
-    "float8_e4m3fn": ("uint8", "float8_e4m3fn"),
-    "float8_e5m2": ("uint8", "float8_e5m2"),
+#: torch dtypes NumPy lacks -> (torch dtype of the same width, ``ml_dtypes`` attribute): the core's
+#: one table (:data:`unifyparams.common.EXTENDED_FLOATS`), so the ``fnuz`` float8 kinds are read too.
+_VIA_ML_DTYPES = {name: ({2: "int16", 1: "uint8"}[size], name) for name, size in EXTENDED_FLOATS.items()}
+
+
+#: The formats this adapter declares to the core (see :mod:`unifyparams.formats.registry`).
+FORMATS: dict[str, dict[str, str]] = {
+    "torch": {
+        "description": "PyTorch state dict (.pt/.pth/.bin/.ckpt), read with torch.load(weights_only=True)",
+        "suffixes": ".pt .pth .bin .ckpt",
+        "magic": "504b0304 80",  # a zip archive (torch.save), or a legacy pickle stream
+        "read": "unifyparams_torch.native_files:read_torch",
+        "write": "unifyparams_torch.native_files:write_state_dict",
+    },
 }
 
 

@@ -10,14 +10,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 import torch
 from torch import nn
 
+from unifyparams import common
+from unifyparams.common import primary_output
+
 from .structure import module_paths, unwrap
+
+__all__ = ["BlockTracker", "inference", "primary_output"]
 
 
 @contextmanager
@@ -33,16 +37,7 @@ def inference(model: nn.Module) -> Iterator[None]:
             module.training = training
 
 
-def primary_output(output: Any) -> Any:
-    """The tensor a loss applies to: the first element of a tuple (RNNs return ``(out, h)``) or mapping."""
-    while isinstance(output, (tuple, list)) and output:
-        output = output[0]
-    if isinstance(output, Mapping) and output:
-        return primary_output(next(iter(output.values())))
-    return output
-
-
-class BlockTracker:
+class BlockTracker(common.BlockTracker):
     """Forward pre-hooks that record which module is running, to name the one a forward fails in.
 
     A module's hook is put *first* (before a lazy module's own shape-inference hook), so a failure
@@ -51,37 +46,12 @@ class BlockTracker:
     """
 
     def __init__(self, root: nn.Module):
-        self._names = module_paths(root)
-        self._stack: list[nn.Module] = []
-        self._handles: list[Any] = []
+        super().__init__(module_paths(root))
         inner, _ = unwrap(root)
         for module in {id(m): m for m in inner.modules()}.values():
-            self._handles.append(module.register_forward_pre_hook(self._enter, prepend=True))
-            self._handles.append(module.register_forward_hook(self._leave))
-
-    def _enter(self, module: nn.Module, args: Any) -> None:
-        self._stack.append(module)
-
-    def _leave(self, module: nn.Module, args: Any, output: Any) -> None:
-        if self._stack and self._stack[-1] is module:
-            self._stack.pop()
-
-    def failed(self) -> str | None:
-        """``"'0.2' (Linear)"`` for the innermost module still running, or ``None``."""
-        if not self._stack:
-            return None
-        module = self._stack[-1]
-        names = [n for n in self._names.get(id(module), []) if n] or ["<root>"]
-        shown = " / ".join(repr(n) for n in names)
-        return f"block {shown} ({type(module).__name__})"
+            self.handles.append(module.register_forward_pre_hook(self.enter, prepend=True))
+            self.handles.append(module.register_forward_hook(self.leave))
 
     def remove(self) -> None:
-        for handle in self._handles:
-            handle.remove()
-        self._handles.clear()
-
-    def __enter__(self) -> BlockTracker:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.remove()
+        """Remove the hooks (the name the torch adapter used before :meth:`close`)."""
+        self.close()

@@ -14,6 +14,7 @@ by ``torch.compile`` is walked through its original module, so names carry no ``
 from __future__ import annotations
 
 import re
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
@@ -166,7 +167,7 @@ def walk(root: nn.Module) -> Iterator[Slot]:
         path, kinds = block.path, block.kinds
         for leaf, tensor in own_tensors(module):
             if is_uninitialized(tensor):
-                _lazy_owner[tensor] = (module, leaf)
+                _lazy_owner[tensor] = (weakref.ref(module), leaf)  # weak: the module owns the tensor
             # positional arguments: this runs once per parameter of models with thousands
             yield Slot(prefix + leaf, native_prefix + leaf, tensor, role_for(module, leaf), IDENTITY,
                        path, kinds, module, root_kind)
@@ -199,9 +200,10 @@ def lazy_shape(tensor: Any) -> Shape:
     Never touches the tensor's size, which raises for uninitialized tensors.
     """
     owner = _lazy_owner.get(tensor)
-    if owner is None:
+    module = owner[0]() if owner is not None else None
+    if module is None:
         return (None,)
-    module, leaf = owner
+    leaf = owner[1]
     if isinstance(module, nn.Linear):
         out = getattr(module, "out_features", None)
         return (out, None) if leaf == "weight" else (out,)

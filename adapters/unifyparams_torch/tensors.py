@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from unifyparams.common import EXTENDED_FLOATS, extended_dtype
 from unifyparams.errors import NotMaterializedError, UnifyParamsError
 
 #: torch dtypes NumPy knows natively.
@@ -43,12 +44,9 @@ for _name, _np in (("uint16", np.uint16), ("uint32", np.uint32), ("uint64", np.u
         _PLAIN[getattr(torch, _name)] = _np
 
 #: torch dtypes that ``ml_dtypes`` represents: ``{torch dtype name: (ml_dtypes name, same-size torch int)}``.
+#: The names are the core's one table (:data:`unifyparams.common.EXTENDED_FLOATS`).
 _ML_DTYPES: dict[str, tuple[str, torch.dtype]] = {
-    "bfloat16": ("bfloat16", torch.int16),
-    "float8_e4m3fn": ("float8_e4m3fn", torch.uint8),
-    "float8_e5m2": ("float8_e5m2", torch.uint8),
-    "float8_e4m3fnuz": ("float8_e4m3fnuz", torch.uint8),
-    "float8_e5m2fnuz": ("float8_e5m2fnuz", torch.uint8),
+    name: (name, {2: torch.int16, 1: torch.uint8}[size]) for name, size in EXTENDED_FLOATS.items()
 }
 
 
@@ -56,14 +54,8 @@ _ML_DTYPES: dict[str, tuple[str, torch.dtype]] = {
 def _ml_dtype(torch_dtype: torch.dtype) -> tuple[np.dtype, torch.dtype] | None:
     """``(numpy dtype, torch bit-view dtype)`` for a dtype only ``ml_dtypes`` can express."""
     entry = _ML_DTYPES.get(str(torch_dtype).removeprefix("torch."))
-    if entry is None:
-        return None
-    try:
-        import ml_dtypes
-    except ImportError:
-        return None
-    np_type = getattr(ml_dtypes, entry[0], None)
-    return None if np_type is None else (np.dtype(np_type), entry[1])
+    np_type = None if entry is None else extended_dtype(entry[0])
+    return None if entry is None or np_type is None else (np_type, entry[1])
 
 
 def numpy_dtype(torch_dtype: torch.dtype) -> np.dtype:

@@ -1,13 +1,15 @@
 """Portable checkpoints in the safetensors format: :func:`save` and :func:`load`.
 
 >>> import unifyparams as up
->>> up.save(torch_net, "model.safetensors")                       # doctest: +SKIP
->>> print(up.load(gluon_net, "model.safetensors"))                # doctest: +SKIP
-loaded 4 parameters; missing (none); unexpected (none)
+>>> up.save(net, "model.safetensors")           # any backend's model; here the tests' NumPy one
+PosixPath('model.safetensors')
+>>> print(up.load(numpy_net(seed=7), "model.safetensors"))
+loaded 8 parameters; missing (none); unexpected (none)
 
 Modules: :mod:`.format` (the binary format, strict reader and streaming writer), :mod:`.shards`
 (sharded checkpoints and their index), :mod:`.metadata` (what unifyparams records in a file),
-:mod:`.atomic` (crash-safe writes), :mod:`.dtypes` (dtype codes), :mod:`.api` (save/load).
+:mod:`.atomic` (crash-safe writes), :mod:`.dtypes` (dtype codes), :mod:`.save` (planned, written,
+switched in), :mod:`.api` (load, and the report it returns).
 """
 
 from __future__ import annotations

@@ -11,8 +11,10 @@ A process killed mid-write leaves its temporary behind. Temporaries are named
 (:func:`stale_temporaries`): ours by name and content, written on this host by a process that
 no longer runs.
 
->>> with atomic_write(Path("model.safetensors")) as out:     # doctest: +SKIP
-...     out.write(data)
+>>> with atomic_write(Path("notes.txt")) as out:
+...     _ = out.write(b"all or nothing")
+>>> Path("notes.txt").read_bytes()
+b'all or nothing'
 """
 
 from __future__ import annotations

@@ -185,8 +185,10 @@ def contained(index: Path, shard: Path) -> Path:
 class Checkpoint:
     """A validated checkpoint (one file, or an index and its shards), open for reading tensors.
 
-    >>> with open_checkpoint("model.safetensors.index.json") as ckpt:   # doctest: +SKIP
-    ...     ckpt.names, ckpt.meta.backend
+    >>> index = up.save(net, "model.safetensors", max_shard_size=64)
+    >>> with open_checkpoint(index) as ckpt:
+    ...     ckpt.names[:3], len(ckpt.files), ckpt.meta.backend
+    (['0.weight', '0.bias', '1.weight'], 3, 'numpy-test')
     """
 
     def __init__(self, index: Path | None, files: Sequence[SafetensorsFile], meta: CheckpointMeta):

@@ -7,8 +7,10 @@ layer families it needs are recorded by :func:`~unifyparams.save` (metadata ``un
 a file without them (saved by another tool) can be matched by name, mapping or rename rules,
 and order matching refuses (its layers have no known kind).
 
->>> with open_checkpoint("vgg16.safetensors") as ckpt:                # doctest: +SKIP
-...     up.port(checkpoint_params(ckpt.names, ckpt.tensor, ckpt.meta.layers), model, match="order")
+>>> w = np.ones((4, 3), np.float32)
+>>> stored = checkpoint_params([StoredTensor("fc.weight", (4, 3), w.dtype, lambda: w)], {"fc": "dense"})
+>>> stored["fc.weight"].shape, stored.backend
+((4, 3), 'checkpoint')
 """
 
 from __future__ import annotations

@@ -8,14 +8,23 @@ whose framework is channels-last transposes inside ``forward``.
 
 A builder that cannot express a model raises :class:`~unifyparams.conformance.Unsupported`
 with the reason, and scenarios that need it are reported as skipped.
+
+Builders are test code, not runtime code: they are found through the ``unifyparams.builders``
+entry-point group (``torch = "unifyparams_torch.builders:TorchModels"``), never through the
+adapter class, and they declare the suite's per-backend facts: the matrix rows (:attr:`rows`)
+and the scenarios known to fail (:attr:`known_failures`).
 """
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 import numpy as np
+
+from .checks import Unsupported
 
 #: Layer kinds :meth:`ModelBuilders.single_layer` must build, with their spec keys.
 LAYER_KINDS: dict[str, tuple[str, ...]] = {
@@ -35,6 +44,39 @@ class ModelBuilders(ABC):
 
     #: Backend name, equal to the adapter's ``name``.
     backend: str = ""
+    #: Rows of the conformance matrix, ``{row label: environment}``; each row runs in its own
+    #: process with that environment added. Empty: one row named :attr:`backend`.
+    rows: ClassVar[Mapping[str, Mapping[str, str]]] = {}
+    #: Scenarios known to fail here, each an xfail(strict=True): ``{scenario id: reason}``, or the
+    #: path of a file of ``scenario.id  # reason`` lines (relative: next to the builders' module).
+    known_failures: ClassVar[Mapping[str, str] | str | os.PathLike[str]] = {}
+
+    @classmethod
+    def matrix_rows(cls) -> dict[str, dict[str, str]]:
+        """``{row label: environment}`` for this backend (see :attr:`rows`).
+
+        >>> class Demo(ModelBuilders):
+        ...     backend = "demo"
+        >>> Demo.matrix_rows()
+        {'demo': {}}
+        """
+        return {label: dict(env) for label, env in cls.rows.items()} or {cls.backend: {}}
+
+    @classmethod
+    def row_label(cls) -> str:
+        """The matrix row this process runs: the row whose environment is in force (else the first).
+
+        >>> class Demo(ModelBuilders):
+        ...     backend = "demo"
+        ...     rows = {"demo[a]": {"DEMO_MODE": "a"}, "demo[b]": {"DEMO_MODE": "b"}}
+        >>> Demo.row_label()
+        'demo[a]'
+        """
+        rows = cls.matrix_rows()
+        for label, env in rows.items():
+            if env and all(os.environ.get(k) == v for k, v in env.items()):
+                return label
+        return next(iter(rows))
 
     @abstractmethod
     def mlp(self, in_features: int = 20, hidden: int = 256, out_features: int = 10) -> Any:
@@ -85,8 +127,6 @@ class ModelBuilders(ABC):
 
         Default: raise Unsupported.
         """
-        from .scenario import Unsupported
-
         raise Unsupported(f"{self.backend} has no functional model API")
 
     def lazy_mlp(self) -> Any:
@@ -94,15 +134,11 @@ class ModelBuilders(ABC):
         (PyTorch ``LazyLinear``, a Keras model not yet built, Gluon deferred initialization).
         Canonical names ``0.*`` and ``2.*``; after one batch of shape (2, 20) the weights are
         (256, 20) and (10, 256)."""
-        from .scenario import Unsupported
-
         raise Unsupported(f"{self.backend} builders do not provide lazy_mlp")
 
     def lazy_twin_mlp(self) -> Any:
         """``[Dense(8), ReLU, Dense(8), ReLU, Dense(8), ReLU, Dense(1)]`` with no input sizes given
         and no sharing: positions 2 and 4 can be tied before their shapes are known."""
-        from .scenario import Unsupported
-
         raise Unsupported(f"{self.backend} builders do not provide lazy_twin_mlp")
 
     def shared_mlp(self, shared: bool = True) -> Any:
@@ -114,8 +150,6 @@ class ModelBuilders(ABC):
         ``4.*`` share storage. With ``shared=False``, positions 2 and 4 hold two separate layers
         (the untied twin used to check that gradients accumulate).
         """
-        from .scenario import Unsupported
-
         raise Unsupported(f"{self.backend} builders do not provide shared_mlp")
 
     # --- architectures for the porting proofs (optional; default Unsupported) ----------------
@@ -125,8 +159,6 @@ class ModelBuilders(ABC):
         ``4 ReLU``, ``5 MaxPool(2)``, ``6 Flatten``, ``7 Dense(400->120)``, ``8 ReLU``,
         ``9 Dense(120->84)``, ``10 ReLU``, ``11 Dense(84->10)``. The framework's native flatten
         order is kept (channels-last in Keras): porting must permute 7.weight's input axis."""
-        from .scenario import Unsupported
-
         raise Unsupported(f"{self.backend} builders do not provide lenet")
 
     def concat_pool_dense(self) -> Any:
@@ -136,24 +168,18 @@ class ModelBuilders(ABC):
         (8 channels), global average pooling, the dense layer. Build it the framework's usual way for
         such models (a functional graph in Keras): its dense layer reads pooled features, which a
         port must never reorder as if it read a flattened map."""
-        from .scenario import Unsupported
-
         raise Unsupported(f"{self.backend} builders do not provide concat_pool_dense")
 
     def residual_block(self) -> Any:
         """A custom residual block on canonical input (N, 4, 8, 8), shapes known: attributes
         ``conv1`` Conv2d(4->4, k=3, padding 1), ``bn1`` BatchNorm(4, eps=1e-5), ``conv2``, ``bn2``
         likewise; forward ``relu(x + bn2(conv2(relu(bn1(conv1(x))))))``, inference mode."""
-        from .scenario import Unsupported
-
         raise Unsupported(f"{self.backend} builders do not provide residual_block")
 
     def embed_rnn(self, cell: str) -> Any:
         """``cell`` in ("gru", "lstm"): attributes ``embed`` Embedding(50, 8), ``rnn`` GRU/LSTM(8->16,
         batch-first, one layer), ``head`` Dense(16->3); integer input (N, T) -> the head applied to
         the last time step's output -> (N, 3)."""
-        from .scenario import Unsupported
-
         raise Unsupported(f"{self.backend} builders do not provide embed_rnn")
 
     def transformer_block(self) -> Any:
@@ -162,8 +188,6 @@ class ModelBuilders(ABC):
         ``self_attn`` (attention: ``q/k/v_proj_*`` or PyTorch's packed ``in_proj_*``, and
         ``out_proj``), ``linear1`` Dense(16->32), ``linear2`` Dense(32->16), ``norm1``, ``norm2``
         LayerNorm(16, eps=1e-5); ``x = norm1(x + attn(x)); x = norm2(x + linear2(relu(linear1(x))))``."""
-        from .scenario import Unsupported
-
         raise Unsupported(f"{self.backend} offers no attention layer")
 
     def variants(self, model: Any) -> list[tuple[str, Any]]:

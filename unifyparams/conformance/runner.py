@@ -1,9 +1,11 @@
-"""Runs the conformance suite over every installed adapter and prints the backend-by-scenario matrix.
+"""``python -m unifyparams.conformance``: the suite on every backend row, and the matrix.
 
-Each backend row runs in a fresh process (frameworks are imported once per process, and Keras
-chooses its backend at import), streaming outcomes back while a progress display runs.
+A thin wrapper over pytest: each row (``torch``, ``keras[tensorflow]``, ``keras[torch]``,
+``gluon``, third-party ones) is one pytest run of the shipped suite in its own process, with the
+row's environment, recorded by :mod:`unifyparams.conformance.plugin`; the matrix is drawn from
+those records.
 
-    $ python -m unifyparams.conformance                 # every adapter, every scenario
+    $ python -m unifyparams.conformance                 # every row, every scenario
     $ python -m unifyparams.conformance --backend torch -k access --report reports/
 """
 
@@ -15,170 +17,154 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from rich.text import Text
 
-from ..registry import available_adapters
-from .scenario import Outcome, all_scenarios
-from .worker import MARKER, select_scenarios
+from . import report as rep
+from .discovery import all_rows
+from .plugin import ROW_ENV, matches, write_reports
+from .row_suite import ADAPTER_ENV
+from .suite import ConformanceTests, scenario_cases, scenario_tests, scenario_title
 
-SYMBOLS = {
-    "pass": "[green]pass[/]",
-    "fail": "[red]FAIL[/]",
-    "error": "[red]ERROR[/]",
-    "skip": "[yellow]skip[/]",
-    "xfail": "[blue]xfail[/]",
-    "xpass": "[magenta]XPASS[/]",
-    "missing": "[red]no result[/]",
-}
-FAILING = {"fail", "error", "xpass", "missing"}
+Rows = dict[str, tuple[str, dict[str, str]]]
 
 
-def all_rows() -> dict[str, dict[str, str]]:
-    """``{row label: extra environment}`` for every registered adapter."""
-    rows: dict[str, dict[str, str]] = {}
-    for _, cls in sorted(available_adapters().items()):
-        rows.update(cls.conformance_rows())
-    return rows
+def pytest_command(pattern: str | None, stream: Path) -> list[str]:
+    """The pytest command line of one row."""
+    cmd = [sys.executable, "-m", "pytest", str(Path(__file__).with_name("row_suite.py")), "-q", "-rN", "--tb=short",
+           "-p", "no:cacheprovider", "-p", "unifyparams.conformance.plugin", "--conformance-json", str(stream)]
+    return cmd + (["--scenarios", pattern] if pattern else [])
 
 
-def run_row_in_subprocess(
-    row: str, env_extra: dict[str, str], pattern: str | None, on_outcome: object = None
-) -> tuple[list[Outcome], str, int]:
-    """Start a worker for ``row``; return its outcomes, the tail of its stderr and its exit code."""
-    cmd = [sys.executable, "-m", "unifyparams.conformance", "--worker", row]
-    if pattern:
-        cmd += ["-k", pattern]
-    env = {**os.environ, **env_extra, "PYTHONUNBUFFERED": "1"}
-    outcomes: list[Outcome] = []
-    with tempfile.TemporaryFile("w+") as errfile:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errfile, text=True, env=env)
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            if not line.startswith(MARKER):
-                continue
-            data = json.loads(line[len(MARKER) :])
-            outcome = Outcome(**data)
-            outcomes.append(outcome)
-            if callable(on_outcome):
-                on_outcome(outcome)
-        code = proc.wait()
-        errfile.seek(0)
-        err_tail = errfile.read()[-3000:]
-    return outcomes, err_tail, code
+def _read_stream(path: Path) -> tuple[int, list[rep.Outcome]]:
+    total, outcomes = 0, {}
+    if path.exists():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            data = json.loads(line)
+            if "collected" in data:
+                total = data["collected"]
+            else:
+                o = rep.Outcome(**data)
+                outcomes[o.label] = o  # a teardown error replaces the call's outcome
+    return total, list(outcomes.values())
 
 
-def render_matrix(results: dict[str, dict[str, Outcome]], rows: Sequence[str], scenario_ids: Sequence[str]) -> Table:
-    table = Table(title="unifyparams conformance: scenario x backend", show_lines=False)
-    table.add_column("scenario", style="bold")
-    for row in rows:
-        table.add_column(escape(row), justify="center")
-    for sid in scenario_ids:
-        cells = []
-        for row in rows:
-            outcome = results.get(row, {}).get(sid)
-            cells.append(SYMBOLS[outcome.status if outcome else "missing"])
-        table.add_row(sid, *cells)
-    return table
+def run_row(backend: str, label: str, env: dict[str, str], pattern: str | None,
+            progress: Callable[[int, int], None] = lambda done, total: None) -> tuple[list[rep.Outcome], str, int]:
+    """Run the suite for one row; return its outcomes, the tail of pytest's output and its exit code."""
+    with tempfile.TemporaryDirectory() as folder:
+        stream, log = Path(folder) / "outcomes.jsonl", Path(folder) / "pytest.log"
+        full_env = {**os.environ, **env, ADAPTER_ENV: backend, ROW_ENV: label, "PYTHONUNBUFFERED": "1"}
+        with open(log, "w") as out:
+            proc = subprocess.Popen(pytest_command(pattern, stream), stdout=out, stderr=subprocess.STDOUT, env=full_env)
+            while proc.poll() is None:
+                time.sleep(0.2)
+                total, outcomes = _read_stream(stream)
+                progress(len(outcomes), total)
+        total, outcomes = _read_stream(stream)
+        return outcomes, log.read_text(errors="replace")[-3000:], proc.returncode
 
 
-def markdown_report(results: dict[str, dict[str, Outcome]], rows: Sequence[str], scenario_ids: Sequence[str]) -> str:
-    lines = ["# unifyparams conformance", "", "| scenario | " + " | ".join(rows) + " |"]
-    lines.append("|---|" + "---|" * len(rows))
-    for sid in scenario_ids:
-        cells = []
-        for row in rows:
-            o = results.get(row, {}).get(sid)
-            cells.append(o.status + (f" ({o.reason})" if o and o.reason and o.status != "pass" else "") if o else "no result")
-        lines.append(f"| {sid} | " + " | ".join(c.replace("|", "/") for c in cells) + " |")
-    return "\n".join(lines) + "\n"
+def select_rows(wanted: Sequence[str] | None) -> tuple[Rows, list[str]]:
+    """The rows to run (a backend name selects all its rows) and the names that match none."""
+    rows = all_rows()
+    if not wanted:
+        return rows, []
+    chosen = {r: v for r, v in rows.items() if r in wanted or v[0] in wanted}
+    unknown = [w for w in wanted if w not in rows and w not in {v[0] for v in rows.values()}]
+    return chosen, unknown
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="unifyparams conformance", description=__doc__.split("\n")[0])
+def selected_ids(pattern: str | None) -> list[str]:
+    """Scenario ids selected by ``-k`` (a scenario is kept if any of its cases is)."""
+    cases = scenario_cases(ConformanceTests)
+    return [sid for sid, cs in cases.items()
+            if not pattern or any(matches(f"{sid}[{c}]" if c else sid, pattern) for c in (cs or [""]))]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="unifyparams conformance", description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--backend", action="append", help="row to run (torch, keras[tensorflow], keras, gluon...); repeatable")
     parser.add_argument("-k", dest="pattern", help="only scenarios whose id contains this text (or matches this glob)")
     parser.add_argument("--report", type=Path, help="folder to write conformance.md and conformance.json into")
-    parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--list", action="store_true", help="list scenarios and rows, run nothing")
-    args = parser.parse_args(argv)
+    return parser
 
-    if args.worker:
-        from .worker import main as worker_main
 
-        return worker_main(args.worker, args.pattern)
+def _list(console: Console, rows: Rows, ids: Sequence[str]) -> int:
+    tests = scenario_tests(ConformanceTests)
+    console.print(Text("rows: " + ", ".join(rows)))
+    for sid in ids:
+        console.print(Text(f"{sid}  {scenario_title(tests[sid])}"))
+    return 0
 
-    console = Console()
-    rows = all_rows()
-    if args.backend:
-        wanted = set(args.backend)
-        rows = {r: e for r, e in rows.items() if r in wanted or r.split("[", 1)[0] in wanted}
-        unknown = wanted - {r for r in rows} - {r.split("[", 1)[0] for r in rows}
-        if unknown:
-            console.print(f"[red]unknown backend(s) {sorted(unknown)}; available rows: {sorted(all_rows())}[/]")
-            return 2
-    scenarios = select_scenarios(args.pattern)
-    if args.list:
-        console.print("rows: " + ", ".join(rows))
-        for sc in scenarios:
-            console.print(f"{sc.id}  {sc.title}")
-        return 0
-    if not rows:
-        console.print("[red]no adapters registered: install unifyparams with an extra, e.g. unifyparams[torch][/]")
-        return 2
 
-    results: dict[str, dict[str, Outcome]] = {}
-    stderr_tails: dict[str, str] = {}
-    with Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=console, transient=False,
-    ) as progress:
-        for row, env in rows.items():
-            task = progress.add_task(escape(row), total=len(scenarios))
-            outcomes, tail, code = run_row_in_subprocess(
-                row, env, args.pattern, on_outcome=lambda _o, t=task: progress.advance(t)
-            )
-            results[row] = {o.scenario: o for o in outcomes}
-            if code != 0 or len(outcomes) < len(scenarios):
-                stderr_tails[row] = f"worker exited with {code}\n{tail}"
+def _run_rows(console: Console, rows: Rows, pattern: str | None, n: int) -> tuple[dict[str, list[rep.Outcome]], dict[str, str]]:
+    results: dict[str, list[rep.Outcome]] = {}
+    broken: dict[str, str] = {}
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console) as progress:
+        for label, (backend, env) in rows.items():
+            task = progress.add_task(Text(label, style="bold").markup, total=n)
+            def advance(done: int, total: int, task: Any = task) -> None:
+                progress.update(task, completed=done, total=total or n)
+
+            outcomes, tail, code = run_row(backend, label, env, pattern, advance)
+            results[label] = outcomes
+            failed = any(o.status in rep.FAILING for o in outcomes)
+            if code not in (0, 1) or (code == 1 and not failed) or not outcomes:
+                broken[label] = f"pytest exited with {code}\n{tail}"
             for line in tail.splitlines():  # e.g. known-failure ids that match no scenario
-                if "UserWarning:" in line:
-                    progress.console.print(f"{row}: {line.split('UserWarning:', 1)[1].strip()}", markup=False, style="yellow")
+                if "known_failures:" in line:
+                    progress.console.print(Text(f"{label}: {line.split('UserWarning:', 1)[-1].strip()}", style="yellow"))
+    return results, broken
 
-    ids = [s.id for s in scenarios]
-    console.print(render_matrix(results, list(rows), ids))
-    required = {s.id for s in all_scenarios().values() if s.required}
-    failed = []
-    for row in rows:
-        for sid in ids:
-            o = results[row].get(sid)
-            status = o.status if o else "missing"
-            if status in FAILING and sid in required:
-                failed.append((row, sid, o))
-            elif status in ("skip", "xfail") and o is not None:
-                console.print(f"[dim]{escape(row)} {sid}: {status}: {escape(o.reason)}[/]")
-    for row, sid, o in failed:
-        console.print(f"\n[red bold]{escape(row)} {sid}[/]: {escape(o.reason) if o else 'no result'}")
-        if o and o.details:
+
+def _print_results(console: Console, results: dict[str, list[rep.Outcome]], ids: Sequence[str]) -> list[rep.Outcome]:
+    console.print(rep.rich_matrix(results, ids))
+    for sid in ids:
+        for row, outcomes in results.items():
+            for o in outcomes:
+                if o.scenario == sid and o.status in ("skip", "xfail"):
+                    console.print(Text(f"{row} {o.label}: {o.status}: {o.reason}", style="dim"))
+    failed = rep.failures(results, ids)
+    for o in failed:
+        console.print()
+        console.print(Text.assemble((f"{o.backend} {o.label}", "red bold"), f": {o.reason}"))
+        if o.details:
             console.print(o.details, markup=False, highlight=False)
-    for row, tail in stderr_tails.items():
-        console.print(f"\n{row}: {tail}", markup=False)
-    counts: dict[str, int] = {}
-    for row in rows:
-        for o in results[row].values():
-            counts[o.status] = counts.get(o.status, 0) + 1
-    summary = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
-    console.print(f"\n{len(rows)} backend row(s) x {len(ids)} scenario(s): {summary}")
+    return failed
 
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the suite on the chosen rows; print the matrix; 0 when no scenario fails."""
+    args = _parser().parse_args(argv)
+    console = Console()
+    rows, unknown = select_rows(args.backend)
+    if unknown:
+        console.print(Text(f"expected a backend row or name; received {unknown}; available rows: {sorted(all_rows())}",
+                           style="red"))
+        return 2
+    ids = selected_ids(args.pattern)
+    if args.list:
+        return _list(console, rows, ids)
+    if not rows:
+        console.print(Text("no conformance builders declared: install unifyparams with an extra, e.g. unifyparams[torch]",
+                           style="red"))
+        return 2
+    total = sum(max(len(c), 1) for sid, c in scenario_cases(ConformanceTests).items() if sid in ids)
+    results, broken = _run_rows(console, rows, args.pattern, total)
+    failed = _print_results(console, results, ids)
+    for label, tail in broken.items():
+        console.print(f"\n{label}: {tail}", markup=False, highlight=False)
+    console.print(rep.summary(results, ids), markup=False, highlight=False)
     if args.report:
-        args.report.mkdir(parents=True, exist_ok=True)
-        (args.report / "conformance.md").write_text(markdown_report(results, list(rows), ids))
-        payload = {row: [o.to_json() for o in results[row].values()] for row in rows}
-        (args.report / "conformance.json").write_text(json.dumps(payload, indent=2))
-        console.print(f"report written to {args.report}/conformance.md and conformance.json")
-    return 1 if failed or stderr_tails else 0
+        write_reports(args.report, results, ids)
+        console.print(f"report written to {args.report}/conformance.md and conformance.json", markup=False)
+    return 1 if failed or broken else 0

@@ -1,68 +1,7 @@
-"""Writing a :class:`NativeCheckpoint` as our safetensors format or as a PyTorch state dict.
-
-Both writers replace the destination atomically and call ``step(name, nbytes)`` after each
-tensor, for progress bars.
-
->>> write_safetensors(read("net.params"), "net.safetensors")     # doctest: +SKIP
->>> write_torch(read("net.params"), "net.pt")                    # doctest: +SKIP
-"""
+"""Deprecated: this module is :mod:`unifyparams.formats.writers` now."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from pathlib import Path
-from typing import Any
+from ..formats.writers import SOURCE_FORMAT_KEY, conversion_metadata, write_safetensors, write_torch
 
-from ..checkpoint.atomic import atomic_write
-from ..checkpoint.format import plan_offsets, write_file
-from ..checkpoint.metadata import LAYOUT_KEY, PREFIX, CheckpointMeta
-from .base import CANONICAL, NativeCheckpoint
-
-#: Metadata key recording the format a converted file came from (``"torch"``, ``"keras-h5"``...).
-SOURCE_FORMAT_KEY = PREFIX + "source_format"
-
-Step = Callable[[str, int], None]
-
-
-def _no_step(name: str, nbytes: int) -> None:
-    return None
-
-
-def conversion_metadata(ckpt: NativeCheckpoint) -> dict[str, str]:
-    """Our metadata for ``ckpt``: version, backend, ties, source format, and the honest layout.
-
-    A non-canonical layout is recorded as such (and ``format: pt`` left out), so that
-    ``up.load`` and tools expecting PyTorch layouts refuse the file instead of misreading it.
-    """
-    user = {k: v for k, v in ckpt.metadata.items() if not k.startswith(PREFIX) and k != "format"}
-    encoded = CheckpointMeta(backend=ckpt.backend, ties=list(ckpt.ties), user=user).encode()
-    encoded[SOURCE_FORMAT_KEY] = ckpt.metadata.get(SOURCE_FORMAT_KEY, ckpt.format)
-    if ckpt.layout != CANONICAL:
-        encoded[LAYOUT_KEY] = ckpt.layout
-        encoded.pop("format", None)
-    return encoded
-
-
-def write_safetensors(ckpt: NativeCheckpoint, dst: str | Path, step: Step = _no_step) -> Path:
-    """Write ``ckpt`` to ``dst`` in our format, streaming one tensor at a time."""
-    target = Path(dst)
-    metadata = conversion_metadata(ckpt)
-    infos = plan_offsets((name, a.dtype, a.shape) for name, a in ckpt.tensors.items())
-
-    def value_for(name: str) -> Any:
-        value = ckpt.tensors[name]
-        step(name, int(value.nbytes))
-        return value
-
-    with atomic_write(target) as out:
-        write_file(out, infos, value_for, metadata)
-    return target
-
-
-def write_torch(ckpt: NativeCheckpoint, dst: str | Path, step: Step = _no_step) -> Path:
-    """Write ``ckpt`` as a PyTorch state dict, through the PyTorch adapter (the core imports no
-    framework); canonical sources only."""
-    from .registry import native_function
-
-    result: Path = native_function("torch", "write")(ckpt, dst, step)
-    return result
+__all__ = ["write_safetensors", "write_torch", "conversion_metadata", "SOURCE_FORMAT_KEY"]

@@ -27,18 +27,18 @@ import numpy as np
 from ..dataflow import CANONICAL, UNKNOWN, DenseInput
 from ..errors import UnifyParamsError
 from ..paramset import ParamSet
-from .layers import Layer, group_layers
+from .layers import LayerParams, group_layers
 
 
 class DataflowError(UnifyParamsError, ValueError):
     """How a dense layer orders its inputs could not be established, and it matters."""
 
 
-def _is_conv(layer: Layer) -> bool:
+def _is_conv(layer: LayerParams) -> bool:
     return layer.family.startswith("conv")
 
 
-def _channels_last(layer: Layer) -> bool:
+def _channels_last(layer: LayerParams) -> bool:
     p = next(iter(layer.params.values()))
     return bool(p.adapter.channels_last(p.slot.block))
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from .layers import Layer
+from .layers import LayerParams
 from .report import PortReport
 
 #: Relative difference below which two hyper-parameters are the same (float rounding of ``1 - m``).
@@ -22,12 +22,12 @@ def differs(a: float, b: float) -> bool:
     return abs(a - b) > RELATIVE_TOLERANCE * max(abs(a), abs(b))
 
 
-def _config(layer: Layer) -> Mapping[str, float]:
+def _config(layer: LayerParams) -> Mapping[str, float]:
     p = next(iter(layer.params.values()))
     return p.adapter.layer_config(p.slot.block)
 
 
-def compare_hyperparameters(s: Layer, d: Layer, report: PortReport) -> None:
+def compare_hyperparameters(s: LayerParams, d: LayerParams, report: PortReport) -> None:
     """A warning for each of ``eps``/``momentum`` (PyTorch's convention) that the two layers set differently."""
     src_cfg, dst_cfg = _config(s), _config(d)
     for key in ("eps", "momentum"):

@@ -44,8 +44,12 @@ def family_of(p: Param) -> str:
 
 
 @dataclass
-class Layer:
-    """The parameters of one layer: ``params`` maps a leaf (index-free for RNNs) to its Param."""
+class LayerParams:
+    """The parameters of one layer: ``params`` maps a leaf (index-free for RNNs) to its Param.
+
+    >>> LayerParams("features.0", "Conv2d", "conv2d").label
+    'features.0 (Conv2d)'
+    """
 
     path: str
     kind: str
@@ -54,12 +58,17 @@ class Layer:
 
     @property
     def label(self) -> str:
+        """``"path (Kind)"``, for messages."""
         return f"{self.path or '<root>'} ({self.kind})"
 
 
-def group_layers(ps: ParamSet) -> list[Layer]:
-    """Layers in model order; a multi-layer recurrent block yields one Layer per stacked layer."""
-    layers: dict[tuple[str, str], Layer] = {}
+#: The older name of :class:`LayerParams`.
+Layer = LayerParams
+
+
+def group_layers(ps: ParamSet) -> list[LayerParams]:
+    """Layers in model order; a multi-layer recurrent block yields one LayerParams per stacked layer."""
+    layers: dict[tuple[str, str], LayerParams] = {}
     for name, p in ps.items():
         slot = p.slot
         own_path = ".".join(slot.block_path)
@@ -78,7 +87,7 @@ def group_layers(ps: ParamSet) -> list[Layer]:
         key = (path, key_suffix)
         layer = layers.get(key)
         if layer is None:
-            layer = layers[key] = Layer(path + key_suffix, kind, family)
+            layer = layers[key] = LayerParams(path + key_suffix, kind, family)
         layer.params[leaf] = p
     return list(layers.values())
 

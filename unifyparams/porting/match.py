@@ -11,7 +11,7 @@ weights is invisible to shapes, so the family (from the adapters) is what keeps 
 
 from __future__ import annotations
 
-from .layers import Layer
+from .layers import LayerParams
 
 #: How many rows of two layer sequences a problem shows around the first difference.
 _CONTEXT = 6
@@ -33,11 +33,11 @@ def side_by_side(src: list[str], dst: list[str], first_difference: int | None = 
     return "\n".join(lines)
 
 
-def _label(layer: Layer) -> str:
+def _label(layer: LayerParams) -> str:
     return f"{layer.family} {layer.path or '<root>'}"
 
 
-def pair_by_order(src: list[Layer], dst: list[Layer], problems: list[str]) -> list[tuple[Layer, Layer]]:
+def pair_by_order(src: list[LayerParams], dst: list[LayerParams], problems: list[str]) -> list[tuple[LayerParams, LayerParams]]:
     """Pairs when the sequences agree in count and family everywhere; else none, with a problem."""
     for side, layers in (("source", src), ("destination", dst)):
         if any(layer.family == "?" for layer in layers):
@@ -66,7 +66,7 @@ def pair_by_order(src: list[Layer], dst: list[Layer], problems: list[str]) -> li
     return []
 
 
-def pair_by_name(src: list[Layer], dst: list[Layer], problems: list[str]) -> list[tuple[Layer, Layer]]:
+def pair_by_name(src: list[LayerParams], dst: list[LayerParams], problems: list[str]) -> list[tuple[LayerParams, LayerParams]]:
     """Pairs of equal paths; a family mismatch or an unpaired layer is a problem."""
     by_path = {layer.path: layer for layer in src}
     pairs = []

@@ -1,7 +1,15 @@
 """Move parameters from one model to another, across frameworks: :func:`port`.
 
->>> report = up.port(torch_net, keras_net)          # doctest: +SKIP
->>> print(report)                                    # doctest: +SKIP
+>>> report = up.port(net, numpy_net(seed=7))      # torch_net -> keras_net alike
+>>> report.ok, report.applied, report.match, len(report.rows)
+(True, True, 'auto:name', 8)
+>>> print(report.table())                         # doctest: +ELLIPSIS
+port numpy-test -> numpy-test (match=auto:name)
+source          destination     canonical shape  conversion  native layouts                    problem
+--------------  --------------  ---------------  ----------  --------------------------------  -------
+0.weight        0.weight        (4, 3)           copy        transpose(1,0) -> transpose(1,0)
+0.bias          0.bias          (4,)             copy        identity -> identity
+...
 
 Layers are matched by canonical name when the names agree, otherwise by the order of
 parameter-bearing layers (only when both sequences agree in count and layer family), or by an
@@ -26,7 +34,7 @@ from ..paramset import ParamSet
 from .convert import LeafPlan, plan_leaves
 from .flatten import advice, dense_facts
 from .hyper import compare_hyperparameters
-from .layers import Layer, group_layers
+from .layers import LayerParams, group_layers
 from .match import pair_by_name, pair_by_order
 from .rename import renamed
 from .report import PortError, PortReport, PortRow
@@ -91,32 +99,12 @@ def port(
     src_facts = dense_facts(source_ps, _model_of(src_model), example_input, src_dense_inputs)
     dst_facts = dense_facts(dst_ps, _model_of(dst_model), dst_example_input, dst_dense_inputs)
 
-    if mode == "mapping":
-        assert isinstance(match, Mapping)
-        pairs, plans = _mapping_plans(match, source_ps, dst_ps, src_layers, dst_layers, report)
-    else:
-        if mode == "auto":
-            same_names = [layer.path for layer in src_layers] == [layer.path for layer in dst_layers]
-            mode = "name" if same_names or rename else "order"
-            report.match = f"auto:{mode}"
-        pairer = pair_by_name if mode == "name" else pair_by_order
-        pairs = pairer(src_layers, dst_layers, report.problems)
-        plans = []
-        for s, d in pairs:
-            leaf_plans, problems = plan_leaves(s.family, s.params, d.params)
-            report.problems += [f"{d.label}: {p}" for p in problems]
-            for plan in leaf_plans:
-                plan.src_leaves = tuple(s.params[leaf].name for leaf in plan.src_leaves)
-                plans.append((s, d, plan))
+    pairs, plans = _plan(match, mode, bool(rename), source_ps, dst_ps, src_layers, dst_layers, report)
     for s, d in pairs:
         compare_hyperparameters(s, d, report)
-
-    final: list[tuple[LeafPlan, Param]] = []
-    for s, d, plan in plans:
-        dst_param = d.params[plan.dst_leaf]
-        if d.family == "dense" and plan.dst_leaf == "weight" and s.family == "dense":
-            plan = _with_dense_order(plan, s, d, src_facts.get(s.path), dst_facts.get(d.path), report)
-        final.append((plan, dst_param))
+    final = [
+        (_ordered(plan, s, d, src_facts, dst_facts, report), d.params[plan.dst_leaf]) for s, d, plan in plans
+    ]
     _check_tied_destinations(final, report)
     state, planned = _validate(final, dst_ps, report)
 
@@ -133,15 +121,50 @@ def port(
     return report
 
 
+def _plan(
+    match: str | Mapping[str, str], mode: str, renaming: bool, source_ps: ParamSet, dst_ps: ParamSet,
+    src_layers: list[LayerParams], dst_layers: list[LayerParams], report: PortReport,
+) -> tuple[list[tuple[LayerParams, LayerParams]], list[tuple[LayerParams, LayerParams, LeafPlan]]]:
+    """Pair the layers (by mapping, name or order; ``auto`` chooses and says so in the report)
+    and plan each destination leaf."""
+    if mode == "mapping":
+        assert isinstance(match, Mapping)
+        return _mapping_plans(match, source_ps, dst_ps, src_layers, dst_layers, report)
+    if mode == "auto":
+        same_names = [layer.path for layer in src_layers] == [layer.path for layer in dst_layers]
+        mode = "name" if same_names or renaming else "order"
+        report.match = f"auto:{mode}"
+    pairer = pair_by_name if mode == "name" else pair_by_order
+    pairs = pairer(src_layers, dst_layers, report.problems)
+    plans = []
+    for s, d in pairs:
+        leaf_plans, problems = plan_leaves(s.family, s.params, d.params)
+        report.problems += [f"{d.label}: {p}" for p in problems]
+        for plan in leaf_plans:
+            plan.src_leaves = tuple(s.params[leaf].name for leaf in plan.src_leaves)
+            plans.append((s, d, plan))
+    return pairs, plans
+
+
+def _ordered(
+    plan: LeafPlan, s: LayerParams, d: LayerParams, src_facts: Mapping[str, DenseInput],
+    dst_facts: Mapping[str, DenseInput], report: PortReport,
+) -> LeafPlan:
+    """A dense weight after convolutions, converted for the flatten order each side reads."""
+    if d.family == "dense" and plan.dst_leaf == "weight" and s.family == "dense":
+        return _with_dense_order(plan, s, d, src_facts.get(s.path), dst_facts.get(d.path), report)
+    return plan
+
+
 def _mapping_plans(
-    match: Mapping[str, str], src_ps: ParamSet, dst_ps: ParamSet, src_layers: list[Layer], dst_layers: list[Layer],
+    match: Mapping[str, str], src_ps: ParamSet, dst_ps: ParamSet, src_layers: list[LayerParams], dst_layers: list[LayerParams],
     report: PortReport,
-) -> tuple[list[tuple[Layer, Layer]], list[tuple[Layer, Layer, LeafPlan]]]:
+) -> tuple[list[tuple[LayerParams, LayerParams]], list[tuple[LayerParams, LayerParams, LeafPlan]]]:
     """Plans for an explicit ``{destination: source}`` mapping, with the layers each name is in."""
     src_layer = {p.name: layer for layer in src_layers for p in layer.params.values()}
     dst_layer = {p.name: layer for layer in dst_layers for p in layer.params.values()}
-    plans: list[tuple[Layer, Layer, LeafPlan]] = []
-    pairs: dict[tuple[int, int], tuple[Layer, Layer]] = {}
+    plans: list[tuple[LayerParams, LayerParams, LeafPlan]] = []
+    pairs: dict[tuple[int, int], tuple[LayerParams, LayerParams]] = {}
     for dst_name, src_name in match.items():
         missing = [n for n, ps in ((dst_name, dst_ps), (src_name, src_ps)) if n not in ps]
         if missing:
@@ -157,7 +180,7 @@ def _mapping_plans(
 
 
 def _with_dense_order(
-    plan: LeafPlan, s: Layer, d: Layer, src_fact: DenseInput | None, dst_fact: DenseInput | None, report: PortReport
+    plan: LeafPlan, s: LayerParams, d: LayerParams, src_fact: DenseInput | None, dst_fact: DenseInput | None, report: PortReport
 ) -> LeafPlan:
     """The plan for a dense weight, converted between the two models' input orders."""
     facts = {"source": (src_fact, s, "src_"), "destination": (dst_fact, d, "dst_")}

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass, field
+from typing import Any
 
+from ..display import Table
 from ..errors import UnifyParamsError
 
 
@@ -19,6 +20,8 @@ class PortError(UnifyParamsError, ValueError):
 
 @dataclass
 class PortRow:
+    """One destination tensor of a port: where its value comes from and how it is converted."""
+
     source: str
     destination: str
     shape: str
@@ -43,23 +46,41 @@ class PortReport:
 
     @property
     def ok(self) -> bool:
+        """True when the port has no problems (it can be, or was, applied)."""
         return not self.problems
 
-    def __str__(self) -> str:
-        from rich.console import Console
-        from rich.table import Table
+    def table(self) -> Table:
+        """The rows as a :class:`~unifyparams.display.Table` (plain with ``str()``, styled by rich)."""
+        columns = ("source", "destination", "canonical shape", "conversion", "native layouts", "problem")
+        rows = [(r.source, r.destination, r.shape, r.conversion, r.layouts, (r.problem, "red")) for r in self.rows]
+        return Table(columns, list(rows), title=f"port {self.source_backend} -> {self.destination_backend} "
+                     f"(match={self.match})")
 
-        table = Table(title=f"port {self.source_backend} -> {self.destination_backend} (match={self.match})")
-        for column in ("source", "destination", "canonical shape", "conversion", "native layouts", "problem"):
-            table.add_column(column)
-        for r in self.rows:
-            table.add_row(r.source, r.destination, r.shape, r.conversion, r.layouts, r.problem)
-        console = Console(file=io.StringIO(), record=True, width=160, force_terminal=False)
-        console.print(table)
-        for w in self.warnings:
-            console.print(f"warning: {w}", markup=False)
-        for p in self.problems:
-            console.print(f"problem: {p}", markup=False)
+    def footer(self) -> list[str]:
+        """Warnings, problems, and the one-line outcome."""
         state = "applied" if self.applied else "not applied"
-        console.print(f"{len(self.rows)} parameter(s), {len(self.problems)} problem(s): {state}")
-        return console.export_text()
+        return (
+            [f"warning: {w}" for w in self.warnings]
+            + [f"problem: {p}" for p in self.problems]
+            + [f"{len(self.rows)} parameter(s), {len(self.problems)} problem(s): {state}"]
+        )
+
+    def __str__(self) -> str:
+        """Plain text: the table with columns as wide as their contents (never cut), then the footer.
+
+        >>> report = PortReport("torch", "keras", "name", [PortRow("0.weight", "0.weight", "(4, 3)", "transpose")])
+        >>> print(report)
+        port torch -> keras (match=name)
+        source    destination  canonical shape  conversion  native layouts  problem
+        --------  -----------  ---------------  ----------  --------------  -------
+        0.weight  0.weight     (4, 3)           transpose
+        1 parameter(s), 0 problem(s): not applied
+        """
+        return "\n".join([str(self.table()), *self.footer()])
+
+    def __rich__(self) -> Any:
+        """The table and footer drawn by rich (``rich.print(report)``)."""
+        from rich.console import Group
+        from rich.text import Text
+
+        return Group(self.table(), *[Text(line) for line in self.footer()])

@@ -20,12 +20,12 @@ code gets "not established", and a checkpoint or port that needs the fact refuse
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from unifyparams import Adapter, DenseInput, NotMaterializedError, Role, Slot, TieError
+from unifyparams import Adapter, DenseInput, NotMaterializedError, Role, Slot
+from unifyparams.common import BlockTracker
 from unifyparams.layouts import IDENTITY, GateOrder, Layout, Transpose
 
 DENSE_T = Transpose((1, 0))  # kernel (in, out) -> weight (out, in)
@@ -84,15 +84,15 @@ def describe(block: Any, attr: str) -> tuple[str, str, Layout]:
 
 
 class NumpyNNAdapter(Adapter):
-    """numpynn models for unifyparams; a complete third-party adapter in ~200 lines, plus the
-    dataflow tracer of :mod:`unifyparams_numpynn.dataflow`."""
+    """numpynn models for unifyparams: the seven primitives, then the optional groups numpynn
+    supports (write safety, lazy shapes, tying hooks, gradients, porting facts), plus the dataflow
+    tracer of :mod:`unifyparams_numpynn.dataflow`. The checks around ``tie``, ``untie`` and
+    ``materialize`` come from the core."""
 
     name = "numpynn"
+    block_noun = "numpynn layer"
     framework_module = "numpynn"
     install_hint = "pip install -e examples/custom_adapter"
-    builders = "unifyparams_numpynn.builders:NumpyNNBuilders"
-    #: Scenarios known to fail, one ``scenario.id  # reason`` per line (read by the conformance suite).
-    known_failures = Path(__file__).with_name("known_failures.txt")
 
     def __init__(self) -> None:
         import numpynn
@@ -157,15 +157,11 @@ class NumpyNNAdapter(Adapter):
             raise NotImplementedError("numpynn backpropagates only the default loss, the sum of the outputs")
         self.nn.backward(model, *inputs)
 
-    def materialize(self, model: Any, inputs: tuple[np.ndarray, ...]) -> None:
-        try:
-            model(*inputs)
-        except self.nn.LayerError as exc:
-            shapes = [tuple(np.shape(x)) for x in inputs]
-            raise NotMaterializedError(
-                f"running {type(model).__name__} on inputs of shape {shapes} failed in block {exc.path!r}: "
-                f"{exc.cause}. Check the input's feature size against that block."
-            ) from exc
+    def infer_shapes(self, model: Any, inputs: tuple[np.ndarray, ...]) -> None:
+        model(*inputs)  # lazy layers build on their first input
+
+    def track_blocks(self, model: Any) -> BlockTracker:
+        return LayerErrors()
 
     def on_materialized(self, model: Any, callback: Callable[[], None]) -> bool:
         waiting = [m for m in model.modules() if not m.built]
@@ -178,16 +174,10 @@ class NumpyNNAdapter(Adapter):
     def _attr(slot: Slot) -> str:
         return slot.native_name.rsplit("/", 1)[-1]
 
-    def tie(self, root: Any, target: Slot, source: Slot) -> None:
+    def share(self, root: Any, target: Slot, source: Slot) -> None:
         setattr(target.block, self._attr(target), source.native)
 
-    def untie(self, root: Any, slot: Slot) -> None:
-        aliases = [s for s in self.walk(root) if s.native is slot.native and s.name != slot.name]
-        if aliases and all(s.block is slot.block for s in aliases):
-            raise TieError(
-                f"{slot.name!r} is shared because one numpynn layer object is used under several names "
-                f"({[s.name for s in aliases]}); build a separate layer for one of the uses instead"
-            )
+    def separate(self, root: Any, slot: Slot) -> None:
         old = slot.native
         fresh = self.nn.Variable(np.array(old.value, copy=True), trainable=old.trainable, dtype=old.dtype)
         setattr(slot.block, self._attr(slot), fresh)
@@ -217,3 +207,13 @@ class NumpyNNAdapter(Adapter):
 
     def layer_config(self, block: Any) -> dict[str, float]:
         return {"eps": float(block.eps)} if isinstance(block, (self.nn.LayerNorm, self.nn.BatchNorm)) else {}
+
+
+class LayerErrors(BlockTracker):
+    """numpynn names the failing layer in its own ``LayerError``: no hooks needed."""
+
+    def failed(self, exc: BaseException | None = None) -> str | None:
+        return f"block {exc.path!r}" if exc is not None and hasattr(exc, "path") else None
+
+    def detail(self, exc: BaseException) -> str:
+        return str(getattr(exc, "cause", exc))

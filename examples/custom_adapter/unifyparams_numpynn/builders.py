@@ -74,6 +74,8 @@ def _layer(kind: str, spec: dict[str, int]) -> nn.Module:
 
 class NumpyNNBuilders(ModelBuilders):
     backend = "numpynn"
+    #: Scenarios known to fail, one ``scenario.id  # reason`` per line (next to this module).
+    known_failures = "known_failures.txt"
 
     def mlp(self, in_features: int = 20, hidden: int = 256, out_features: int = 10) -> Any:
         return nn.Sequential(nn.Dense(hidden, in_features=in_features), nn.ReLU(), nn.Dense(out_features, in_features=hidden))

@@ -1,0 +1,11 @@
+"""The conformance suite on Keras (on the backend KERAS_BACKEND selects; CI runs it on tensorflow and on torch)."""
+
+import pytest
+
+from unifyparams.testing import ConformanceTests
+
+
+class TestKerasConformance(ConformanceTests):
+    @pytest.fixture
+    def adapter_name(self) -> str:
+        return "keras"

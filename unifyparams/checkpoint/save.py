@@ -1,0 +1,242 @@
+"""Saving any model as a portable checkpoint: :func:`save`, planned, written, then switched in.
+
+The job is in three steps: :func:`plan_save` (which names are stored, in which shard, with which
+metadata; refuses what cannot be saved before anything is written), :func:`write_shards`
+(temporary files, streamed one tensor at a time) and :func:`switch_in` (the renames that make
+the new checkpoint the one on disk, then the removal of the files it replaced).
+
+>>> plan = SavePlan(Path("m.safetensors"), [["a", "b"]], [("a", 8), ("b", 4)], {}, [Path("m.safetensors")])
+>>> plan.sharded, plan.total_size
+(False, 12)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import math
+import os
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..access import params
+from ..errors import CheckpointError
+from ..param import format_shape
+from ..paramset import ParamSet
+from .atomic import AtomicFile, fsync_dir
+from .dtypes import code_for
+from .format import plan_offsets, write_file
+from .metadata import CheckpointMeta
+from .order import facts_for
+from .shards import (
+    DEFAULT_NAME,
+    Earlier,
+    earlier_checkpoint,
+    encode_index,
+    index_path,
+    new_shard_names,
+    parse_size,
+    remove_stale_temporaries,
+    split,
+)
+
+
+@dataclass
+class SavePlan:
+    """What one save writes: shard name lists, their sizes, the encoded metadata, the target files."""
+
+    base: Path
+    shards: list[list[str]]
+    sizes: list[tuple[str, int]]
+    metadata: dict[str, str]
+    targets: list[Path]
+
+    @property
+    def sharded(self) -> bool:
+        """True when the checkpoint is split over several files plus an index."""
+        return len(self.shards) > 1
+
+    @property
+    def total_size(self) -> int:
+        """Bytes of every stored tensor (tied tensors once)."""
+        return sum(size for _, size in self.sizes)
+
+
+def save(
+    model: Any,
+    path: str | os.PathLike[str],
+    *,
+    max_shard_size: int | str | None = None,
+    metadata: Mapping[str, str] | None = None,
+) -> Path:
+    """Save every parameter of ``model`` (any backend) to ``path``, atomically.
+
+    Tensors are streamed into the file one at a time. With ``max_shard_size`` (bytes, or
+    ``"5GB"``/``"500MiB"``) a larger model is split into ``model-00001-of-0000N.safetensors``
+    files plus ``model.safetensors.index.json``. ``metadata`` (str to str) is stored in the file.
+    Returns the path to pass to :func:`~unifyparams.checkpoint.load`: the file, or the index.
+
+    >>> up.save(net, "model.safetensors", metadata={"step": "100"})
+    PosixPath('model.safetensors')
+    """
+    ps = params(model)
+    plan = plan_save(ps, _base_path(path), max_shard_size, metadata)
+    remove_stale_temporaries(plan.base)  # left by saves of this checkpoint that were killed mid-write
+    earlier = earlier_checkpoint(plan.base)
+    orders = facts_for(ps, model)  # dense weights after a channels-last flatten: stored channels-first
+
+    def value_of(name: str) -> np.ndarray:
+        value = ps[name].numpy()
+        return orders[name].to_canonical(value) if name in orders else value
+
+    return switch_in(plan, earlier, lambda: write_shards(plan, ps, value_of))
+
+
+def _base_path(path: str | os.PathLike[str]) -> Path:
+    """The ``.safetensors`` path a save writes (a folder gets ``model.safetensors``)."""
+    base = Path(path)
+    if base.is_dir():
+        base = base / DEFAULT_NAME
+    if base.name.endswith(".json"):
+        raise CheckpointError(
+            f"save() takes the checkpoint's .safetensors path; received {base.name!r}. The index of a "
+            f"sharded checkpoint is written beside it (pass 'model.safetensors', get 'model.safetensors.index.json')."
+        )
+    return base
+
+
+def plan_save(
+    ps: ParamSet, base: Path, max_shard_size: int | str | None, metadata: Mapping[str, str] | None
+) -> SavePlan:
+    """Decide what a save of ``ps`` writes; refuses unsavable parameters before anything is written."""
+    stored, groups = stored_names(ps)
+    sizes = [(name, math.prod(ps[name].shape) * ps[name].dtype.itemsize) for name in stored]  # type: ignore[arg-type]
+    shards = split(sizes, parse_size(max_shard_size)) if max_shard_size is not None else [stored]
+    meta = CheckpointMeta(backend=ps.backend or None, ties=groups, user=dict(metadata or {}), layers=_families(ps))
+    targets = [base]
+    if len(shards) > 1:  # new names: the earlier checkpoint stays whole until the new index replaces its own
+        meta.checkpoint_id = uuid.uuid4().hex
+        targets = [base.parent / n for n in new_shard_names(base, len(shards), meta.checkpoint_id)]
+    return SavePlan(base, shards, sizes, meta.encode(), targets)
+
+
+def write_shards(plan: SavePlan, ps: ParamSet, value_of: Callable[[str], np.ndarray]) -> list[AtomicFile]:
+    """Write every shard (and the index of a sharded save) to temporary files, finished, not committed.
+
+    Files are appended to the list as they are opened, so that a failure part way can discard them.
+    """
+    pending: list[AtomicFile] = []
+    try:
+        for target, names in zip(plan.targets, plan.shards):
+            pending.append(AtomicFile(target))
+            infos = plan_offsets((n, ps[n].dtype, ps[n].shape) for n in names)  # type: ignore[misc]
+            write_file(pending[-1].file, infos, value_of, plan.metadata)
+            pending[-1].finish()
+        if plan.sharded:
+            weight_map = {n: t.name for t, names in zip(plan.targets, plan.shards) for n in names}
+            pending.append(AtomicFile(index_path(plan.base)))
+            pending[-1].file.write(encode_index(weight_map, plan.metadata, plan.total_size))
+            pending[-1].finish()
+    except BaseException:
+        for p in pending:
+            p.discard()
+        raise
+    return pending
+
+
+def switch_in(plan: SavePlan, earlier: Earlier, write: Callable[[], list[AtomicFile]]) -> Path:
+    """Run ``write``, then make its files the checkpoint: new shards first, the switch last.
+
+    A failure leaves the earlier checkpoint as it was (checked, and said in the error).
+    """
+    pending: list[AtomicFile] = []
+    placed: list[Path] = []  # new shards renamed to their (new, unused) names before the switch
+    try:
+        pending = write()
+        for shard in pending[:-1]:  # names no file had: nothing of the earlier checkpoint is touched
+            if os.path.lexists(shard.path):
+                raise FileExistsError(errno.EEXIST, "a file appeared under a new shard's name", str(shard.path))
+            shard.commit()
+            placed.append(shard.path)
+        if plan.sharded:
+            fsync_dir(plan.base.parent)
+        pending[-1].commit()  # the switch: the new file, or the index naming the new shards
+    except BaseException as exc:
+        _undo(pending, placed, plan.base, earlier, exc)
+        raise
+    fsync_dir(plan.base.parent)
+    _remove_replaced(earlier, {p.path for p in pending})
+    return pending[-1].path
+
+
+def _undo(pending: list[AtomicFile], placed: list[Path], base: Path, earlier: Earlier, exc: BaseException) -> None:
+    """Discard what a failed save wrote; an OSError becomes a CheckpointError saying what is left."""
+    for p in pending:
+        p.discard()
+    leftover = []
+    for new in placed:
+        try:
+            new.unlink()
+        except OSError:
+            leftover.append(new.name)
+    if isinstance(exc, OSError):
+        raise CheckpointError(f"could not write the checkpoint {base}: {exc}. " + _after_failure(earlier, leftover)) from exc
+
+
+def _after_failure(earlier: Earlier, leftover: list[str]) -> str:
+    """What a failed save left, checked rather than assumed."""
+    changed = earlier.changed()
+    text = (
+        "The earlier checkpoint there is unchanged (verified)."
+        if not changed
+        else f"Files of the earlier checkpoint changed meanwhile (not by this save): {[p.name for p in changed]}."
+    )
+    if leftover:
+        text += f" New shard files could not be removed: {leftover}; delete them by hand."
+    return text
+
+
+def _remove_replaced(earlier: Earlier, kept: set[Path]) -> None:
+    """Once the new checkpoint is in place, delete what it replaced: the index first, so that the
+    folder never names shards that are gone; only files :func:`earlier_checkpoint` allows."""
+    index_first = sorted(earlier.removable, key=lambda p: not p.name.endswith(".json"))
+    for old in index_first:
+        if old not in kept:
+            with contextlib.suppress(OSError):
+                old.unlink()
+
+
+def _families(ps: ParamSet) -> dict[str, str]:
+    """``{layer path: family}`` recorded so that a file can be matched by layer order later."""
+    from ..porting.layers import family_of
+
+    families: dict[str, str] = {}
+    for name, p in ps.items():
+        families.setdefault(name.rpartition(".")[0], family_of(p))
+    return families
+
+
+def stored_names(ps: ParamSet) -> tuple[list[str], list[tuple[str, ...]]]:
+    """Names to store (one per storage, model order) and the tie groups; refuses unsavable params."""
+    problems = []
+    for name, p in ps.items():
+        if not p.materialized:
+            problems.append(
+                f"{name!r} has shape {format_shape(p.shape)}: run the model once or call "
+                f"up.materialize(model, ...) so its values exist"
+            )
+            continue
+        try:
+            code_for(p.dtype)
+        except CheckpointError as exc:
+            problems.append(f"{name!r}: {exc}")
+    if problems:
+        raise CheckpointError("cannot save this model; nothing was written:\n  - " + "\n  - ".join(problems))
+    groups = ps.storage_groups()
+    aliases = {name for group in groups for name in group[1:]}
+    return [name for name in ps if name not in aliases], groups
