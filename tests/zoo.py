@@ -22,7 +22,6 @@ import importlib
 import os
 import sys
 import types
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -232,5 +231,3 @@ def relative_error(expected: np.ndarray, got: np.ndarray) -> float:
         raise AssertionError(f"the reference output is degenerate (max abs {scale}): randomize the source")
     return float(np.max(np.abs(expected - got))) / scale
 
-
-Builder = Callable[[str, str, str], Any]

@@ -245,6 +245,12 @@ class PortingFacts:
         get the core's convention."""
         return {}
 
+    def transpose_copy(self, array: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+        """``array.transpose(axes)`` as a new C-contiguous array. NumPy's transposing copy is several
+        times slower than the frameworks' own kernels: adapters override this to use theirs (the core
+        reorders large dense weights with it when a port or checkpoint converts a flatten order)."""
+        return np.ascontiguousarray(array.transpose(axes))
+
 
 def family_by_class(block: Any, table: Mapping[type, str]) -> str:
     """The family of the nearest class of ``block``'s hierarchy found in ``table`` (an adapter's

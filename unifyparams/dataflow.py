@@ -20,9 +20,13 @@ array([[0., 1., 2., 3., 4., 5.]])
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+
+#: ``transpose(array, axes) -> new C-contiguous array``.
+Transposer = Callable[[np.ndarray, tuple[int, ...]], np.ndarray]
 
 FEATURES = "features"
 FLATTENED = "flattened"
@@ -112,22 +116,29 @@ class DenseInput:
         return f"an input order that could not be established ({self.reason})"
 
     # --- conversions ----------------------------------------------------------------------
-    def to_canonical(self, weight: np.ndarray) -> np.ndarray:
-        """A dense weight ``(out, in)`` in this model's input order -> canonical order."""
+    def to_canonical(self, weight: np.ndarray, transpose: Transposer | None = None) -> np.ndarray:
+        """A dense weight ``(out, in)`` in this model's input order -> canonical order.
+
+        ``transpose(array, axes)`` makes the transposing copy (default NumPy's; adapters offer
+        their framework's faster one as ``transpose_copy``)."""
         if not self.permutes:
             return weight
         out = weight.shape[0]
         model_shape = [self.map_shape[a] for a in self.order]
-        axes = [1 + self.order.index(i) for i in range(len(self.map_shape))]
-        return np.ascontiguousarray(weight.reshape(out, *model_shape).transpose(0, *axes)).reshape(weight.shape)
+        axes = (0, *(1 + self.order.index(i) for i in range(len(self.map_shape))))
+        return (transpose or _numpy_transpose)(weight.reshape(out, *model_shape), axes).reshape(weight.shape)
 
-    def to_model(self, weight: np.ndarray) -> np.ndarray:
+    def to_model(self, weight: np.ndarray, transpose: Transposer | None = None) -> np.ndarray:
         """The inverse of :meth:`to_canonical`."""
         if not self.permutes:
             return weight
         out = weight.shape[0]
-        axes = [1 + a for a in self.order]
-        return np.ascontiguousarray(weight.reshape(out, *self.map_shape).transpose(0, *axes)).reshape(weight.shape)
+        axes = (0, *(1 + a for a in self.order))
+        return (transpose or _numpy_transpose)(weight.reshape(out, *self.map_shape), axes).reshape(weight.shape)
+
+
+def _numpy_transpose(array: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+    return np.ascontiguousarray(array.transpose(axes))
 
 
 def agreement(src: DenseInput, dst: DenseInput) -> str | None:

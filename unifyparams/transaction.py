@@ -243,18 +243,7 @@ def write_all(
     ``finish`` must undo its own changes before raising).
     """
     items = list(plan)
-    refused = refusals([p for p, _ in items])
-    refused += [
-        ([a, b], "overlapping but different views of one memory (not a tie): writing both would leave part of "
-                 "one with the other's values; write only one, or give one its own memory first")
-        for a, b in overlapping(p for p, _ in items)
-    ]
-    if refused:
-        count = sum(len(names) for names, _ in refused)
-        raise WriteError(
-            f"{what} refused: {count} parameter(s) cannot be written, so nothing was written and every "
-            f"parameter keeps its value:\n  - " + "\n  - ".join(f"{describe_names(n)}: {why}" for n, why in refused),
-        )
+    _refuse_unwritable(items, what)
     # Parameters that already hold values first: giving a lazy layer values is the hardest thing
     # to take back, so it happens only once everything else landed.
     lazy = [not p.materialized for p, _ in items]
@@ -274,22 +263,39 @@ def write_all(
                 if native is not None:  # None: the callable wrote the parameter's memory itself
                     p.write_native(native)
             except BaseException as exc:
-                failed = _failure(what, p, exc, stage, items, order, written, done, atomic)
-                if not isinstance(exc, Exception):
-                    raise  # KeyboardInterrupt and the like go on, after the restore
-                raise failed from exc
+                _reraise(_failure(what, p, exc, stage, items, order, written, done, atomic), exc)
             written.append(p.name)
         if finish is not None:
             try:
                 finish()
             except BaseException as exc:
-                failed = _failure(what, None, exc, "finish", items, order, written, done, atomic)
-                if not isinstance(exc, Exception):
-                    raise
-                raise failed from exc
+                _reraise(_failure(what, None, exc, "finish", items, order, written, done, atomic), exc)
     _note_filled([p for (p, _), waits in zip(items, lazy) if waits])
     for callback in queue:
         callback()
+
+
+def _refuse_unwritable(items: Sequence[tuple[Param, Any]], what: str) -> None:
+    """Raise before any write when a parameter cannot be written, listing every reason."""
+    refused = refusals([p for p, _ in items])
+    refused += [
+        ([a, b], "overlapping but different views of one memory (not a tie): writing both would leave part of "
+                 "one with the other's values; write only one, or give one its own memory first")
+        for a, b in overlapping(p for p, _ in items)
+    ]
+    if refused:
+        count = sum(len(names) for names, _ in refused)
+        raise WriteError(
+            f"{what} refused: {count} parameter(s) cannot be written, so nothing was written and every "
+            f"parameter keeps its value:\n  - " + "\n  - ".join(f"{describe_names(n)}: {why}" for n, why in refused),
+        )
+
+
+def _reraise(failed: WriteError, exc: BaseException) -> None:
+    """After the restore: KeyboardInterrupt and the like go on as they were, errors as ``failed``."""
+    if not isinstance(exc, Exception):
+        raise exc
+    raise failed from exc
 
 
 def _failure(

@@ -98,6 +98,8 @@ class KerasAdapter(Adapter):
         value = native.value
         if self.backend == "torch" and value.device.type == "cpu" and str(native.dtype) != "bfloat16":
             return value.detach().numpy()  # zero-copy view of the parameter
+        if self.backend == "tensorflow" and hasattr(value, "numpy"):
+            return np.asarray(value.numpy())  # one copy, ~5x faster than ops.convert_to_numpy here
         return np.asarray(self.keras.ops.convert_to_numpy(value))
 
     def write(self, native: Any, value: np.ndarray) -> None:
@@ -248,6 +250,16 @@ class KerasAdapter(Adapter):
         from .dataflow import dense_inputs
 
         return dense_inputs(model)
+
+    def transpose_copy(self, array: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+        """The backend's own transposing copy. A permuted view of a contiguous array (a transposed
+        kernel) is transposed from that array in one step, with the two permutations composed."""
+        source = contiguous_source(array)
+        base, perm = (array, tuple(range(array.ndim))) if source is None else source
+        if source is None and not array.flags.c_contiguous:
+            return np.ascontiguousarray(array.transpose(axes))
+        composed = tuple(perm[a] for a in axes)
+        return np.asarray(self.keras.ops.convert_to_numpy(self.keras.ops.transpose(base, composed)))
 
     def channels_last(self, block: Any) -> bool:
         return getattr(block, "data_format", "channels_last") == "channels_last"

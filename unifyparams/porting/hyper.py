@@ -9,7 +9,7 @@ tolerance: Keras DenseNet's ``1.001e-5`` against PyTorch's ``1e-5`` is reported,
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from .layers import LayerParams
 from .report import PortReport
@@ -27,13 +27,21 @@ def _config(layer: LayerParams) -> Mapping[str, float]:
     return p.adapter.layer_config(p.slot.block)
 
 
-def compare_hyperparameters(s: LayerParams, d: LayerParams, report: PortReport) -> None:
-    """A warning for each of ``eps``/``momentum`` (PyTorch's convention) that the two layers set differently."""
-    src_cfg, dst_cfg = _config(s), _config(d)
-    for key in ("eps", "momentum"):
-        a, b = src_cfg.get(key), dst_cfg.get(key)
-        if a is not None and b is not None and differs(a, b):
-            report.warnings.append(
-                f"{d.label}: {key} differs ({s.label}: {a!r}, {d.label}: {b!r}; momentum in PyTorch's "
-                f"convention); outputs can differ slightly"
-            )
+def compare_hyperparameters(pairs: Sequence[tuple[LayerParams, LayerParams]], report: PortReport) -> None:
+    """One warning per kind of difference in ``eps``/``momentum`` (PyTorch's convention) between
+    matched layers, naming the layers: a DenseNet's 120 batch norms with one momentum each make one
+    line, not 120."""
+    found: dict[tuple[str, float, float], list[str]] = {}
+    for s, d in pairs:
+        src_cfg, dst_cfg = _config(s), _config(d)
+        for key in ("eps", "momentum"):
+            a, b = src_cfg.get(key), dst_cfg.get(key)
+            if a is not None and b is not None and differs(a, b):
+                found.setdefault((key, a, b), []).append(d.label)
+    for (key, a, b), labels in found.items():
+        where = ", ".join(labels[:3]) + (f" and {len(labels) - 3} more" if len(labels) > 3 else "")
+        convention = "; momentum in PyTorch's convention" if key == "momentum" else ""
+        report.warnings.append(
+            f"{key} differs in {len(labels)} layer(s) (source {a!r}, destination {b!r}{convention}): {where}; "
+            f"outputs can differ slightly" + ("" if key == "eps" else " (only training updates running statistics)")
+        )

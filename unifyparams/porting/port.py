@@ -100,8 +100,7 @@ def port(
     dst_facts = dense_facts(dst_ps, _model_of(dst_model), dst_example_input, dst_dense_inputs)
 
     pairs, plans = _plan(match, mode, bool(rename), source_ps, dst_ps, src_layers, dst_layers, report)
-    for s, d in pairs:
-        compare_hyperparameters(s, d, report)
+    compare_hyperparameters(pairs, report)
     final = [
         (_ordered(plan, s, d, src_facts, dst_facts, report), d.params[plan.dst_leaf]) for s, d, plan in plans
     ]
@@ -208,12 +207,26 @@ def _with_dense_order(
     if not (src_fact.permutes or dst_fact.permutes):
         return plan
     inner = plan.compute
+    transpose = _fastest_transpose(s, d)
 
     def converted() -> np.ndarray:
-        return dst_fact.to_model(src_fact.to_canonical(inner()))
+        return dst_fact.to_model(src_fact.to_canonical(inner(), transpose), transpose)
 
     change = f"input order: {src_fact.describe()} -> {dst_fact.describe()}"
     return LeafPlan(plan.dst_leaf, plan.src_leaves, f"{plan.conversion}; {change}", converted, plan.source)
+
+
+def _fastest_transpose(s: LayerParams, d: LayerParams) -> Any:
+    """The source framework's transposing copy if it has its own (the values come from its memory,
+    in its layout), else the destination's; either is several times faster than NumPy's for the
+    large weight of a VGG's first dense layer."""
+    from ..capabilities import PortingFacts
+
+    for layer in (s, d):
+        adapter = next(iter(layer.params.values())).adapter
+        if type(adapter).transpose_copy is not PortingFacts.transpose_copy:
+            return adapter.transpose_copy
+    return None
 
 
 def _check_tied_destinations(final: list[tuple[LeafPlan, Param]], report: PortReport) -> None:
