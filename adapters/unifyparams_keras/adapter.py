@@ -259,7 +259,10 @@ class KerasAdapter(Adapter):
         if source is None and not array.flags.c_contiguous:
             return np.ascontiguousarray(array.transpose(axes))
         composed = tuple(perm[a] for a in axes)
-        return np.asarray(self.keras.ops.convert_to_numpy(self.keras.ops.transpose(base, composed)))
+        result = self.keras.ops.transpose(base, composed)
+        if self.backend == "tensorflow" and hasattr(result, "numpy"):
+            return np.asarray(result.numpy())  # one copy (ops.convert_to_numpy is ~5x slower here)
+        return np.asarray(self.keras.ops.convert_to_numpy(result))
 
     def channels_last(self, block: Any) -> bool:
         return getattr(block, "data_format", "channels_last") == "channels_last"

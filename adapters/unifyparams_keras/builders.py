@@ -32,8 +32,7 @@ def _keras() -> Any:
 
 
 @functools.cache
-def _classes() -> dict[str, type]:
-    """User-defined model classes, created once Keras is imported (this module must not import it)."""
+def _custom_model_class() -> type:
     keras = _keras()
     layers, ops = keras.layers, keras.ops
 
@@ -54,6 +53,14 @@ def _classes() -> dict[str, type]:
             x = self.norm(x)
             return ops.concatenate([self.heads["cls"](x), self.heads["reg"](x)], axis=-1)
 
+    return CustomModel
+
+
+@functools.cache
+def _residual_block_class() -> type:
+    keras = _keras()
+    layers, ops = keras.layers, keras.ops
+
     class ResidualBlock(keras.Model):  # type: ignore[name-defined,misc]
         """``relu(x + bn2(conv2(relu(bn1(conv1(x))))))`` on channels-last input."""
 
@@ -69,6 +76,14 @@ def _classes() -> dict[str, type]:
             y = self.bn2(self.conv2(y), training=training)
             return ops.relu(x + y)
 
+    return ResidualBlock
+
+
+@functools.cache
+def _embed_rnn_class() -> type:
+    keras = _keras()
+    layers = keras.layers
+
     class EmbedRNN(keras.Model):  # type: ignore[name-defined,misc]
         """``embed`` -> ``rnn`` (GRU or LSTM) -> ``head`` on the last time step."""
 
@@ -80,6 +95,14 @@ def _classes() -> dict[str, type]:
 
         def call(self, tokens: Any) -> Any:
             return self.head(self.rnn(self.embed(tokens)))
+
+    return EmbedRNN
+
+
+@functools.cache
+def _transformer_block_class() -> type:
+    keras = _keras()
+    layers, ops = keras.layers, keras.ops
 
     class TransformerBlock(keras.Model):  # type: ignore[name-defined,misc]
         """Post-norm encoder block with the attribute names of PyTorch's TransformerEncoderLayer."""
@@ -96,8 +119,17 @@ def _classes() -> dict[str, type]:
             x = self.norm1(x + self.self_attn(x, x))
             return self.norm2(x + self.linear2(ops.relu(self.linear1(x))))
 
-    return {"custom": CustomModel, "residual": ResidualBlock, "embed_rnn": EmbedRNN,
-            "transformer": TransformerBlock}
+    return TransformerBlock
+
+
+def _classes() -> dict[str, type]:
+    """User-defined model classes, created once Keras is imported (this module must not import it)."""
+    return {
+        "custom": _custom_model_class(),
+        "residual": _residual_block_class(),
+        "embed_rnn": _embed_rnn_class(),
+        "transformer": _transformer_block_class(),
+    }
 
 
 class KerasModels(ModelBuilders):
