@@ -114,6 +114,14 @@ class WriteSafety:
         """
         return None
 
+    def snapshot(self, native: Any) -> np.ndarray | None:
+        """The parameter's current values (native layout) as an array that no later write changes,
+        made without copying them where the framework allows (copy-on-write storage); ``None`` (the
+        default): the core copies :meth:`~unifyparams.adapter.Adapter.read`. Atomic writes take one
+        before each parameter is overwritten, and restore it with ``restore`` (verified bit for bit).
+        """
+        return None
+
     def writable_view(self, native: Any) -> np.ndarray | None:
         """A writable NumPy array over the parameter's own memory (native layout), so initializers
         can generate straight into it; ``None`` (the default) when the framework offers none."""
@@ -250,6 +258,20 @@ class PortingFacts:
         times slower than the frameworks' own kernels: adapters override this to use theirs (the core
         reorders large dense weights with it when a port or checkpoint converts a flatten order)."""
         return np.ascontiguousarray(array.transpose(axes))
+
+    def read_permuted(self, native: Any, shape: tuple[int, ...], axes: tuple[int, ...]) -> np.ndarray | None:
+        """The parameter's values (native layout) reshaped to ``shape`` and transposed by ``axes``, as a
+        new C-contiguous array made by the framework's own kernel straight from its memory; ``None``
+        (the default) when there is none faster than reading and transposing. A port reorders a
+        dense weight's input axis and changes its layout with one such copy."""
+        return None
+
+    def write_permuted(self, native: Any, base: np.ndarray, axes: tuple[int, ...]) -> bool:
+        """Overwrite the parameter with ``base.transpose(axes)`` reshaped to its native shape, in one
+        transposing copy of the framework's own (``base`` is C-contiguous, native dtype); as
+        :meth:`~unifyparams.adapter.Adapter.write`, outside autograd. False (the default): not
+        offered, the core transposes and calls ``write``."""
+        return False
 
 
 def family_by_class(block: Any, table: Mapping[type, str]) -> str:

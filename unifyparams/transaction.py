@@ -170,6 +170,9 @@ def _short(exc: BaseException) -> str:
 def _snapshot(p: Param) -> np.ndarray | _NoValues:
     if not p.materialized:
         return NO_VALUES
+    value = p.adapter.snapshot(p.native)  # a copy-on-write read where the framework has one
+    if value is not None:
+        return value
     value = p.adapter.read(p.native)
     # read() returns a new array object; one that owns its memory (a framework's own copy) is a
     # snapshot already, anything else may share the parameter's memory and is copied.

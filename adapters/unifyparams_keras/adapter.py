@@ -112,6 +112,18 @@ class KerasAdapter(Adapter):
         else:
             native.assign(value)
 
+    def snapshot(self, native: Any) -> np.ndarray | None:
+        """On TensorFlow, the variable's current tensor without a copy: a resource variable's tensors
+        are copy-on-write (an ``assign`` while a read is held gives the variable a new buffer), so the
+        read keeps the old values whatever is written next."""
+        if self.backend != "tensorflow" or isinstance(native, PendingVariable) or not self.has_values(native):
+            return None
+        read_value = getattr(getattr(native, "_value", None), "read_value", None)
+        if read_value is None:
+            return None
+        value = np.asarray(read_value())
+        return value if value.dtype == self.dtype(native) else None
+
     def check_writable(self, native: Any) -> str | None:
         """Assignments Keras would not make: inside a ``keras.StatelessScope`` an ``assign`` is only
         recorded in the scope (the variable keeps its value); on the torch backend, a variable
@@ -263,6 +275,27 @@ class KerasAdapter(Adapter):
         if self.backend == "tensorflow" and hasattr(result, "numpy"):
             return np.asarray(result.numpy())  # one copy (ops.convert_to_numpy is ~5x slower here)
         return np.asarray(self.keras.ops.convert_to_numpy(result))
+
+    def read_permuted(self, native: Any, shape: tuple[int, ...], axes: tuple[int, ...]) -> np.ndarray | None:
+        """On TensorFlow, one transpose of the variable's own tensor (no copy of it first); the result
+        is returned without another copy (a read-only view of TensorFlow's new tensor)."""
+        if self.backend != "tensorflow" or isinstance(native, PendingVariable) or not self.has_values(native):
+            return None
+        read_value = getattr(getattr(native, "_value", None), "read_value", None)
+        if read_value is None:
+            return None
+        tf_ops = self.keras.ops
+        value = np.asarray(tf_ops.transpose(tf_ops.reshape(read_value(), shape), axes))
+        return value if value.dtype == self.dtype(native) else None
+
+    def write_permuted(self, native: Any, base: np.ndarray, axes: tuple[int, ...]) -> bool:
+        """On TensorFlow, one transpose (and reshape) of ``base`` assigned as it is."""
+        if self.backend != "tensorflow" or isinstance(native, PendingVariable):
+            return False
+        tf_ops = self.keras.ops
+        value = tf_ops.transpose(tf_ops.convert_to_tensor(base), axes)
+        native.assign(tf_ops.reshape(value, tuple(int(d) for d in native.shape)))
+        return True
 
     def channels_last(self, block: Any) -> bool:
         return getattr(block, "data_format", "channels_last") == "channels_last"

@@ -29,6 +29,11 @@ class LeafPlan:
     #: For plans that copy one source tensor (possibly permuted, same shape): that source, so a
     #: port can validate shapes and dtypes without reading any values.
     source: Param | None = None
+    #: Optional: writes ``compute()``'s value into the destination parameter given, in one
+    #: transposing copy from the source's memory where the adapters offer one (a dense weight whose
+    #: input order changes); returns the native value for the destination's ``write`` instead, or
+    #: None when it wrote the parameter itself.
+    write_into: Callable[[Param], np.ndarray | None] | None = None
 
 
 def _value(p: Param) -> Getter:

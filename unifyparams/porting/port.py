@@ -27,8 +27,10 @@ from typing import Any
 import numpy as np
 
 from ..access import params
+from ..capabilities import PortingFacts
 from ..dataflow import FLATTENED, UNKNOWN, DenseInput, agreement
 from ..errors import DtypeMismatchError, ShapeMismatchError, UnifyParamsError
+from ..layouts import Layout, Transpose
 from ..param import Param, format_shape
 from ..paramset import ParamSet
 from .convert import LeafPlan, plan_leaves
@@ -213,15 +215,72 @@ def _with_dense_order(
         return dst_fact.to_model(src_fact.to_canonical(inner(), transpose), transpose)
 
     change = f"input order: {src_fact.describe()} -> {dst_fact.describe()}"
-    return LeafPlan(plan.dst_leaf, plan.src_leaves, f"{plan.conversion}; {change}", converted, plan.source)
+    fused = _fused_order(plan, d.params[plan.dst_leaf], src_fact, dst_fact)
+    return LeafPlan(plan.dst_leaf, plan.src_leaves, f"{plan.conversion}; {change}", converted, plan.source, fused)
+
+
+def _native_atoms(fact: DenseInput, layout: Layout, ndim: int) -> list[int] | None:
+    """The axes of a dense weight's native array once its input axis is split into the flattened
+    map's axes: ``-1`` for the output axis, ``a`` for map axis ``a``; None for other layouts."""
+    inputs = list(fact.order) if fact.permutes else list(range(ndim))
+    if layout.is_identity:
+        return [-1, *inputs]
+    if isinstance(layout, Transpose) and layout.perm == (1, 0):
+        return [*inputs, -1]
+    return None
+
+
+def _fused_order(
+    plan: LeafPlan, dst: Param, src_fact: DenseInput, dst_fact: DenseInput
+) -> Callable[[Param], np.ndarray | None] | None:
+    """The flatten reorder and both native layouts composed into one transposing copy, from the
+    source's native memory to the destination's native layout (the route a hand-written copy
+    takes), when the source is one tensor of the destination's dtype in a plain layout."""
+    src = plan.source
+    if src is None or src.dtype != dst.dtype or len(src.native_shape) != 2 or len(dst.native_shape) != 2:
+        return None
+    if src_fact.permutes and dst_fact.permutes and src_fact.map_shape != dst_fact.map_shape:
+        return None
+    map_shape = src_fact.map_shape if src_fact.permutes else dst_fact.map_shape
+    src_atoms = _native_atoms(src_fact, src.layout, len(map_shape))
+    dst_atoms = _native_atoms(dst_fact, dst.layout, len(map_shape))
+    out = dst.shape[0]
+    if src_atoms is None or dst_atoms is None or not isinstance(out, int):
+        return None
+    sizes = tuple(out if a == -1 else map_shape[a] for a in src_atoms)
+    axes = tuple(src_atoms.index(a) for a in dst_atoms)
+    source = src
+
+    def write_into(p: Param) -> np.ndarray | None:
+        native_shape = tuple(int(d) for d in p.native_shape)  # type: ignore[arg-type]
+        if axes == tuple(range(len(axes))):  # the reorders cancel: a plain copy
+            return source.adapter.read(source.native).reshape(native_shape)
+        if type(p.adapter).write_permuted is not PortingFacts.write_permuted:
+            base = np.ascontiguousarray(source.adapter.read(source.native)).reshape(sizes)
+            if p.adapter.write_permuted(p.native, base, axes):
+                return None
+        value = source.adapter.read_permuted(source.native, sizes, axes)
+        if value is None:
+            base = np.ascontiguousarray(source.adapter.read(source.native)).reshape(sizes)
+            transpose = _fastest_transpose_of(source.adapter, p.adapter)
+            value = transpose(base, axes)
+        return value.reshape(native_shape)
+
+    return write_into
+
+
+def _fastest_transpose_of(*adapters: Any) -> Any:
+    """The first of ``adapters``' own transposing copies, else NumPy's."""
+    for adapter in adapters:
+        if type(adapter).transpose_copy is not PortingFacts.transpose_copy:
+            return adapter.transpose_copy
+    return adapters[0].transpose_copy
 
 
 def _fastest_transpose(s: LayerParams, d: LayerParams) -> Any:
     """The source framework's transposing copy if it has its own (the values come from its memory,
     in its layout), else the destination's; either is several times faster than NumPy's for the
     large weight of a VGG's first dense layer."""
-    from ..capabilities import PortingFacts
-
     for layer in (s, d):
         adapter = next(iter(layer.params.values())).adapter
         if type(adapter).transpose_copy is not PortingFacts.transpose_copy:
@@ -299,7 +358,7 @@ def _apply(
         return
     # One tensor at a time, so peak memory is source + destination + one tensor (plus the
     # snapshot of what was written, when atomic). Tied destination names are written once.
-    writes: list[tuple[Param, Callable[[], np.ndarray]]] = []
+    writes: list[tuple[Param, Callable[[], np.ndarray | None]]] = []
     seen: set[Any] = set()
     for plan, dst_param in final:
         if dst_param.name not in planned or dst_param.storage_key in seen:
@@ -307,7 +366,9 @@ def _apply(
         seen.add(dst_param.storage_key)
         value = state.pop(dst_param.name, None)
 
-        def produce(p: Param = dst_param, plan: LeafPlan = plan, value: np.ndarray | None = value) -> np.ndarray:
+        def produce(p: Param = dst_param, plan: LeafPlan = plan, value: np.ndarray | None = value) -> np.ndarray | None:
+            if value is None and plan.write_into is not None:
+                return plan.write_into(p)  # native already (or written by the adapter itself)
             return p.prepare(plan.compute() if value is None else value)
 
         writes.append((dst_param, produce))

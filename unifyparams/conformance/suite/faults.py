@@ -32,28 +32,38 @@ class InjectedFault(RuntimeError):
 
 @contextmanager
 def refusing_write(adapter: Any, k: int | None, *, after: bool = False) -> Iterator[list[int]]:
-    """Make ``adapter.write`` fail on its ``k``-th call (``None``: never; just count). With
-    ``after`` the value is written first, then the call raises. Yields ``[calls so far]``."""
+    """Make the adapter's ``k``-th write fail (``None``: never; just count). Every way an adapter
+    writes counts: ``write`` and, where the adapter has one, ``write_permuted`` (a port's fused
+    reorder of a dense weight). With ``after`` the value is written first, then the call raises.
+    Yields ``[calls so far]``."""
     calls = [0]
-    original = adapter.write  # the bound method of the adapter's class
-    had_own = "write" in vars(adapter)
+    originals = {name: getattr(adapter, name) for name in ("write", "write_permuted") if hasattr(adapter, name)}
+    own = {name for name in originals if name in vars(adapter)}
 
-    def write(native: Any, value: np.ndarray) -> None:
-        calls[0] += 1
-        if calls[0] == k and not after:
-            raise InjectedFault(f"injected refusal of write #{k}")
-        original(native, value)
-        if calls[0] == k:
-            raise InjectedFault(f"injected failure after write #{k}")
+    def faulty(name: str) -> Callable[..., Any]:
+        original = originals[name]
 
-    adapter.write = write
+        def call(*args: Any) -> Any:
+            calls[0] += 1
+            if calls[0] == k and not after:
+                raise InjectedFault(f"injected refusal of write #{k}")
+            result = original(*args)
+            if calls[0] == k and result is not False:  # False: write_permuted declined, nothing written
+                raise InjectedFault(f"injected failure after write #{k}")
+            return result
+
+        return call
+
+    for name in originals:
+        setattr(adapter, name, faulty(name))
     try:
         yield calls
     finally:
-        if had_own:
-            adapter.write = original
-        else:
-            del adapter.write
+        for name, original in originals.items():
+            if name in own:
+                setattr(adapter, name, original)
+            else:
+                delattr(adapter, name)
 
 
 def _bits(model: Any) -> dict[str, bytes]:
