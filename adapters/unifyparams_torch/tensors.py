@@ -171,10 +171,17 @@ def storage_key(tensor: torch.Tensor) -> Any:
     also ``Parameter(a.detach())`` or two modules holding one view, which PyTorch writes through
     as one (as :func:`unifyparams_torch.native_files` groups a state dict's tensors). Tensors
     without memory of their own (lazy, meta, empty, sparse) are keyed by identity."""
-    if not _has_own_memory(tensor):
+    if isinstance(tensor, _UNINITIALIZED):
+        return id(tensor)
+    try:
+        address = tensor.data_ptr()  # 0 on the meta device and for empty tensors
+    except RuntimeError:  # sparse and other layouts without one strided memory
+        return id(tensor)
+    if not address or tensor.layout != _STRIDED:
         return id(tensor)
     # the address of the first element with shape, strides and dtype: exactly the same elements
-    return tensor.device, tensor.data_ptr(), tensor.shape, tensor.stride(), tensor.dtype
+    # (this runs once per parameter of models with thousands: the fewest torch calls that decide it)
+    return tensor.device, address, tensor.shape, tensor.stride(), tensor.dtype
 
 
 def storage_span(tensor: torch.Tensor) -> tuple[Any, int, int] | None:
