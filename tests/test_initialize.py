@@ -227,26 +227,10 @@ def test_the_keras_dense_weight_after_flatten_is_the_canonical_one_in_model_orde
     np.testing.assert_array_equal(up.params(sel)[name].numpy(), up.params(k)[name].numpy())
 
 
-def subclassed_keras_cnn():
-    import keras
-
-    class Sub(keras.Model):
-        def __init__(self) -> None:
-            super().__init__()
-            self.conv = keras.layers.Conv2D(4, 3)
-            self.flat = keras.layers.Flatten()
-            self.fc = keras.layers.Dense(5)
-
-        def call(self, x):
-            return self.fc(self.flat(self.conv(x)))
-
-    net = Sub()
-    net(np.zeros((1, 8, 8, 3), np.float32))
-    return net
-
-
 def test_an_order_that_cannot_be_established_is_refused_with_the_way_out() -> None:
-    net = subclassed_keras_cnn()
+    from .backends.keras import subclassed_cnn
+
+    net = subclassed_cnn()
     before = up.params(net).numpy(copy=True)
     with pytest.raises(up.InitializerError, match=r"'fc.weight'.*not established.*dense_inputs") as info:
         up.initialize(net, up.init.XavierUniform(), seed=1)
@@ -425,19 +409,9 @@ def test_a_lazy_keras_lenet_gets_the_torch_function_once_built(how: str) -> None
 
 
 def test_a_lazy_subclassed_keras_cnn_says_what_is_missing_once_built() -> None:
-    import keras
+    from .backends.keras import subclassed_cnn
 
-    class Sub(keras.Model):
-        def __init__(self) -> None:
-            super().__init__()
-            self.conv = keras.layers.Conv2D(4, 3)
-            self.flat = keras.layers.Flatten()
-            self.fc = keras.layers.Dense(5)
-
-        def call(self, x):
-            return self.fc(self.flat(self.conv(x)))
-
-    net = Sub()
+    net = subclassed_cnn(built=False)
     assert "fc.weight" in up.initialize(net, up.init.XavierUniform(), seed=1).pending
     with pytest.raises(up.InitializerError, match=r"'fc.weight'.*not established.*dense_inputs"):
         up.materialize(net, np.zeros((1, 8, 8, 3), np.float32))

@@ -73,21 +73,11 @@ def test_torch_trace_establishes_what_each_linear_reads() -> None:
 
 def test_unknown_dense_input_is_refused_with_the_way_out() -> None:
     """A subclassed Keras CNN has no graph: the flatten order cannot be established, so it is stated."""
-    import keras
     import torch
 
-    class Sub(keras.Model):
-        def __init__(self) -> None:
-            super().__init__()
-            self.conv = keras.layers.Conv2D(4, 3)
-            self.flat = keras.layers.Flatten()
-            self.fc = keras.layers.Dense(5)
+    from .backends.keras import subclassed_cnn
 
-        def call(self, x: Any) -> Any:
-            return self.fc(self.flat(self.conv(x)))
-
-    dst = Sub()
-    dst(np.zeros((1, 8, 8, 3), np.float32))
+    dst = subclassed_cnn()
     src = torch.nn.Sequential()
     src.add_module("conv", torch.nn.Conv2d(3, 4, 3))
     src.add_module("flat", torch.nn.Flatten())

@@ -20,6 +20,7 @@ from unifyparams.conformance import builders_class
 from unifyparams_torch import TorchAdapter
 from unifyparams_torch.builders import TorchModels
 
+from .backends import torch as torch_backend
 from .backends.torch import assert_native_listing, models
 
 pytestmark = pytest.mark.torch
@@ -27,9 +28,7 @@ pytestmark = pytest.mark.torch
 
 @pytest.fixture
 def adapter() -> TorchAdapter:
-    a = up.adapter_for(nn.Linear(1, 1))
-    assert isinstance(a, TorchAdapter)
-    return a
+    return torch_backend.adapter()
 
 
 def run_python(code: str) -> str:

@@ -14,14 +14,14 @@ import unifyparams as up
 from unifyparams.lazy import is_materialized, materialize
 from unifyparams_torch import TorchAdapter
 
+from .backends import torch as torch_backend
+
 pytestmark = pytest.mark.torch
 
 
 @pytest.fixture
 def adapter() -> TorchAdapter:
-    a = up.adapter_for(nn.Linear(1, 1))
-    assert isinstance(a, TorchAdapter)
-    return a
+    return torch_backend.adapter()
 
 
 def lazy_net() -> nn.Module:

@@ -53,6 +53,16 @@ class Capability:
 
 
 #: Every capability, by name. Conformance scenarios ``requires=`` these names.
+def _not_provided(adapter: Any, hook: str, capability: str) -> UnifyParamsError:
+    """The error for a hook the core called although ``adapter`` does not implement it: the core
+    asks for a hook only when its capability is present, so reaching this is an adapter bug."""
+    return UnifyParamsError(
+        f"the {getattr(adapter, 'name', type(adapter).__name__)!r} adapter does not implement {hook}(), "
+        f"which {capability} needs; implement it, or leave every hook of {capability} out so that the "
+        f"capability is reported missing"
+    )
+
+
 CAPABILITIES: dict[str, Capability] = {
     "tie": Capability("tie", ("share", "separate"), ("tie", "untie"), "tie parameters"),
     "materialize": Capability("materialize", ("infer_shapes",), ("materialize",), "infer lazy shapes"),
@@ -141,7 +151,7 @@ class LazyShapes:
     def infer_shapes(self, model: Any, inputs: tuple[np.ndarray, ...]) -> None:
         """Run ``model`` once on ``inputs`` (NumPy arrays), without a training step, so every shape
         becomes known. Raise the framework's own error: the core names the block and the shapes."""
-        raise NotImplementedError
+        raise _not_provided(self, "infer_shapes", "materialize")
 
     def track_blocks(self, model: Any) -> BlockTracker:
         """A :class:`~unifyparams.common.BlockTracker` (a context manager) whose hooks record which
@@ -191,14 +201,14 @@ class TyingHooks:
 
         Called only after :meth:`check_tie` accepted the pair; raise
         :class:`~unifyparams.errors.TieError` for what only the attempt reveals."""
-        raise NotImplementedError
+        raise _not_provided(self, "share", "tie")
 
     def separate(self, root: Any, slot: Slot) -> None:
         """Give the parameter at ``slot`` its own storage, holding its current values.
 
         Called only when ``slot``'s :meth:`untie_unit` differs from another name's that reaches the
         same parameter (a block reused under several names is refused by the core)."""
-        raise NotImplementedError
+        raise _not_provided(self, "separate", "tie")
 
     def untie_unit(self, slot: Slot) -> Hashable:
         """What one :meth:`separate` replaces: by default the block (one block, one set of

@@ -283,12 +283,7 @@ def initialize(
     ['0.weight', '0.bias']
     """
     chosen, explicit = _targets(target, select)
-    if init is None and explicit:
-        raise InitializerError(
-            "initializing chosen parameters (select=, or a ParamSet or Param as target) needs an "
-            "initializer. Received: init=None"
-        )
-    initializer = get(init) if init is not None else DEFAULT_WEIGHT_INIT
+    initializer = _initializer(init, explicit)
     seed_value = _draw_seed() if seed is None else _check_seed(seed)
     tied, ready, later = _split(_plan(chosen, explicit, initializer, force))
     model, scope = _scope(target, chosen)
@@ -300,6 +295,16 @@ def initialize(
     order = {n: i for i, n in enumerate(chosen)}
     names = sorted(tied + [p.name for p, _ in ready + later], key=lambda n: order.get(n, len(order)))
     return Initialized(names, pending=[p.name for p, _ in later], pending_unnamed=unnamed)
+
+
+def _initializer(init: Any, explicit: bool) -> Initializer:
+    """``init`` resolved (names, classes, callables); the default only for role-aware init."""
+    if init is None and explicit:
+        raise InitializerError(
+            "initializing chosen parameters (select=, or a ParamSet or Param as target) needs an "
+            "initializer. Received: init=None"
+        )
+    return get(init) if init is not None else DEFAULT_WEIGHT_INIT
 
 
 # --- names kept from the module's former name (unifyparams.initialize) ---------------------------

@@ -77,3 +77,23 @@ def snapshot(ps: up.ParamSet) -> dict[str, np.ndarray]:
 def assert_unchanged(ps: up.ParamSet, before: dict[str, np.ndarray]) -> None:
     for name, value in before.items():
         assert np.array_equal(ps[name].numpy(), value), f"{name} changed"
+
+
+def subclassed_cnn(*, built: bool = True) -> Any:
+    """A subclassed Keras CNN (conv -> flatten -> dense ``fc``): no functional graph, so what ``fc``
+    reads cannot be established from the model; built on an (N, 8, 8, 3) input unless ``built=False``."""
+
+    class Sub(keras.Model):  # type: ignore[misc]
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = keras.layers.Conv2D(4, 3)
+            self.flat = keras.layers.Flatten()
+            self.fc = keras.layers.Dense(5)
+
+        def call(self, x: Any) -> Any:
+            return self.fc(self.flat(self.conv(x)))
+
+    net = Sub()
+    if built:
+        net(np.zeros((1, 8, 8, 3), np.float32))
+    return net
