@@ -306,10 +306,13 @@ class KerasAdapter(Adapter):
         config: dict[str, float] = {}
         names = structure.mro_names(block)
         if any(n in names for n in ("BatchNormalization", "LayerNormalization", "GroupNormalization",
-                                    "RMSNormalization")):
-            eps = getattr(block, "epsilon", None)
-            if eps is not None:
-                config["eps"] = float(eps)
+                                    "RMSNormalization")) or structure.is_scale_only_norm(block):
+            # keras-hub's norms say ``epsilon``, a few ``eps`` (Gemma3nRMSNorm); some hard-code it (none)
+            for attr in ("epsilon", "eps"):
+                eps = getattr(block, attr, None)
+                if isinstance(eps, (int, float)) and not isinstance(eps, bool):
+                    config["eps"] = float(eps)
+                    break
         if "BatchNormalization" in names and getattr(block, "momentum", None) is not None:
             config["momentum"] = 1.0 - float(block.momentum)
         return config

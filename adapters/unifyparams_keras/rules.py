@@ -5,7 +5,9 @@ them in its own layouts (a Dense kernel is ``(in, out)``, a Conv2D kernel ``(kh,
 The canonical names and layouts are PyTorch's, so each rule here says which PyTorch leaf a Keras
 variable is and how to permute it. Rules are looked up by the *class names* along the layer's
 MRO, so a user's subclass of ``Dense`` follows the Dense rule, and this module never imports
-Keras.
+Keras. A few rules read the layer itself: ``EinsumDense`` (its ``equation`` decides the layout,
+see :mod:`.einsum`) and normalization layers of no known class whose only variable is ``scale``
+(keras-hub's ``LlamaLayerNorm`` and kin: RMS norms).
 
 >>> leaf = layer_leaf(("Dense", "Layer"), "kernel", (20, 256))
 >>> leaf.name, leaf.role, leaf.layout.tag
@@ -22,11 +24,15 @@ layer, reported as ``bias_l0``: for an LSTM or SimpleRNN it is ``b_ih + b_hh`` o
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from unifyparams import Role
 from unifyparams.layouts import IDENTITY, Chain, GateOrder, Layout, Reshape, Shape, Transpose
+
+from . import einsum
 
 
 @dataclass(frozen=True)
@@ -121,6 +127,20 @@ def _rms_norm(var: str, shape: Shape) -> Leaf | None:
     return Leaf("weight", Role.SCALE) if var == "scale" else None
 
 
+def _reversible_embedding(var: str, shape: Shape) -> Leaf | None:
+    """keras(-hub) ``ReversibleEmbedding``: ``embeddings`` is the embedding ``weight``; an untied
+    ``reverse_embeddings`` ``(hidden, vocab)`` is the output projection, canonical ``(vocab, hidden)``
+    like a PyTorch ``lm_head.weight``."""
+    if var == "reverse_embeddings":
+        return Leaf("reverse_embeddings", Role.WEIGHT, DENSE)
+    return _embedding(var, shape)
+
+
+def _position_embedding(var: str, shape: Shape) -> Leaf | None:
+    """keras-hub ``PositionEmbedding``: ``position_embeddings`` (Keras name ``embeddings``), ``(seq, hidden)``."""
+    return Leaf("weight", Role.WEIGHT) if var == "embeddings" else None
+
+
 #: Rules by Keras class name; the first class along a layer's MRO that has one wins.
 LAYER_RULES: dict[str, Rule] = {
     "Dense": _dense,
@@ -133,7 +153,60 @@ LAYER_RULES: dict[str, Rule] = {
     "LayerNormalization": _norm,
     "GroupNormalization": _norm,
     "RMSNormalization": _rms_norm,
+    "ReversibleEmbedding": _reversible_embedding,
+    "PositionEmbedding": _position_embedding,
 }
+
+#: Rules that need the layer itself (``(layer, var_name, shape)``), by class name like :data:`LAYER_RULES`.
+LayerRule = Callable[[Any, str, Shape], "Leaf | None"]
+
+
+def einsum_spec(layer: Any) -> einsum.EinsumSpec | None:
+    """The parsed equation of a float (not quantized) ``EinsumDense`` that is a linear map, else ``None``."""
+    if getattr(layer, "quantization_mode", None) is not None:
+        return None
+    return einsum.parse(getattr(layer, "equation", None))
+
+
+def _einsum_dense(layer: Any, var: str, shape: Shape) -> Leaf | None:
+    """``EinsumDense``: a linear map's kernel is ``weight`` ``(prod(out), prod(in))`` and a bias over
+    exactly its output axes ``bias`` ``(prod(out),)``; anything else keeps its own name and layout."""
+    spec = einsum_spec(layer)
+    if spec is None:
+        return None
+    if var == "kernel":
+        layout = einsum.kernel_layout(spec, shape)
+        return None if layout is None else Leaf("weight", Role.WEIGHT, layout)
+    if var == "bias":
+        layout = einsum.bias_layout(spec, getattr(layer, "bias_axes", None), shape)
+        return None if layout is None else Leaf("bias", Role.BIAS, layout)
+    return None
+
+
+LAYER_AWARE_RULES: dict[str, LayerRule] = {
+    "EinsumDense": _einsum_dense,
+}
+
+#: Class names of custom normalization layers (``LlamaLayerNorm``, ``MistralLayerNormalization``).
+_NORM_NAME = re.compile(r"(Norm|Normalization)$")
+
+
+def _own_variable_names(layer: Any) -> list[str]:
+    found: dict[int, str] = {}
+    for v in list(getattr(layer, "_trainable_variables", ())) + list(getattr(layer, "_non_trainable_variables", ())):
+        found.setdefault(id(v), str(getattr(v, "name", "")))
+    return list(found.values())
+
+
+def is_scale_only_norm(layer: Any, mro_names: Sequence[str] | None = None) -> bool:
+    """A normalization layer of no known class (``*Norm``/``*Normalization``: keras-hub's
+    ``LlamaLayerNorm``, ``MistralLayerNormalization``...) whose only variable is ``scale``: an RMS norm."""
+    if layer is None:
+        return False
+    names = mro_names if mro_names is not None else [c.__name__ for c in type(layer).__mro__]
+    if not any(_NORM_NAME.search(n) for n in names):
+        return False
+    return _own_variable_names(layer) == ["scale"]
 
 #: Role guesses for variables no rule knows (kept under their own names).
 _ROLE_HINTS = {
@@ -148,13 +221,22 @@ _ROLE_HINTS = {
 }
 
 
-def layer_leaf(mro_names: Sequence[str], var_name: str, shape: Shape) -> Leaf | None:
+def layer_leaf(mro_names: Sequence[str], var_name: str, shape: Shape, layer: Any = None) -> Leaf | None:
     """The leaf of variable ``var_name`` of a layer whose MRO class names are ``mro_names``,
-    or ``None`` when no rule knows it (see :func:`fallback_leaf`)."""
+    or ``None`` when no rule knows it (see :func:`fallback_leaf`).
+
+    With ``layer``, rules that read the layer's configuration (:data:`LAYER_AWARE_RULES`) and the
+    scale-only normalization rule (:func:`is_scale_only_norm`) apply too.
+    """
     for cls_name in mro_names:
         rule = LAYER_RULES.get(cls_name)
         if rule is not None:
             return rule(var_name, shape)
+        aware = LAYER_AWARE_RULES.get(cls_name) if layer is not None else None
+        if aware is not None:
+            return aware(layer, var_name, shape)
+    if var_name == "scale" and is_scale_only_norm(layer, mro_names):
+        return Leaf("weight", Role.SCALE)
     return None
 
 

@@ -27,7 +27,16 @@ from unifyparams import Slot
 
 from .attention import attention_slots, is_attention
 from .pending import pending_variables
-from .rules import RECURRENT_CELLS, Leaf, cell_leaf, fallback_leaf, layer_leaf, recurrent_kind
+from .rules import (
+    RECURRENT_CELLS,
+    Leaf,
+    cell_leaf,
+    einsum_spec,
+    fallback_leaf,
+    is_scale_only_norm,
+    layer_leaf,
+    recurrent_kind,
+)
 
 #: Layer attributes that are Keras/TF/torch bookkeeping, never user children.
 _INTERNAL = frozenset(
@@ -57,7 +66,10 @@ class KerasTypes:
         import keras
         from keras.src.models.functional import Functional
 
-        return cls(keras.layers.Layer, keras.Variable, keras.Sequential, Functional, keras.layers.InputLayer)
+        global _KERAS_TYPES
+        types = cls(keras.layers.Layer, keras.Variable, keras.Sequential, Functional, keras.layers.InputLayer)
+        _KERAS_TYPES = types
+        return types
 
 
 def mro_names(obj: Any) -> tuple[str, ...]:
@@ -100,11 +112,27 @@ def _scan(value: Any, parts: tuple[str, ...], kinds: tuple[str, ...], types: Ker
                 yield from _scan(item, parts + (key,), kinds + ("dict",), types, depth + 1)
 
 
+def _bookkeeping(name: str, value: Any) -> bool:
+    """TensorFlow's trackable bookkeeping (``_self_unconditional_dependency_names`` and kin: dicts
+    and lists of what the layer tracks) starts with ``_self_``; a user attribute that happens to
+    (keras-hub's ``self._self_attention_layer``) holds one layer or variable, and is kept."""
+    if not name.startswith("_self_"):
+        return False
+    types = _KERAS_TYPES
+    if types is None:
+        return True
+    return not isinstance(value, (types.Layer, types.Variable))
+
+
+#: Set by :meth:`KerasTypes.load` (the walk needs Keras's classes; this module never imports Keras).
+_KERAS_TYPES: KerasTypes | None = None
+
+
 def _attribute_sequences(layer: Any) -> list[list[tuple[str, Any]]]:
     """Attribute ``(name, value)`` lists in assignment order: ``vars()``, and on the torch backend
     also ``_modules`` (where ``torch.nn.Module.__setattr__`` moves sublayers out of ``vars()``)."""
     attrs = vars(layer)
-    plain = [(k, v) for k, v in attrs.items() if k not in _INTERNAL and not k.startswith("_self_")]
+    plain = [(k, v) for k, v in attrs.items() if k not in _INTERNAL and not _bookkeeping(k, v)]
     sequences = [plain]
     modules = attrs.get("_modules")
     if isinstance(modules, dict):
@@ -217,20 +245,24 @@ _FAMILIES = {
     "Conv3DTranspose": "conv_transpose3d", "DepthwiseConv2D": "conv2d", "DepthwiseConv1D": "conv1d",
     "BatchNormalization": "batchnorm", "LayerNormalization": "layernorm", "GroupNormalization": "groupnorm",
     "RMSNormalization": "rmsnorm", "LSTM": "lstm", "GRU": "gru", "SimpleRNN": "rnn",
-    "Bidirectional": "bidirectional", "MultiHeadAttention": "attention",
+    "Bidirectional": "bidirectional", "MultiHeadAttention": "attention", "EinsumDense": "dense",
+    "ReversibleEmbedding": "embedding", "PositionEmbedding": "embedding",
 }
 
 
 def layer_family(layer: Any) -> str:
     """The family of the nearest known class in ``layer``'s class hierarchy (a generic ``RNN`` of
-    known cells by its cells), or ``""``."""
+    known cells by its cells), or ``""``. An ``EinsumDense`` is ``"dense"`` only when its equation
+    is a linear map; a normalization of no known class whose only variable is ``scale`` is ``"rmsnorm"``."""
     kind = layer_kind(layer)
-    if kind in _FAMILIES:
-        return _FAMILIES[kind]
-    for name in mro_names(layer):
-        if name in _FAMILIES:
-            return _FAMILIES[name]
-    return ""
+    family = _FAMILIES.get(kind, "")
+    if not family:
+        family = next((_FAMILIES[name] for name in mro_names(layer) if name in _FAMILIES), "")
+    if family == "dense" and "EinsumDense" in mro_names(layer) and einsum_spec(layer) is None:
+        return ""
+    if not family and is_scale_only_norm(layer):
+        return "rmsnorm"
+    return family
 
 
 # --- the walk -----------------------------------------------------------------------------------
@@ -302,7 +334,7 @@ def _own_slots(layer: Any, path: tuple[str, ...], kinds: tuple[str, ...], types:
     for v in own_variables(layer) or pending_variables(layer):
         extra: tuple[str, ...] = ()
         extra_kinds: tuple[str, ...] = ()
-        leaf = layer_leaf(names, v.name, tuple(v.shape))
+        leaf = layer_leaf(names, v.name, tuple(v.shape), layer)
         wrapped = torch_names.get(id(getattr(v, "_value", None)))
         if leaf is None and wrapped is not None:  # a torch module inside a Keras model (torch backend)
             *extra_list, attr = wrapped.split(".")

@@ -1,6 +1,7 @@
 """The PyTorch adapter: ``nn.Module`` parameters through the unifyparams primitives.
 
-PyTorch's layout *is* the canonical layout, so every parameter uses the identity layout and
+PyTorch's layout *is* the canonical layout, so parameters use the identity layout (except the
+``(in, out)`` weight of Hugging Face's ``Conv1D``, transposed to ``nn.Linear``'s ``(out, in)``) and
 canonical names are PyTorch's dotted attribute paths. This module imports no torch at import
 time: the registry creates :class:`TorchAdapter` only once ``torch`` is already imported, and
 ``__init__`` imports it then (so a broken install fails at first use, with the reason).
@@ -269,16 +270,33 @@ class TorchAdapter(Adapter):
 
     # --- facts porting needs --------------------------------------------------------------
     def layer_config(self, block: Any) -> Mapping[str, float]:
-        """``eps`` and ``momentum`` of normalization layers (momentum is already PyTorch's convention)."""
+        """``eps`` and ``momentum`` of normalization layers (momentum is already PyTorch's convention).
+
+        ``eps`` is read from ``eps``, else ``variance_epsilon`` (Hugging Face's RMS norms); an
+        ``nn.RMSNorm(eps=None)`` (eps from the dtype at run time) reports none.
+        """
+        if not self._structure.is_normalization(block):
+            return {}
         config: dict[str, float] = {}
-        for key in ("eps", "momentum"):
-            value = getattr(block, key, None)
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                config[key] = float(value)
-        return config if self._structure.is_normalization(block) else {}
+        for key, attrs in (("eps", ("eps", "variance_epsilon")), ("momentum", ("momentum",))):
+            for attr in attrs:
+                value = getattr(block, attr, None)
+                if isinstance(value, (int, float)) and not isinstance(value, bool):
+                    config[key] = float(value)
+                    break
+        return config
 
     def layer_family(self, block: Any) -> str:
-        return family_by_class(block, self._family_table)
+        """By class (subclasses included); a ``*RMSNorm`` class is ``"rmsnorm"`` and Hugging Face's
+        ``Conv1D`` (a linear layer with a transposed weight) ``"dense"``."""
+        family = family_by_class(block, self._family_table)
+        if family:
+            return family
+        if self._structure.is_rms_norm(block):
+            return "rmsnorm"
+        if self._structure.is_transposed_linear(block):
+            return "dense"
+        return ""
 
     def dense_inputs(self, model: Any, inputs: tuple[np.ndarray, ...] | None) -> Mapping[int, Any]:
         """From one traced forward pass on ``inputs`` (eval mode, no gradients); without inputs, or

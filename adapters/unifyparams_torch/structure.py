@@ -26,7 +26,7 @@ from torch.nn.parameter import UninitializedBuffer, UninitializedParameter
 from torch.utils.weak import WeakIdKeyDictionary
 
 from unifyparams.adapter import Role, Slot
-from unifyparams.layouts import IDENTITY, Shape
+from unifyparams.layouts import IDENTITY, Layout, Shape, Transpose
 
 #: Buffers reported as (non-trainable) parameters. ``num_batches_tracked`` is deliberately absent:
 #: it is a step counter used only when ``momentum=None``, not a value anything is computed from.
@@ -61,6 +61,47 @@ def unwrap(module: Any) -> tuple[Any, tuple[str, ...]]:
 def is_normalization(module: nn.Module) -> bool:
     """True for normalization layers, whose ``weight``/``bias`` are a scale and a shift."""
     return isinstance(module, _NORM_TYPES) or bool(_NORM_NAME.search(type(module).__name__))
+
+
+#: Class names of RMS normalizations (``nn.RMSNorm``, ``LlamaRMSNorm``, ``Qwen2RMSNorm``).
+_RMS_NAME = re.compile(r"RMSNorm$")
+
+
+def is_rms_norm(module: nn.Module) -> bool:
+    """True for ``nn.RMSNorm`` and normalization layers whose class (or a base class) is named ``*RMSNorm``."""
+    return is_normalization(module) and any(_RMS_NAME.search(c.__name__) for c in type(module).__mro__)
+
+
+#: ``weight`` of a "transposed linear" (Hugging Face's ``Conv1D``: ``(in, out)``) -> canonical ``(out, in)``.
+TRANSPOSED_LINEAR = Transpose((1, 0))
+
+_CONV1D_CLASSES: dict[type, bool] = {}
+
+
+def is_transposed_linear(module: nn.Module) -> bool:
+    """True for a linear layer that stores its weight ``(in, out)``, like Hugging Face's ``Conv1D``
+    (GPT-2's ``c_attn``, ``c_fc``...), recognized without importing transformers: a class along the
+    MRO named ``Conv1D`` (not a ``torch.nn.Conv1d``), an int ``nf`` and a 2-D ``weight`` of ``nf`` columns."""
+    cls = type(module)
+    named = _CONV1D_CLASSES.get(cls)
+    if named is None:
+        named = _CONV1D_CLASSES[cls] = not issubclass(cls, nn.Conv1d) and any(
+            c.__name__ == "Conv1D" for c in cls.__mro__
+        )
+    if not named:
+        return False
+    nf = getattr(module, "nf", None)
+    weight = module._parameters.get("weight")
+    if not isinstance(nf, int) or isinstance(nf, bool) or weight is None or is_uninitialized(weight):
+        return False
+    return weight.dim() == 2 and int(weight.shape[1]) == nf
+
+
+def layout_for(module: nn.Module, leaf: str) -> Layout:
+    """The layout of ``module``'s tensor ``leaf``: identity, except a transposed linear's weight."""
+    if leaf == "weight" and is_transposed_linear(module):
+        return TRANSPOSED_LINEAR
+    return IDENTITY
 
 
 _ROLES: dict[tuple[type, str], str] = {}
@@ -169,7 +210,7 @@ def walk(root: nn.Module) -> Iterator[Slot]:
             if is_uninitialized(tensor):
                 _lazy_owner[tensor] = (weakref.ref(module), leaf)  # weak: the module owns the tensor
             # positional arguments: this runs once per parameter of models with thousands
-            yield Slot(prefix + leaf, native_prefix + leaf, tensor, role_for(module, leaf), IDENTITY,
+            yield Slot(prefix + leaf, native_prefix + leaf, tensor, role_for(module, leaf), layout_for(module, leaf),
                        path, kinds, module, root_kind)
 
 

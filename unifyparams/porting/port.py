@@ -33,6 +33,8 @@ from ..errors import DtypeMismatchError, ShapeMismatchError, UnifyParamsError
 from ..layouts import Layout, Transpose
 from ..param import Param, format_shape
 from ..paramset import ParamSet
+from ..recipes.registry import recipe_for
+from ..recipes.spec import Recipe
 from .convert import LeafPlan, plan_leaves
 from .flatten import advice, dense_facts
 from .hyper import compare_hyperparameters
@@ -41,7 +43,7 @@ from .match import pair_by_name, pair_by_order
 from .rename import renamed
 from .report import PortError, PortReport, PortRow
 
-MATCH_MODES = ("auto", "name", "order")
+MATCH_MODES = ("auto", "name", "order", "recipe")
 
 
 def _mode(match: Any) -> str:
@@ -92,7 +94,21 @@ def port(
     write part way (it saves a copy of each parameter): such a port is not atomic.
     """
     mode = _mode(match)
+    if rename and mode == "mapping":
+        raise PortError(
+            "rename rules and a match mapping were both given; a mapping already names every source, so the "
+            "rules would not apply. Pass one of them (a mapping whose names are the renamed ones: rename first "
+            "with up.port(..., rename=...) and match by name)", None,
+        )
     src_ps, dst_ps = params(src_model), params(dst_model)
+    if mode in ("auto", "recipe") and not rename:
+        pair = _recipe_pair(src_model, dst_model, required=mode == "recipe")
+        if pair is not None:
+            return port_by_recipes(src_ps, dst_ps, *pair, strict=strict, dry_run=dry_run, atomic=atomic,
+                                   src_config=_config_of(pair[0], _model_of(src_model)),
+                                   dst_config=_config_of(pair[1], _model_of(dst_model)))
+        if mode == "recipe":
+            mode = "auto"
     report = PortReport(src_ps.backend, dst_ps.backend, mode)
     if dst_example_input is None and src_ps.backend == dst_ps.backend:
         dst_example_input = example_input
@@ -106,9 +122,16 @@ def port(
     final = [
         (_ordered(plan, s, d, src_facts, dst_facts, report), d.params[plan.dst_leaf]) for s, d, plan in plans
     ]
+    return _finish(final, dst_ps, report, strict=strict, dry_run=dry_run, atomic=atomic)
+
+
+def _finish(
+    final: list[tuple[LeafPlan, Param]], dst_ps: ParamSet, report: PortReport, *, strict: bool, dry_run: bool,
+    atomic: bool,
+) -> PortReport:
+    """Check the planned writes, refuse on any problem under ``strict``, then write (unless dry run)."""
     _check_tied_destinations(final, report)
     state, planned = _validate(final, dst_ps, report)
-
     if report.problems and strict:
         raise PortError(
             f"port found {len(report.problems)} problem(s); nothing was changed:\n  - "
@@ -120,6 +143,63 @@ def port(
     _apply(final, planned, state, dst_ps, atomic)
     report.applied = True
     return report
+
+
+def _recipe_pair(src_model: Any, dst_model: Any, *, required: bool) -> tuple[Recipe, Recipe] | None:
+    """The recipes of one family describing both models' classes, or None (``required``: refuse)."""
+    src_target, dst_target = _model_of(src_model), _model_of(dst_model)
+    src = recipe_for(src_target) if src_target is not None else None
+    dst = recipe_for(dst_target, family=src.family) if src is not None and dst_target is not None else None
+    if src is not None and dst is not None:
+        return src, dst
+    if required:
+        found = {"source": src, "destination": dst}
+        raise PortError(
+            "match='recipe' needs a recipe for both models; "
+            + ", ".join(f"the {side} ({type(_model_of(m)).__name__}) has {r.key if r else 'none'}"
+                        for (side, r), m in zip(found.items(), (src_model, dst_model)))
+            + ". Recipes are declared in the 'unifyparams.recipes' entry-point group (unifyparams.recipes.families())",
+            None,
+        )
+    return None
+
+
+def _config_of(recipe: Recipe, model: Any) -> Mapping[str, Any] | None:
+    if recipe.read_config is None or model is None:
+        return None
+    return recipe.read_config(model)
+
+
+def port_by_recipes(
+    src_ps: ParamSet, dst_ps: ParamSet, src_recipe: Recipe, dst_recipe: Recipe, *, strict: bool = True,
+    dry_run: bool = False, atomic: bool = True, src_config: Mapping[str, Any] | None = None,
+    dst_config: Mapping[str, Any] | None = None, src_is_file: bool = False,
+) -> PortReport:
+    """A port planned by two recipes of one family (see :mod:`unifyparams.recipes.plan`)."""
+    from ..recipes.plan import plan as recipe_plan
+
+    report = PortReport(src_ps.backend, dst_ps.backend,
+                        f"recipe:{src_recipe.family} ({src_recipe.library} -> {dst_recipe.library})")
+    planned = recipe_plan(src_recipe, src_ps, dst_recipe, dst_ps, src_config=src_config, dst_config=dst_config,
+                          src_is_file=src_is_file)
+    report.problems += planned.problems
+    report.warnings += planned.warnings
+    compare_hyperparameters(_layer_pairs(src_ps, dst_ps, planned.pairs), report)
+    return _finish(planned.final, dst_ps, report, strict=strict, dry_run=dry_run, atomic=atomic)
+
+
+def _layer_pairs(src_ps: ParamSet, dst_ps: ParamSet, pairs: Sequence[tuple[Param, Param]]) -> list[tuple[LayerParams, LayerParams]]:
+    """The layers of one-to-one copied tensors, paired once each (for the hyper-parameter check)."""
+    def index(ps: ParamSet) -> dict[int, LayerParams]:
+        return {id(p): layer for layer in group_layers(ps) for p in layer.params.values()}
+
+    src_index, dst_index = index(src_ps), index(dst_ps)
+    found: dict[tuple[int, int], tuple[LayerParams, LayerParams]] = {}
+    for s, d in pairs:
+        a, b = src_index.get(id(s)), dst_index.get(id(d))
+        if a is not None and b is not None and a.family == b.family:
+            found.setdefault((id(a), id(b)), (a, b))
+    return list(found.values())
 
 
 def _plan(
