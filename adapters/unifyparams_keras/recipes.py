@@ -65,6 +65,7 @@ GPT2 = Recipe(
         "layer_norm_epsilon": Fixed(1e-5), "scale_attn_by_inverse_layer_idx": Fixed(False),
         "tie_word_embeddings": Fixed(True),
     },
+    export_config={"resid_pdrop": "dropout", "embd_pdrop": "dropout", "attn_pdrop": "dropout"},
     read_config=keras_config,
 )
 
@@ -132,20 +133,110 @@ def _decoder_tensors(attention_bias: bool, *, gate: str = "feedforward_gate_dens
     return table
 
 
-_DECODER_CONFIG: dict[str, Any] = {
-    "vocab_size": "vocabulary_size", "hidden_size": "hidden_dim", "num_hidden_layers": "num_layers",
-    "num_attention_heads": "num_query_heads", "num_key_value_heads": "num_key_value_heads",
-    "intermediate_size": "intermediate_dim", "rms_norm_eps": "layer_norm_epsilon",
-    "rope_theta": "rope_max_wavelength", "hidden_act": Fixed("silu"),
-    "head_dim": lambda c: c.get("head_dim") or c["hidden_dim"] // c["num_query_heads"],
-}
+def _rope_type(scaling_key: str) -> Any:
+    """The reference ``rope_type`` of a keras-hub decoder: ``"default"`` unless it scales positions
+    (``"linear"``) or adjusts frequencies (Llama 3's ``"llama3"``)."""
+    def rope_type(c: Mapping[str, Any]) -> str:
+        if c.get("rope_frequency_adjustment_factor") is not None:
+            return "llama3"
+        return "default" if float(c.get(scaling_key) or 1.0) == 1.0 else "linear"
+    return rope_type
+
+
+def _rope_factor(scaling_key: str) -> Any:
+    def factor(c: Mapping[str, Any]) -> Any:
+        if c.get("rope_frequency_adjustment_factor") is not None:
+            return c["rope_frequency_adjustment_factor"]
+        value = float(c.get(scaling_key) or 1.0)
+        return None if value == 1.0 else value
+    return factor
+
+
+def _decoder_config(scaling_key: str = "rope_scaling_factor") -> dict[str, Any]:
+    return {
+        "vocab_size": "vocabulary_size", "hidden_size": "hidden_dim", "num_hidden_layers": "num_layers",
+        "num_attention_heads": "num_query_heads", "num_key_value_heads": "num_key_value_heads",
+        "intermediate_size": "intermediate_dim", "rms_norm_eps": "layer_norm_epsilon",
+        "rope_theta": "rope_max_wavelength", "hidden_act": Fixed("silu"),
+        "head_dim": lambda c: c.get("head_dim") or c["hidden_dim"] // c["num_query_heads"],
+        "rope_type": _rope_type(scaling_key), "factor": _rope_factor(scaling_key),
+        "attention_bias": Fixed(False), "mlp_bias": Fixed(False),
+    }
+
 
 LLAMA = Recipe(
     family="llama", library="keras_hub", models=("LlamaBackbone",), names="native",
     tensors=_decoder_tensors(False),
-    config={**_DECODER_CONFIG, "tie_word_embeddings": lambda c: bool(c.get("tie_word_embeddings", False)),
-            "attention_bias": Fixed(False), "mlp_bias": Fixed(False)},
+    config={**_decoder_config("rope_position_scaling_factor"),
+            "tie_word_embeddings": lambda c: bool(c.get("tie_word_embeddings", False))},
     read_config=keras_config,
 )
 
-RECIPES = [GPT2, BERT, LLAMA]
+# keras-hub's Mistral keeps an untied output embedding and slides its attention window always
+MISTRAL = Recipe(
+    family="mistral", library="keras_hub", models=("MistralBackbone",), names="native",
+    tensors=_decoder_tensors(False),
+    config={**_decoder_config(), "tie_word_embeddings": Fixed(False), "sliding_window": "sliding_window"},
+    read_config=keras_config,
+)
+
+
+def _qwen_window(c: Mapping[str, Any]) -> Any:
+    return c["sliding_window_size"] if c.get("use_sliding_window_attention") else None
+
+
+# keras-hub's Qwen slides the window in every layer (transformers: from layer max_window_layers on)
+QWEN2 = Recipe(
+    family="qwen2", library="keras_hub", models=("QwenBackbone",), names="native",
+    tensors=_decoder_tensors(True),
+    config={**_decoder_config(), "attention_bias": Fixed(True),
+            "tie_word_embeddings": lambda c: bool(c.get("tie_word_embeddings", True)),
+            "use_sliding_window": lambda c: bool(c.get("use_sliding_window_attention", False)),
+            "sliding_window": _qwen_window,
+            "max_window_layers": lambda c: 0 if c.get("use_sliding_window_attention") else None},
+    read_config=keras_config,
+)
+
+
+# --- Gemma ----------------------------------------------------------------------------------------
+def _gemma_tensors() -> dict[str, Any]:
+    block = "decoder_block_{i}"
+    layer = "layers.{i}"
+    return {
+        "embed_tokens.weight": "token_embedding/embeddings",
+        f"{layer}.input_layernorm.weight": f"{block}/pre_attention_norm/scale",
+        f"{layer}.self_attn.q_proj.weight": f"{block}/attention/query/kernel",
+        f"{layer}.self_attn.k_proj.weight": f"{block}/attention/key/kernel",
+        f"{layer}.self_attn.v_proj.weight": f"{block}/attention/value/kernel",
+        f"{layer}.self_attn.o_proj.weight": f"{block}/attention/attention_output/kernel",
+        # transformers' Gemma calls the norm before the feed-forward block post_attention_layernorm
+        f"{layer}.post_attention_layernorm.weight": f"{block}/pre_ffw_norm/scale",
+        f"{layer}.mlp.gate_proj.weight": f"{block}/ffw_gating/kernel",
+        f"{layer}.mlp.up_proj.weight": f"{block}/ffw_gating_2/kernel",
+        f"{layer}.mlp.down_proj.weight": f"{block}/ffw_linear/kernel",
+        "norm.weight": "final_normalization/scale",
+    }
+
+
+# keras-hub's Gemma: tied embeddings always, tanh GELU, rotary base 10000, no soft caps in Gemma 1;
+# its intermediate_dim is twice transformers' intermediate_size (gate and up halves together)
+GEMMA = Recipe(
+    family="gemma", library="keras_hub", models=("GemmaBackbone",), names="native",
+    tensors=_gemma_tensors(),
+    config={
+        "vocab_size": "vocabulary_size", "hidden_size": "hidden_dim", "num_hidden_layers": "num_layers",
+        "num_attention_heads": "num_query_heads", "num_key_value_heads": "num_key_value_heads",
+        "intermediate_size": lambda c: c["intermediate_dim"] // 2, "head_dim": "head_dim",
+        "rms_norm_eps": "layer_norm_epsilon", "rope_theta": Fixed(10000.0), "rope_type": Fixed("default"),
+        "hidden_act": Fixed("gelu_pytorch_tanh", approximates=("gelu",)),
+        "tie_word_embeddings": Fixed(True), "attention_bias": Fixed(False),
+        "query_pre_attn_scalar": lambda c: (c["head_dim"] if c.get("query_head_dim_normalize", True)
+                                            else c["hidden_dim"] // c["num_query_heads"]),
+        "attn_logit_softcapping": "attention_logit_soft_cap", "final_logit_softcapping": "final_logit_soft_cap",
+        "use_sliding_window": lambda c: bool(c.get("use_sliding_window_attention", False)),
+        "use_post_norms": lambda c: bool(c.get("use_post_ffw_norm") or c.get("use_post_attention_norm")),
+    },
+    read_config=keras_config,
+)
+
+RECIPES = [GPT2, BERT, LLAMA, MISTRAL, QWEN2, GEMMA]

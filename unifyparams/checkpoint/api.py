@@ -86,6 +86,10 @@ def load(
 ) -> CheckpointReport:
     """Load a checkpoint (a file, an index, or a folder holding one) into ``model``; all or nothing.
 
+    A Hugging Face ``save_pretrained`` folder (``config.json`` + safetensors) loads into any model
+    its family's recipes describe (a keras-hub backbone, a gluonnlp model, a transformers model):
+    names, fused tensors and file layouts converted, the configuration compared.
+
     Framework files load too, without running code from them: PyTorch state dicts
     (``.pt``/``.pth``/``.bin``, read with ``torch.load(weights_only=True)``) and Gluon ``.params``.
 
@@ -105,6 +109,8 @@ def load(
     """
     if rollback is not None:
         atomic = rollback
+    if _is_transformers_folder(path, match, rename):
+        return _load_transformers(model, path, strict=strict, mmap=mmap, atomic=atomic)
     if match != "name" or rename:
         return _load_matched(model, path, match=match, rename=rename, strict=strict, mmap=mmap, atomic=atomic,
                              example_input=example_input, dense_inputs=dense_inputs)
@@ -184,6 +190,21 @@ def _load_matched(model: Any, path: str | os.PathLike[str], **options: Any) -> C
         loaded=loaded, backend=meta.backend if meta is not None else backend,
         metadata=dict(meta.user) if meta is not None else {}, files=[os.fspath(path)], port=report,
     )
+
+
+def _is_transformers_folder(path: str | os.PathLike[str], match: Any, rename: Any) -> bool:
+    from .transformers_folder import is_transformers_folder
+
+    return match in ("name", "auto", "recipe") and not rename and is_transformers_folder(path)
+
+
+def _load_transformers(model: Any, path: str | os.PathLike[str], **options: Any) -> CheckpointReport:
+    """A Hugging Face ``save_pretrained`` folder, through the family's recipes."""
+    from .transformers_folder import load_transformers_folder
+
+    report, files = load_transformers_folder(model, path, **options)
+    loaded = [row.destination for row in report.rows if not row.problem]
+    return CheckpointReport(loaded=loaded, backend="transformers", files=files, port=report)
 
 
 def _into_model_order(ps: ParamSet, state: dict[str, np.ndarray], orders: Mapping[str, Any] | None = None) -> None:

@@ -73,8 +73,14 @@ def save(
     *,
     max_shard_size: int | str | None = None,
     metadata: Mapping[str, str] | None = None,
+    format: str = "unifyparams",
 ) -> Path:
     """Save every parameter of ``model`` (any backend) to ``path``, atomically.
+
+    ``format="transformers"`` writes a Hugging Face ``save_pretrained`` folder at ``path``
+    (``config.json`` + ``model.safetensors``, sharded with an index beyond ``max_shard_size``)
+    through the model's family recipe, which ``transformers.AutoModel.from_pretrained`` loads;
+    it returns the folder.
 
     Tensors are streamed into the file one at a time. With ``max_shard_size`` (bytes, or
     ``"5GB"``/``"500MiB"``) a larger model is split into ``model-00001-of-0000N.safetensors``
@@ -84,6 +90,15 @@ def save(
     >>> up.save(net, "model.safetensors", metadata={"step": "100"})
     PosixPath('model.safetensors')
     """
+    if format == "transformers":
+        from .transformers_folder import save_transformers_folder
+
+        return save_transformers_folder(model, path, max_shard_size=max_shard_size, metadata=metadata)
+    if format != "unifyparams":
+        raise CheckpointError(
+            f"save() writes format='unifyparams' (canonical safetensors) or format='transformers' (a Hugging Face "
+            f"folder); received format={format!r}"
+        )
     ps = params(model)
     plan = plan_save(ps, _base_path(path), max_shard_size, metadata)
     remove_stale_temporaries(plan.base)  # left by saves of this checkpoint that were killed mid-write
@@ -111,9 +126,14 @@ def _base_path(path: str | os.PathLike[str]) -> Path:
 
 
 def plan_save(
-    ps: ParamSet, base: Path, max_shard_size: int | str | None, metadata: Mapping[str, str] | None
+    ps: ParamSet, base: Path, max_shard_size: int | str | None, metadata: Mapping[str, str] | None,
+    *, raw_metadata: Mapping[str, str] | None = None,
 ) -> SavePlan:
-    """Decide what a save of ``ps`` writes; refuses unsavable parameters before anything is written."""
+    """Decide what a save of ``ps`` writes; refuses unsavable parameters before anything is written.
+
+    ``raw_metadata``: the file's metadata exactly (another library's file, as a ``transformers``
+    folder's), instead of unifyparams' own.
+    """
     stored, groups = stored_names(ps)
     sizes = [(name, math.prod(ps[name].shape) * ps[name].dtype.itemsize) for name in stored]  # type: ignore[arg-type]
     shards = split(sizes, parse_size(max_shard_size)) if max_shard_size is not None else [stored]
@@ -122,7 +142,8 @@ def plan_save(
     if len(shards) > 1:  # new names: the earlier checkpoint stays whole until the new index replaces its own
         meta.checkpoint_id = uuid.uuid4().hex
         targets = [base.parent / n for n in new_shard_names(base, len(shards), meta.checkpoint_id)]
-    return SavePlan(base, shards, sizes, meta.encode(), targets)
+    encoded = meta.encode() if raw_metadata is None else dict(raw_metadata)
+    return SavePlan(base, shards, sizes, encoded, targets)
 
 
 def write_shards(plan: SavePlan, ps: ParamSet, value_of: Callable[[str], np.ndarray]) -> list[AtomicFile]:

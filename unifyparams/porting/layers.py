@@ -72,7 +72,10 @@ def group_layers(ps: ParamSet) -> list[LayerParams]:
     for name, p in ps.items():
         slot = p.slot
         own_path = ".".join(slot.block_path)
-        leaf = p.name[len(own_path) + 1 :] if own_path else p.name
+        if own_path and p.name.startswith(own_path + "."):
+            leaf = p.name[len(own_path) + 1 :]
+        else:  # a block path that is not the name's prefix: the leaf is the last part, never a cut
+            leaf = p.name.rpartition(".")[2] if own_path else p.name
         # under rename rules ``name`` differs from ``p.name``: the layer path is the renamed prefix
         path = name[: -len(leaf) - 1] if name.endswith("." + leaf) else ("" if name == leaf else name.rpartition(".")[0])
         kind = slot.block_kind or "?"

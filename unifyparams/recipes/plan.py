@@ -137,14 +137,12 @@ def plan(
             )
     transposed = _stored_transposed(src_recipe) if src_is_file else set()
     references: dict[str, _Reference] = {}
+    unfed: list[tuple[str, list[Param]]] = []
     for reference, bound in dest.tensors.items():
         origin = source.tensors.get(reference)
         targets = [p for p in bound.items]
         if origin is None:
-            result.problems.append(
-                f"{', '.join(p.name for p in targets)}: the source has no {reference} "
-                f"({src_recipe.key} names it {_describe(src_recipe, reference)}); nothing can feed it"
-            )
+            unfed.append((reference, targets))
             continue
         plain = isinstance(origin.spec, str) and isinstance(bound.spec, str) and reference not in transposed
         names = tuple(display.get(id(p), p.name) for p in origin.items)
@@ -162,6 +160,15 @@ def plan(
                 return _parts(spec, ref.get, shapes, k)
 
             result.final.append((LeafPlan(target.name, names, conversion, compute, None), target))
+    fed = {target.storage_key: leaf_plan for leaf_plan, target in result.final}
+    for reference, targets in unfed:
+        if all(t.storage_key in fed for t in targets):  # a tie alias (a tied lm_head) of a fed tensor
+            result.final.extend((fed[t.storage_key], t) for t in targets)
+            continue
+        result.problems.append(
+            f"{', '.join(p.name for p in targets)}: the source has no {reference} "
+            f"({src_recipe.key} names it {_describe(src_recipe, reference)}); nothing can feed it"
+        )
     _unused(source, dest, src_items, dst_items, dst_recipe, result)
     order = {id(p): k for k, p in enumerate(dst_ps.values())}
     result.final.sort(key=lambda item: order.get(id(item[1]), len(order)))  # rows in the destination's order

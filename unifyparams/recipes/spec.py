@@ -149,6 +149,11 @@ class HFFiles:
     defaults: Mapping[str, Any] = field(default_factory=dict)
     #: Reference tensors outside the prefix (a task head: ``lm_head.weight``).
     top_level: tuple[str, ...] = ()
+    #: ``config.json`` as read -> the reference configuration (e.g. nested rotary parameters
+    #: brought to the top level); None: as is.
+    read_file_config: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None
+    #: The reference configuration -> ``config.json`` as written; None: as is.
+    write_file_config: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None
 
 
 @dataclass(frozen=True)
@@ -163,6 +168,7 @@ class Recipe:
     ``"native"`` (the framework's own names: Keras variable paths, stable in keras-hub).
     ``prefixes``: task-model prefixes stripped before matching (``"transformer."``).
     ``read_config``: the library's configuration of a model, as a mapping (None: not readable).
+    ``export_config``: configuration written to ``transformers`` folders but not compared.
     """
 
     family: str
@@ -174,6 +180,9 @@ class Recipe:
     prefixes: tuple[str, ...] = ("",)
     read_config: Callable[[Any], Mapping[str, Any] | None] | None = None
     hf: HFFiles | None = None
+    #: Configuration written to a ``transformers`` folder but never compared (it does not change
+    #: what the model computes: dropout rates), in the same form as ``config``.
+    export_config: Mapping[str, ConfigSpec] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.names not in ("canonical", "native"):
@@ -201,7 +210,7 @@ class Recipe:
 
     def config_value(self, reference_key: str, library_config: Mapping[str, Any] | None) -> tuple[bool, Any]:
         """``(known, value)`` of a reference configuration key for a model of this library."""
-        spec = self.config.get(reference_key)
+        spec = self.config.get(reference_key, self.export_config.get(reference_key))
         if spec is None:
             return False, None
         if isinstance(spec, Fixed):

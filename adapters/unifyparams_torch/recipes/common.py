@@ -39,3 +39,12 @@ def _identity(names: Sequence[str]) -> dict[str, str]:
     return {name: name for name in names}
 
 
+
+
+def rope_to_file(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The reference configuration as transformers 5 writes it: the rotary base inside
+    ``rope_parameters``."""
+    out = dict(config)
+    if "rope_theta" in out:
+        out["rope_parameters"] = {"rope_theta": out.pop("rope_theta"), "rope_type": "default"}
+    return out
