@@ -30,6 +30,20 @@ def keras_config(model: Any) -> Mapping[str, Any] | None:
         return None
 
 
+def keras_config_with(*attributes: str) -> Any:
+    """:func:`keras_config`, plus attributes the model's ``get_config()`` leaves out (keras-hub's
+    ``LlamaBackbone`` keeps ``tie_word_embeddings`` but does not serialize it)."""
+    def read(model: Any) -> Mapping[str, Any] | None:
+        config = keras_config(model)
+        if config is None:
+            return None
+        for name in attributes:
+            if name not in config and hasattr(model, name):
+                config[name] = getattr(model, name)
+        return config
+    return read
+
+
 # --- GPT-2 ---------------------------------------------------------------------------------------
 def _gpt2_layer() -> dict[str, Any]:
     attn, block = "transformer_layer_{i}/self_attention", "transformer_layer_{i}"
@@ -169,7 +183,7 @@ LLAMA = Recipe(
     tensors=_decoder_tensors(False),
     config={**_decoder_config("rope_position_scaling_factor"),
             "tie_word_embeddings": lambda c: bool(c.get("tie_word_embeddings", False))},
-    read_config=keras_config,
+    read_config=keras_config_with("tie_word_embeddings"),
 )
 
 # keras-hub's Mistral keeps an untied output embedding and slides its attention window always

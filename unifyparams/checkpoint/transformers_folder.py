@@ -24,7 +24,7 @@ from ..access import params
 from ..errors import CheckpointError
 from ..paramset import ParamSet
 from ..porting.report import PortError
-from ..recipes import Recipe, by_family, for_model_type, recipe_for
+from ..recipes import Recipe, for_model_type, recipe_for, with_files
 from ..recipes.plan import keyed
 from ..recipes.resolve import bind, fill
 from .atomic import AtomicFile, fsync_dir
@@ -202,9 +202,11 @@ def save_transformers_folder(model: Any, folder: str | os.PathLike[str], *,
             f"format='transformers' needs a recipe for {type(model).__name__}; none is declared (families: "
             f"{sorted({r.family for r in _all()})}). Declare one in the 'unifyparams.recipes' entry-point group."
         )
-    hf = by_family(own.family, "transformers")
+    hf = with_files(own.family)
     if hf is None or hf.hf is None:
-        raise CheckpointError(f"family {own.family!r} has no transformers recipe with file facts (HFFiles)")
+        raise CheckpointError(
+            f"family {own.family!r} has no recipe describing its transformers files (a Recipe with hf=HFFiles(...))"
+        )
     tensors = _hf_tensors(model, ps, own, hf)
     _check_complete(tensors, hf, model, own)
     config = _config_json(model, own, hf)

@@ -215,8 +215,10 @@ def _plan(
         same_names = [layer.path for layer in src_layers] == [layer.path for layer in dst_layers]
         mode = "name" if same_names or renaming else "order"
         report.match = f"auto:{mode}"
-    pairer = pair_by_name if mode == "name" else pair_by_order
-    pairs = pairer(src_layers, dst_layers, report.problems)
+    if mode == "name":
+        pairs = pair_by_name(src_layers, dst_layers, report.problems)
+    else:
+        pairs = pair_by_order(src_layers, dst_layers, report.problems, report.warnings)
     plans = []
     for s, d in pairs:
         leaf_plans, problems = plan_leaves(s.family, s.params, d.params)

@@ -14,10 +14,10 @@ entry-point group, exactly as a third party's are.
 
 from __future__ import annotations
 
-from .registry import RECIPES_GROUP, all_recipes, by_family, families, for_model_type, recipe_for
+from .registry import RECIPES_GROUP, all_recipes, by_family, families, for_model_type, recipe_for, with_files
 from .spec import Fixed, HFFiles, Recipe, RecipeError, Split, Transposed
 
 __all__ = [
     "RECIPES_GROUP", "Fixed", "HFFiles", "Recipe", "RecipeError", "Split", "Transposed", "all_recipes",
-    "by_family", "families", "for_model_type", "recipe_for",
+    "by_family", "families", "for_model_type", "recipe_for", "with_files",
 ]

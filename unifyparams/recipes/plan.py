@@ -66,8 +66,8 @@ def compare_config(
             continue
         problems.append(
             f"configuration differs: {key} is {a!r} in the source ({src.key}) and {b!r} in the destination "
-            f"({dst.key}); the two models do not compute the same function. Build the destination with the "
-            f"source's value"
+            f"({dst.key}); the two models do not compute the same function. Build one of them with the "
+            f"other's value where its library lets you choose it"
         )
     return problems, warnings
 

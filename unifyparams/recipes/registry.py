@@ -82,6 +82,14 @@ def by_family(family: str, library: str, extra: Iterable[Recipe] = ()) -> Recipe
     return None
 
 
+def with_files(family: str, extra: Iterable[Recipe] = ()) -> Recipe | None:
+    """The recipe of ``family`` that describes its ``save_pretrained`` files (``hf=HFFiles(...)``)."""
+    for recipe in [*extra, *all_recipes()]:
+        if recipe.family == family and recipe.hf is not None:
+            return recipe
+    return None
+
+
 def for_model_type(model_type: str, extra: Iterable[Recipe] = ()) -> Recipe | None:
     """The ``transformers`` recipe whose files have ``model_type`` (a ``config.json`` field)."""
     for recipe in [*extra, *all_recipes()]:

@@ -117,7 +117,8 @@ class Split:
     def reference_shape(self, shapes: Sequence[tuple[int | None, ...]]) -> tuple[int | None, ...]:
         first = list(shapes[0])
         sizes = [s[self.axis] for s in shapes]
-        first[self.axis] = None if any(s is None for s in sizes) else sum(int(s) for s in sizes)  # type: ignore[misc]
+        known = [s for s in sizes if s is not None]
+        first[self.axis] = sum(known) if len(known) == len(sizes) else None
         return tuple(first)
 
     def describe(self, k: int) -> str:

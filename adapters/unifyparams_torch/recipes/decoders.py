@@ -49,7 +49,8 @@ def _decoder(family: str, stem: str, *, attention_bias: bool = False, extra_conf
         tensors=dict(tensors) if tensors is not None else _decoder_tensors(attention_bias), config=table,
         prefixes=("model.",), read_config=hf_config,
         hf=HFFiles(model_type=family, architecture=f"{stem}ForCausalLM", prefix="model.",
-                   top_level=("lm_head.weight",)),
+                   top_level=("lm_head.weight",), read_file_config=flatten_config,
+                   write_file_config=rope_to_file),
     )
 
 
