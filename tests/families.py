@@ -23,7 +23,7 @@ import transformers  # noqa: E402
 
 VOCAB, HIDDEN, HEADS, KV_HEADS, LAYERS, FFN, SEQ = 100, 64, 4, 2, 2, 128, 32
 
-#: families keras-hub exports to transformers (``export_backbone``), and their backbone class
+#: families keras-hub exports to transformers (``export_backbone``)
 EXPORTED = ("gpt2", "llama", "mistral", "qwen2", "gemma")
 #: families whose transformers model is a causal decoder (right padding)
 CAUSAL = ("gpt2", "llama", "mistral", "qwen2", "gemma")
@@ -38,7 +38,7 @@ class Family:
     kh: Callable[..., Any]  # (**config overrides) -> keras-hub backbone
     #: the class whose ``save_pretrained`` folder keras-hub's importer reads
     hf_task: Callable[..., Any]
-    #: keras-hub's backbone class its exporter knows (None: not exported)
+    #: builds the keras-hub backbone class its exporter knows (None: not exported; Llama: Llama3Backbone)
     kh_export: Callable[..., Any] | None = None
 
 
@@ -141,12 +141,12 @@ def gemma_kh(**kw: Any) -> Any:
 
 
 FAMILIES: dict[str, Family] = {
-    "gpt2": Family("gpt2", gpt2_hf, gpt2_kh, lambda **kw: gpt2_hf(task=True, **kw), keras_hub.models.GPT2Backbone),
+    "gpt2": Family("gpt2", gpt2_hf, gpt2_kh, lambda **kw: gpt2_hf(task=True, **kw), gpt2_kh),
     "bert": Family("bert", bert_hf, bert_kh, bert_hf),
-    "llama": Family("llama", llama_hf, llama_kh, llama_hf, keras_hub.models.Llama3Backbone),
-    "mistral": Family("mistral", mistral_hf, mistral_kh, mistral_hf, keras_hub.models.MistralBackbone),
-    "qwen2": Family("qwen2", qwen2_hf, qwen2_kh, qwen2_hf, keras_hub.models.QwenBackbone),
-    "gemma": Family("gemma", gemma_hf, gemma_kh, gemma_hf, keras_hub.models.GemmaBackbone),
+    "llama": Family("llama", llama_hf, llama_kh, llama_hf, llama3_kh),
+    "mistral": Family("mistral", mistral_hf, mistral_kh, mistral_hf, mistral_kh),
+    "qwen2": Family("qwen2", qwen2_hf, qwen2_kh, qwen2_hf, qwen2_kh),
+    "gemma": Family("gemma", gemma_hf, gemma_kh, gemma_hf, gemma_kh),
 }
 
 

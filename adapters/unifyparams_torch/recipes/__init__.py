@@ -9,7 +9,7 @@ neither torch nor transformers. Declared in the ``unifyparams.recipes`` entry-po
 >>> GPT2.hf.model_type, GPT2.prefixes
 ('gpt2', ('transformer.',))
 >>> sorted(r.family for r in RECIPES)
-['bert', 'gemma', 'gpt2', 'llama', 'mistral', 'qwen2']
+['bert', 'gemma', 'gpt2', 'llama', 'mistral', 'qwen2', 'roberta']
 """
 
 from __future__ import annotations
