@@ -15,9 +15,9 @@ entry-point group, exactly as a third party's are.
 from __future__ import annotations
 
 from .registry import RECIPES_GROUP, all_recipes, by_family, families, for_model_type, recipe_for, with_files
-from .spec import Fixed, HFFiles, Recipe, RecipeError, Split, Transposed
+from .spec import Fixed, HFFiles, Recipe, RecipeError, Rows, Split, Transposed, Zeros
 
 __all__ = [
-    "RECIPES_GROUP", "Fixed", "HFFiles", "Recipe", "RecipeError", "Split", "Transposed", "all_recipes",
+    "RECIPES_GROUP", "Fixed", "HFFiles", "Recipe", "RecipeError", "Rows", "Split", "Transposed", "Zeros", "all_recipes",
     "by_family", "families", "for_model_type", "recipe_for", "with_files",
 ]

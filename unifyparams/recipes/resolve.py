@@ -82,6 +82,10 @@ def bind(recipe: Recipe, items: Mapping[str, Any]) -> Binding:
     used: set[str] = set()
     for reference, spec, compiled in patterns:
         templates = names_of(spec)
+        if not templates:  # Zeros(): the library has no tensor; the reference is zero in its models
+            if _INDEX.search(reference) is None:
+                binding.tensors[reference] = Bound(reference, spec, (), ())
+            continue
         seen: dict[tuple[tuple[str, str], ...], None] = {}
         for name in local:  # every index this spec's templates take in the model
             for pattern in compiled:

@@ -125,8 +125,55 @@ class Split:
         return f"part {k + 1} of {len(self.names_)} along axis {self.axis}"
 
 
+class Rows:
+    """The library keeps rows ``start:`` of the reference tensor, with one row of another
+    reference tensor added to every row: RoBERTa's position table in gluonnlp is Hugging Face's
+    from row ``pad_token_id + 1`` on, with its single token-type row folded in
+    (``Rows(name, start=2, fold=("embeddings.token_type_embeddings.weight", 0))``). Back, the
+    reference tensor gets zeros in the rows the library does not use (and the folded tensor is
+    zero: declare it :class:`Zeros` in the same recipe)."""
+
+    def __init__(self, name: str, start: int, fold: tuple[str, int] | None = None):
+        self.name, self.start, self.fold = name, int(start), fold
+        if self.start < 0:
+            raise RecipeError(f"Rows needs start >= 0; received start={start}")
+
+    def __repr__(self) -> str:
+        return f"Rows({self.name!r}, start={self.start}, fold={self.fold!r})"
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return (self.name,)
+
+    def from_reference(self, reference: np.ndarray, folded: np.ndarray | None, rows: int) -> np.ndarray:
+        if reference.shape[0] < self.start + rows:
+            raise RecipeError(
+                f"the reference tensor has {reference.shape[0]} rows; the library's needs rows {self.start} to "
+                f"{self.start + rows}"
+            )
+        value = reference[self.start:self.start + rows]
+        return np.ascontiguousarray(value + folded if folded is not None else value)
+
+    def to_reference(self, value: np.ndarray, rows: int) -> np.ndarray:
+        out = np.zeros((rows, *value.shape[1:]), value.dtype)
+        if rows < self.start + value.shape[0]:
+            raise RecipeError(f"a reference tensor of {rows} rows cannot hold rows {self.start}+{value.shape[0]}")
+        out[self.start:self.start + value.shape[0]] = value
+        return out
+
+
+class Zeros:
+    """The library has no such tensor: in its models the reference tensor is zero (RoBERTa's
+    token-type row, which gluonnlp folds into its positions)."""
+
+    names: tuple[str, ...] = ()
+
+    def __repr__(self) -> str:
+        return "Zeros()"
+
+
 #: A library tensor: its template, or a transform over one or more templates.
-TensorSpec = str | Split | Transposed
+TensorSpec = str | Split | Transposed | Rows | Zeros
 #: Where a reference configuration value lives in the library's configuration.
 ConfigSpec = str | Fixed | Callable[[Mapping[str, Any]], Any]
 
@@ -189,10 +236,10 @@ class Recipe:
         if self.names not in ("canonical", "native"):
             raise RecipeError(f"recipe {self.key}: names must be 'canonical' or 'native'; received {self.names!r}")
         for reference, spec in self.tensors.items():
-            if not isinstance(spec, (str, Split, Transposed)):
+            if not isinstance(spec, (str, Split, Transposed, Rows, Zeros)):
                 raise RecipeError(
                     f"recipe {self.key}: tensor {reference!r} maps to {spec!r}; expected a template string, "
-                    f"Split(axis, names) or Transposed(name)"
+                    f"Split(axis, names), Transposed(name), Rows(name, start, fold) or Zeros()"
                 )
 
     @property
