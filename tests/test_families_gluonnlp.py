@@ -2,9 +2,9 @@
 
 Tiny models (64 units, 2 layers, 4 heads), eval mode, a padded batch: gluonnlp's
 ``valid_length`` against ``transformers``' ``attention_mask``; padded positions are not compared.
-RoBERTa's position tables differ by a row offset the recipe engine cannot express
-(adapters/unifyparams_gluon/recipes.py): a port reports it and, strict, refuses; the tests apply the
-offset by hand after a non-strict port to show that everything else is exact.
+RoBERTa's position tables differ by a row offset with the token-type row folded in
+(adapters/unifyparams_gluon/recipes.py: ``Rows`` and ``Zeros``): ported exactly both ways; a
+transformers RoBERTa with another ``pad_token_id`` is refused.
 """
 
 from __future__ import annotations
@@ -179,29 +179,12 @@ def test_bert_gelu_variant_refused() -> None:
 # ------------------------------------------------------------------------------------------ RoBERTa
 
 
-def _roberta_refused(src: Any, dst: Any) -> up.PortReport:
-    """A strict port refuses over the position table and changes nothing; the non-strict one ports
-    every other tensor and reports exactly the position problems."""
-    before = snapshot(dst)
-    with pytest.raises(up.PortError, match="position_offset") as info:
-        up.port(src, dst)
-    assert same(before, snapshot(dst))
-    assert "encoder.position_weight" in str(info.value) or "embeddings.position_embeddings.weight" in str(info.value)
-    report = up.port(src, dst, strict=False)
-    assert report.match.startswith("recipe:roberta"), report.match
-    assert report.applied
-    assert report.problems and all("position" in p or "token_type" in p for p in report.problems), report.problems
-    return report
-
-
 def test_roberta_hf_to_gluonnlp(batch: dict[str, np.ndarray]) -> None:
     hf, g = hf_roberta(), gluon_roberta()
-    report = _roberta_refused(hf, g)
-    assert any("position_embeddings.weight[pad_token_id+1:]" in p for p in report.problems), report.problems
-    # what the engine cannot say: gluonnlp's row t is transformers' row t + 2, token type folded in
-    emb = hf.embeddings
-    rows = emb.position_embeddings.weight.detach().numpy()[2:] + emb.token_type_embeddings.weight.detach().numpy()[0]
-    g.encoder.position_weight.set_data(mx.nd.array(rows))
+    report = up.port(hf, g)
+    assert report.match == "recipe:roberta (transformers -> gluonnlp)", report.match
+    row = next(r for r in report.rows if r.destination == "encoder.position_weight")
+    assert row.conversion == f"rows 2:{MAX_LEN + 2} + embeddings.token_type_embeddings.weight[0]"
     out = run_hf(hf, batch, types=False)
     assert masked_diff(out.last_hidden_state.numpy(), run_roberta(g, batch), batch) < ATOL
 
@@ -210,13 +193,20 @@ def test_roberta_gluonnlp_to_hf(batch: dict[str, np.ndarray]) -> None:
     g = gluon_roberta()
     randomize(g, seed=2)
     hf = hf_roberta(seed=7)
-    report = _roberta_refused(g, hf)
-    assert any("token_type_embeddings" in p for p in report.problems), report.problems
-    with torch.no_grad():
-        hf.embeddings.position_embeddings.weight[2:] = torch.tensor(g.encoder.position_weight.data().asnumpy())
-        hf.embeddings.token_type_embeddings.weight.zero_()
+    report = up.port(g, hf)
+    assert report.applied and report.match.startswith("recipe:roberta")
+    np.testing.assert_array_equal(hf.embeddings.token_type_embeddings.weight.detach().numpy(), 0.0)
     out = run_hf(hf, batch, types=False)
     assert masked_diff(out.last_hidden_state.numpy(), run_roberta(g, batch), batch) < ATOL
+
+
+def test_roberta_with_another_position_offset_is_refused() -> None:
+    hf, g = hf_roberta(), gluon_roberta()
+    hf.config.pad_token_id = 0  # positions would start at row 1
+    before = snapshot(g)
+    with pytest.raises(up.PortError, match="position_offset is 1 in the source"):
+        up.port(hf, g)
+    assert same(before, snapshot(g))
 
 
 def test_roberta_pooler_has_no_gluonnlp_counterpart() -> None:
@@ -228,8 +218,42 @@ def test_roberta_pooler_has_no_gluonnlp_counterpart() -> None:
 
 def test_roberta_into_deferred_gluonnlp() -> None:
     hf, g = hf_roberta(), gluon_roberta(forward=False)
-    report = up.port(hf, g, strict=False)
-    assert report.applied and report.problems and all("position" in p for p in report.problems), report.problems
+    report = up.port(hf, g)
+    assert report.applied and not report.problems, report.problems
     ps = up.params(g)
     np.testing.assert_array_equal(ps["encoder.transformer_cells.1.ffn.ffn_2.weight"].numpy(),
                                   hf.encoder.layer[1].output.dense.weight.detach().numpy())
+
+
+# ---------------------------------------------------------------------------- transformers folders
+
+
+def test_bert_folder_round_trip_through_gluonnlp(batch: dict[str, np.ndarray], tmp_path: Any) -> None:
+    hf = hf_bert(hidden_act="gelu")
+    hf.save_pretrained(tmp_path / "hf")
+    g = gluon_bert()
+    report = up.load(g, tmp_path / "hf")
+    assert report.port.match == "recipe:bert (transformers -> gluonnlp)"
+    randomize(g, seed=4)
+    folder = up.save(g, tmp_path / "out", format="transformers")
+    back = transformers.AutoModel.from_pretrained(folder).eval()
+    seq, pooled = run_bert(g, batch)
+    out = run_hf(back, batch)
+    assert masked_diff(out.last_hidden_state.numpy(), seq, batch) < ATOL
+    np.testing.assert_allclose(out.pooler_output.numpy(), pooled, atol=ATOL)
+
+
+def test_roberta_folder_without_a_pooler_is_refused(tmp_path: Any) -> None:
+    """gluonnlp's RoBERTa has no pooler; transformers' RobertaModel would fill it with random values."""
+    with pytest.raises(up.CheckpointError, match="pooler.dense.weight.*random values"):
+        up.save(gluon_roberta(), tmp_path / "out", format="transformers")
+    assert not (tmp_path / "out" / "model.safetensors").exists()
+
+
+def test_roberta_folder_from_transformers_loads_into_gluonnlp(batch: dict[str, np.ndarray], tmp_path: Any) -> None:
+    hf = hf_roberta()
+    hf.save_pretrained(tmp_path / "hf")
+    g = gluon_roberta()
+    up.load(g, tmp_path / "hf")
+    out = run_hf(hf, batch, types=False)
+    assert masked_diff(out.last_hidden_state.numpy(), run_roberta(g, batch), batch) < ATOL

@@ -20,15 +20,13 @@ What gluonnlp's ``BERTModel`` computes, against ``transformers``' ``BertModel``:
 * the pooler is ``Dense(units, activation='tanh')`` over the first token, as BERT's.
 
 RoBERTa (``RoBERTaModel``) is the same encoder without token types, without a pooler, and with
-positions still counted from 0, where ``transformers``' RoBERTa counts them from
-``pad_token_id + 1`` (2) and adds ``token_type_embeddings.weight[0]`` to every token. The exact
-correspondence is therefore ``position_weight[t] = position_embeddings.weight[t + 2] +
-token_type_embeddings.weight[0]`` (and back: ``position_embeddings.weight[2:] =
-position_weight``, ``token_type_embeddings.weight = 0``), a row offset that a recipe cannot
-state (the engine composes copies, :class:`Split` and :class:`Transposed` only). The recipe
-names ``encoder.position_weight`` by that formula, which no ``transformers`` tensor is called,
-and declares ``position_offset`` 0 against ``transformers``' 2: a port between the two reports
-both and, strict, refuses, instead of shifting every position silently. Everything else ports.
+positions counted from 0, where ``transformers``' RoBERTa counts them from ``pad_token_id + 1``
+(2) and adds ``token_type_embeddings.weight[0]`` to every token. The exact correspondence is
+``position_weight[t] = position_embeddings.weight[t + 2] + token_type_embeddings.weight[0]``, and
+back ``position_embeddings.weight[2:] = position_weight`` with ``token_type_embeddings.weight =
+0`` (:class:`~unifyparams.recipes.Rows` with a fold, and :class:`~unifyparams.recipes.Zeros`).
+The offset is declared (``position_offset`` 2), so a ``transformers`` RoBERTa with another
+``pad_token_id`` is refused instead of shifted.
 """
 
 from __future__ import annotations
@@ -36,7 +34,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from unifyparams.recipes import Fixed, Recipe
+from unifyparams.recipes import Fixed, Recipe, Rows, Zeros
 
 #: reference (``transformers``) name within a layer -> gluonnlp name within ``transformer_cells.{i}``
 _LAYER = {
@@ -63,11 +61,6 @@ _ENCODER = {
     "embeddings.LayerNorm.bias": "encoder.layer_norm.bias",
     **{f"encoder.layer.{{i}}.{ref}": f"encoder.transformer_cells.{{i}}.{name}" for ref, name in _LAYER.items()},
 }
-
-#: The reference tensor gluonnlp's RoBERTa position table is (see the module docstring): no
-#: ``transformers`` tensor has this name, so a port reports it rather than copying a shifted table.
-ROBERTA_POSITIONS = ("embeddings.position_embeddings.weight[pad_token_id+1:] + "
-                     "embeddings.token_type_embeddings.weight[0]")
 
 #: gluonnlp activation block -> ``transformers``' ``hidden_act``
 _GELU = {False: "gelu", True: "gelu_new"}
@@ -148,9 +141,14 @@ BERT = Recipe(
 ROBERTA = Recipe(
     family="roberta", library="gluonnlp",
     models=("RoBERTaModel",),
-    tensors={**_ENCODER, ROBERTA_POSITIONS: "encoder.position_weight"},
+    tensors={
+        **_ENCODER,
+        "embeddings.position_embeddings.weight": Rows(
+            "encoder.position_weight", start=2, fold=("embeddings.token_type_embeddings.weight", 0)),
+        "embeddings.token_type_embeddings.weight": Zeros(rows=1, like="embeddings.word_embeddings.weight"),
+    },
     config={**_CONFIG, "max_position_embeddings": _roberta_positions, "type_vocab_size": Fixed(1),
-            "position_offset": Fixed(0)},
+            "position_offset": Fixed(2)},
     read_config=read_config,
 )
 

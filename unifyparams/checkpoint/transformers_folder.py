@@ -26,7 +26,8 @@ from ..paramset import ParamSet
 from ..porting.report import PortError
 from ..recipes import Recipe, for_model_type, recipe_for, with_files
 from ..recipes.plan import keyed
-from ..recipes.resolve import bind, fill
+from ..recipes.resolve import Bound, bind, fill
+from ..recipes.spec import Rows, Zeros
 from .atomic import AtomicFile, fsync_dir
 from .source import StoredTensor, checkpoint_params
 
@@ -140,19 +141,39 @@ def _hf_tensors(model: Any, ps: ParamSet, own: Recipe, hf: Recipe) -> dict[str, 
     for reference, bound in binding.tensors.items():
         key = reference if _is_top_level(hf, reference) else hf.hf.prefix + reference
         flip = any(_matches(t, reference) for t in transposed)
-        spec = bound.spec
+        shape, dtype = _reference_shape(bound, binding)
 
-        def value(items: tuple[Any, ...] = bound.items, spec: Any = spec, flip: bool = flip) -> np.ndarray:
-            parts = [p.numpy() for p in items]
+        def value(bound: Any = bound, flip: bool = flip, shape: tuple[int, ...] = shape, dtype: Any = dtype) -> np.ndarray:
+            spec = bound.spec
+            if isinstance(spec, Zeros):
+                return np.zeros(shape, dtype)
+            parts = [p.numpy() for p in bound.items]
+            if isinstance(spec, Rows):
+                return spec.to_reference(parts[0], shape[0])
             joined = parts[0] if isinstance(spec, str) else spec.join(parts)
             return np.ascontiguousarray(joined.T) if flip else joined
 
-        shapes = [tuple(int(d) for d in p.shape) for p in bound.items]  # type: ignore[arg-type]
-        shape = shapes[0] if isinstance(spec, str) else spec.reference_shape(shapes)
-        if flip:
-            shape = tuple(reversed(shape))
-        out[key] = StoredTensor(key, tuple(int(d) for d in shape), bound.items[0].dtype, value)  # type: ignore[arg-type]
+        stored = tuple(reversed(shape)) if flip else shape
+        out[key] = StoredTensor(key, stored, dtype, value)
     return out
+
+
+def _reference_shape(bound: Bound, binding: Any) -> tuple[tuple[int, ...], Any]:
+    """The reference tensor's shape and dtype, from the library's tensors."""
+    spec = bound.spec
+    if isinstance(spec, Zeros):
+        like = binding.tensors.get(spec.like) if spec.like else None
+        if like is None or not like.items:
+            raise CheckpointError(f"{bound.reference}: a Zeros() tensor needs like= naming a reference tensor to be written")
+        rows = tuple(int(d) for d in like.items[0].shape[1:])  # type: ignore[arg-type]
+        return (spec.rows, *rows), like.items[0].dtype
+    shapes = [tuple(int(d) for d in p.shape) for p in bound.items]  # type: ignore[arg-type]
+    dtype = bound.items[0].dtype
+    if isinstance(spec, str):
+        return shapes[0], dtype
+    if isinstance(spec, Rows):
+        return (spec.start + shapes[0][0], *shapes[0][1:]), dtype
+    return tuple(int(d) for d in spec.reference_shape(shapes)), dtype  # type: ignore[arg-type]
 
 
 def _is_top_level(hf: Recipe, reference: str) -> bool:
@@ -173,7 +194,8 @@ def _config_json(model: Any, own: Recipe, hf: Recipe) -> dict[str, Any]:
     config: dict[str, Any] = {}
     for key in dict.fromkeys([*hf.config, *own.export_config]):
         known, value = own.config_value(key, library_config)
-        if known:
+        computed = callable(own.config.get(key, own.export_config.get(key)))
+        if known and not (computed and value is None):  # a computed None: not applicable, the default holds
             config[key] = value
     for key, value in hf.hf.defaults.items():
         config.setdefault(key, value)

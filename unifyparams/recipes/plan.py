@@ -22,7 +22,7 @@ from ..param import Param
 from ..paramset import ParamSet
 from ..porting.convert import LeafPlan
 from .resolve import Binding, Bound, bind
-from .spec import Recipe, Split, Transposed
+from .spec import Recipe, RecipeError, Rows, Split, Transposed, Zeros
 
 #: Relative tolerance of float configuration values (``1e-5`` and ``1.0e-05`` from JSON agree).
 _RTOL = 1e-9
@@ -80,15 +80,35 @@ class _Reference:
     source: Bound
     transposed: bool
     users: int
+    #: the reference tensor's shape and dtype where the source cannot say (``Rows``, ``Zeros``)
+    like: tuple[tuple[int, ...], Any] | None = None
     value: np.ndarray | None = None
     served: int = 0
 
     def get(self) -> np.ndarray:
         if self.value is None:
-            parts = [p.numpy() for p in self.source.items]
-            spec = self.source.spec
-            value = parts[0] if isinstance(spec, str) else spec.join(parts)
-            self.value = np.ascontiguousarray(value.T) if self.transposed else value
+            self.value = self._read()
+        value = self.value
+        self.served += 1
+        if self.served >= self.users:  # the last part: let it go
+            self.value, self.served = None, 0
+        return value
+
+    def _read(self) -> np.ndarray:
+        spec = self.source.spec
+        if isinstance(spec, Zeros):
+            shape, dtype = self._like()
+            return np.zeros(shape, dtype)
+        parts = [p.numpy() for p in self.source.items]
+        if isinstance(spec, Rows):
+            return spec.to_reference(parts[0], self._like()[0][0])
+        value = parts[0] if isinstance(spec, str) else spec.join(parts)
+        return np.ascontiguousarray(value.T) if self.transposed else value
+
+    def _like(self) -> tuple[tuple[int, ...], Any]:
+        if self.like is None:
+            raise RecipeError(f"{self.source.reference}: a Rows/Zeros source needs a plain destination tensor")
+        return self.like
         value = self.value
         self.served += 1
         if self.served >= self.users:  # the last part: let it go
@@ -144,14 +164,20 @@ def plan(
         if origin is None:
             unfed.append((reference, targets))
             continue
+        if isinstance(bound.spec, Zeros):  # the destination has no such tensor: nothing to write
+            continue
         plain = isinstance(origin.spec, str) and isinstance(bound.spec, str) and reference not in transposed
         names = tuple(display.get(id(p), p.name) for p in origin.items)
+        if isinstance(bound.spec, Rows):
+            _plan_rows(reference, bound, origin, source, names, result)
+            continue
         if plain:
             src_param = origin.items[0]
             result.final.append((LeafPlan(targets[0].name, names, "copy", src_param.numpy, src_param), targets[0]))
             result.pairs.append((src_param, targets[0]))
             continue
-        ref = references.setdefault(reference, _Reference(origin, reference in transposed, len(targets)))
+        like = (tuple(int(d) for d in targets[0].shape), targets[0].dtype) if len(targets) == 1 else None
+        ref = references.setdefault(reference, _Reference(origin, reference in transposed, len(targets), like))
         shapes = [tuple(int(d) for d in p.shape) if all(d is not None for d in p.shape) else () for p in targets]
         for k, target in enumerate(targets):
             conversion = _conversion(origin, bound, k, reference in transposed)
@@ -173,6 +199,31 @@ def plan(
     order = {id(p): k for k, p in enumerate(dst_ps.values())}
     result.final.sort(key=lambda item: order.get(id(item[1]), len(order)))  # rows in the destination's order
     return result
+
+
+def _plan_rows(reference: str, bound: Bound, origin: Bound, source: Binding, names: tuple[str, ...],
+               result: RecipePlan) -> None:
+    """A destination that keeps some rows of the reference tensor, maybe with another folded in."""
+    spec = bound.spec
+    assert isinstance(spec, Rows)
+    target = bound.items[0]
+    folded: _Reference | None = None
+    if spec.fold is not None:
+        fold_origin = source.tensors.get(spec.fold[0])
+        if fold_origin is None:
+            result.problems.append(f"{target.name}: the source has no {spec.fold[0]} to fold into {reference}")
+            return
+        folded = _Reference(fold_origin, False, 1)
+        names = (*names, *fold_origin.keys)
+    ref = _Reference(origin, False, 1)
+    rows = int(target.shape[0])  # type: ignore[arg-type]
+
+    def compute() -> np.ndarray:
+        extra = folded.get()[spec.fold[1]] if folded is not None and spec.fold is not None else None
+        return spec.from_reference(ref.get(), extra, rows)
+
+    conversion = f"rows {spec.start}:{spec.start + rows}" + (f" + {spec.fold[0]}[{spec.fold[1]}]" if spec.fold else "")
+    result.final.append((LeafPlan(target.name, names, conversion, compute, None), target))
 
 
 def _describe(recipe: Recipe, reference: str) -> str:
@@ -213,6 +264,10 @@ def _conversion(origin: Bound, bound: Bound, k: int, transposed: bool) -> str:
         steps.append(f"concat {len(origin.keys)} along axis {origin.spec.axis}")
     elif isinstance(origin.spec, Transposed):
         steps.append("transpose")
+    elif isinstance(origin.spec, Rows):
+        steps.append(f"into rows {origin.spec.start}: of zeros")
+    elif isinstance(origin.spec, Zeros):
+        steps.append("zeros (the source library has none)")
     if transposed:
         steps.append("transpose (stored (in, out))")
     if isinstance(bound.spec, Split):

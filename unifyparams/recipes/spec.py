@@ -164,12 +164,16 @@ class Rows:
 
 class Zeros:
     """The library has no such tensor: in its models the reference tensor is zero (RoBERTa's
-    token-type row, which gluonnlp folds into its positions)."""
+    token-type row, which gluonnlp folds into its positions). Written to a file, it has ``rows``
+    rows shaped like the rows of reference tensor ``like``."""
 
     names: tuple[str, ...] = ()
 
+    def __init__(self, rows: int = 1, like: str | None = None):
+        self.rows, self.like = int(rows), like
+
     def __repr__(self) -> str:
-        return "Zeros()"
+        return f"Zeros(rows={self.rows}, like={self.like!r})"
 
 
 #: A library tensor: its template, or a transform over one or more templates.
