@@ -170,3 +170,63 @@ def test_dry_run_shows_the_split_of_gpt2_c_attn() -> None:
     assert not report.applied
     rows = [r for r in report.rows if "h.0.attn.c_attn.weight" in r.source]
     assert [r.conversion for r in rows] == [f"part {k} of 3 along axis 0" for k in (1, 2, 3)], rows
+
+
+# --- RoBERTa: positions from row 2, the token-type row folded in ------------------------------------
+def _roberta_pair(type_row: float = 0.05) -> tuple[Any, Any]:
+    import torch
+
+    config = F.transformers.RobertaConfig(
+        vocab_size=F.VOCAB, hidden_size=F.HIDDEN, num_hidden_layers=F.LAYERS, num_attention_heads=F.HEADS,
+        intermediate_size=F.FFN, max_position_embeddings=F.SEQ + 2, type_vocab_size=1, pad_token_id=1,
+        layer_norm_eps=1e-5, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    torch.manual_seed(0)
+    hf = F.transformers.RobertaModel(config, add_pooling_layer=False).eval()
+    with torch.no_grad():  # a non-zero token-type row, so that folding it matters
+        hf.embeddings.token_type_embeddings.weight.normal_(0.0, type_row) if type_row else \
+            hf.embeddings.token_type_embeddings.weight.zero_()
+    kh = keras_hub.models.RobertaBackbone(vocabulary_size=F.VOCAB, num_layers=F.LAYERS, num_heads=F.HEADS,
+                                          hidden_dim=F.HIDDEN, intermediate_dim=F.FFN, max_sequence_length=F.SEQ,
+                                          dropout=0.0)
+    return hf, kh
+
+
+def _roberta_inputs() -> tuple[np.ndarray, np.ndarray]:
+    ids, mask = F.inputs("roberta")
+    ids = np.where(ids == 1, 2, ids)  # 1 is RoBERTa's padding id: only at padded positions
+    ids[mask == 0] = 1
+    return ids, mask
+
+
+@pytest.mark.parametrize("direction", ["hf_to_kh", "kh_to_hf"])
+def test_roberta_both_ways(direction: str) -> None:
+    hf, kh = _roberta_pair()
+    if direction == "hf_to_kh":
+        report = up.port(hf, kh)
+    else:
+        F.perturb(kh)
+        report = up.port(kh, hf)
+    assert report.match.startswith("recipe:roberta")
+    ids, mask = _roberta_inputs()
+    assert F.max_diff(F.hf_hidden(hf, ids, mask), F.kh_hidden(kh, ids, mask), mask) < ATOL
+
+
+def test_roberta_same_values_as_keras_hub_importer(tmp_path: Any) -> None:
+    """keras-hub's importer drops position rows 0-1 and ignores the token-type row: on a checkpoint
+    whose token-type row is zero (as released RoBERTa checkpoints' is) both write the same values."""
+    import transformers
+
+    import torch
+
+    hf, kh = _roberta_pair()
+    task = transformers.RobertaForMaskedLM(hf.config)  # the importer wants the task model's key prefix
+    with torch.no_grad():
+        task.roberta.embeddings.token_type_embeddings.weight.zero_()
+    task.save_pretrained(tmp_path / "hf")
+    hf = transformers.RobertaModel.from_pretrained(tmp_path / "hf", add_pooling_layer=False).eval()
+    up.port(hf, kh)
+    theirs = F.keras_by_native(keras_hub.models.RobertaBackbone.from_preset(str(tmp_path / "hf")))
+    ours = F.keras_by_native(kh)
+    assert ours.keys() == theirs.keys()
+    for name in ours:
+        np.testing.assert_array_equal(ours[name], theirs[name], err_msg=name)

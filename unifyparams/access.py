@@ -55,6 +55,7 @@ def tree(model: Any) -> str:
 def gradients(
     model: Any,
     inputs: Any,
+    *,
     loss: Callable[[Any], Any] | None = None,
 ) -> dict[str, np.ndarray]:
     """Run a forward and backward pass natively; return ``{name: gradient}`` (canonical layout).

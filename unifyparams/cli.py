@@ -324,9 +324,16 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 
 # --- entry point ------------------------------------------------------------------------------
+def _version() -> str:
+    from . import __version__  # the package's one version (pyproject reads it too)
+
+    return __version__
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand but ``conformance`` (which parses its own)."""
     parser = argparse.ArgumentParser(prog="unifyparams", description="One interface for NN parameters.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     known = formats()
     fmt_names = list(known)

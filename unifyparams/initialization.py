@@ -41,6 +41,7 @@ from .init.draw import (
 from .init.keys import stream_keys
 from .param import Param
 from .paramset import ParamSet
+from .progress import Progress, ProgressArg, resolve
 from .registry import adapter_for
 from .transaction import write_all
 
@@ -86,7 +87,7 @@ class Initialized(list[str]):
     pending: list[str]
     pending_unnamed: bool
 
-    def __init__(self, names: Iterable[str] = (), pending: Iterable[str] = (), pending_unnamed: bool = False):
+    def __init__(self, names: Iterable[str] = (), *, pending: Iterable[str] = (), pending_unnamed: bool = False):
         super().__init__(names)
         self.pending = list(pending)
         self.pending_unnamed = pending_unnamed
@@ -182,7 +183,7 @@ def _orders(
 
 def _write(
     ready: _Plan, seed_value: int, keys: Mapping[str, str], orders: Mapping[str, DenseInput],
-    allow_nonfinite: bool, atomic: bool,
+    allow_nonfinite: bool, atomic: bool, progress: Progress | None = None,
 ) -> None:
     """Write the ready parameters in one all-or-nothing write (see :func:`initialize`).
 
@@ -200,7 +201,7 @@ def _write(
          if use.builtin else custom[id(p)])
         for p, use in ready
     ]
-    write_all(values, atomic=atomic, what="initialize")
+    write_all(values, atomic=atomic, what="initialize", progress=progress)
     for p, _ in ready:
         pending_work.mark_initialized(p)
 
@@ -250,6 +251,7 @@ def initialize(
     atomic: bool = True,
     example_input: Any = None,
     dense_inputs: Mapping[str, DenseInput] | None = None,
+    progress: ProgressArg = None,
 ) -> Initialized:
     """Initialize ``target`` (a model, any sub-block, a ParamSet or a Param); the names initialized.
 
@@ -278,6 +280,10 @@ def initialize(
     (:func:`unifyparams.transaction.write_all`); ``atomic=False`` holds no copy and generates
     straight into the parameters' memory where it can, but is **not atomic**.
 
+    ``progress``: ``True`` a progress bar, ``False`` nothing, a ``callback(done, total)`` (bytes,
+    once per parameter written and at the end); ``None`` (the default) a bar only on a terminal,
+    outside CI, for work still running after half a second (:mod:`unifyparams.progress`).
+
     >>> net = torch.nn.Sequential(torch.nn.Linear(3, 4))              # doctest: +SKIP
     >>> up.initialize(net, up.init.XavierUniform(), seed=0)           # doctest: +SKIP
     ['0.weight', '0.bias']
@@ -289,7 +295,8 @@ def initialize(
     model, scope = _scope(target, chosen)
     keys = stream_keys(scope)
     orders = _orders(model, scope, ready, seed_value, keys, example_input, dense_inputs)
-    _write(ready, seed_value, keys, orders, allow_nonfinite, atomic)
+    with resolve(progress, "initializing") as bar:
+        _write(ready, seed_value, keys, orders, allow_nonfinite, atomic, bar)
     _record(target, later, seed_value, keys, allow_nonfinite)
     unnamed = _record_unnamed(target, select, explicit, initializer, seed_value, allow_nonfinite, force)
     order = {n: i for i, n in enumerate(chosen)}

@@ -132,7 +132,7 @@ class Param:
                 f"up.materialize(model, example_input) (or input_shape=...) first."
             )
 
-    def numpy(self, copy: bool = False) -> np.ndarray:
+    def numpy(self, *, copy: bool = False) -> np.ndarray:
         """Values in canonical layout.
 
         With ``copy=False`` the array is read-only and may share memory with the model (so it

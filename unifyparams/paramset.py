@@ -28,6 +28,7 @@ from .errors import (
     describe_names,
 )
 from .param import Param
+from .progress import ProgressArg, resolve
 from .storage import overlapping
 from .transaction import write_all
 from .values import state_problems
@@ -126,7 +127,7 @@ class ParamSet(Mapping[str, Param]):
         )
 
     # --- values ---------------------------------------------------------------------------
-    def numpy(self, copy: bool = False) -> dict[str, np.ndarray]:
+    def numpy(self, *, copy: bool = False) -> dict[str, np.ndarray]:
         """``{name: values}`` in canonical layout: the framework-neutral state dict.
 
         With ``copy=False`` arrays are read-only and may share memory with the model.
@@ -162,6 +163,7 @@ class ParamSet(Mapping[str, Param]):
         atomic: bool = True,
         rollback: bool | None = None,
         finish: Callable[[], None] | None = None,
+        progress: ProgressArg = None,
     ) -> LoadReport:
         """Write many values at once (canonical names and layout); all or nothing.
 
@@ -180,6 +182,10 @@ class ParamSet(Mapping[str, Param]):
         parameters written before it with their new values (the error names them).
         ``rollback`` is the older name of ``atomic``. ``finish`` runs once every value landed,
         inside the same transaction (``up.load`` makes the checkpoint's ties there).
+
+        ``progress``: ``True`` a progress bar, ``False`` nothing, a ``callback(done, total)`` (bytes,
+        once per parameter written and at the end); ``None`` (the default) a bar only on a terminal,
+        outside CI, for a load still running after half a second (:mod:`unifyparams.progress`).
         """
         if rollback is not None:
             atomic = rollback
@@ -196,7 +202,9 @@ class ParamSet(Mapping[str, Param]):
             raise LoadError(
                 "nothing was loaded; " + f"{len(problems)} problem(s):\n  - " + "\n  - ".join(problems)
             )
-        write_all([(self._params[name], value) for name, value in prepared.items()], atomic=atomic, what="load", finish=finish)
+        with resolve(progress, "loading") as bar:
+            write_all([(self._params[name], value) for name, value in prepared.items()], atomic=atomic, what="load",
+                      finish=finish, progress=bar)
         return LoadReport(loaded=list(prepared), missing=missing, unexpected=unexpected)
 
     def _name_problems(self, missing: list[str], unexpected: list[str]) -> list[str]:

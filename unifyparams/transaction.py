@@ -40,6 +40,7 @@ import numpy as np
 
 from .errors import WriteError, describe_names
 from .lifetime import ObjectMap
+from .progress import Progress, nbytes_of
 from .storage import overlapping
 
 if TYPE_CHECKING:
@@ -223,6 +224,7 @@ def write_all(
     atomic: bool = True,
     what: str = "load",
     finish: Callable[[], None] | None = None,
+    progress: Progress | None = None,
 ) -> None:
     """Write every ``(param, value)`` of ``plan``; all or nothing when ``atomic`` (the default).
 
@@ -244,9 +246,17 @@ def write_all(
     ``finish`` (optional) runs once every value landed, still inside the write: if it raises, every
     parameter is restored as for a refused write (``up.load`` makes the checkpoint's ties there; a
     ``finish`` must undo its own changes before raising).
+
+    ``progress`` (a :class:`~unifyparams.progress.Progress`, from :func:`unifyparams.progress.resolve`;
+    ``None``: nothing reported) is started with the plan's bytes and advanced once per parameter
+    written (an array's ``nbytes``; for a callable value, the parameter's size times its dtype's);
+    the caller finishes it.
     """
     items = list(plan)
     _refuse_unwritable(items, what)
+    sizes = [nbytes_of(p, value) for p, value in items] if progress is not None and progress.active else None
+    if sizes is not None and progress is not None:
+        progress.start(sum(sizes))
     # Parameters that already hold values first: giving a lazy layer values is the hardest thing
     # to take back, so it happens only once everything else landed.
     lazy = [not p.materialized for p, _ in items]
@@ -268,6 +278,8 @@ def write_all(
             except BaseException as exc:
                 _reraise(_failure(what, p, exc, stage, items, order, written, done, atomic), exc)
             written.append(p.name)
+            if sizes is not None and progress is not None:
+                progress.advance(sizes[position])
         if finish is not None:
             try:
                 finish()

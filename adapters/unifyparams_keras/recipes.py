@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from unifyparams.recipes import Fixed, Recipe, Split
+from unifyparams.recipes import Fixed, Recipe, Rows, Split, Zeros
 
 
 def keras_config(model: Any) -> Mapping[str, Any] | None:
@@ -253,4 +253,32 @@ GEMMA = Recipe(
     read_config=keras_config,
 )
 
-RECIPES = [GPT2, BERT, LLAMA, MISTRAL, QWEN2, GEMMA]
+# --- RoBERTa ---------------------------------------------------------------------------------------
+# keras-hub's RobertaBackbone numbers positions from 0 and has no token types; transformers' RoBERTa
+# starts at ``pad_token_id + 1`` (2) and adds its one token-type row to every token (keras-hub's own
+# importer drops rows 0-1 and ignores the token-type row, exact only when that row is zero; the fold
+# here is exact whatever it holds). No pooler.
+ROBERTA = Recipe(
+    family="roberta", library="keras_hub", models=("RobertaBackbone",), names="native",
+    tensors={
+        "embeddings.word_embeddings.weight": "embeddings/token_embedding/embeddings",
+        "embeddings.position_embeddings.weight": Rows(
+            "embeddings/position_embedding/embeddings", start=2,
+            fold=("embeddings.token_type_embeddings.weight", 0)),
+        "embeddings.token_type_embeddings.weight": Zeros(rows=1, like="embeddings.word_embeddings.weight"),
+        "embeddings.LayerNorm.weight": "embeddings_layer_norm/gamma",
+        "embeddings.LayerNorm.bias": "embeddings_layer_norm/beta",
+        **_bert_layer(),
+    },
+    config={
+        "vocab_size": "vocabulary_size", "hidden_size": "hidden_dim", "num_hidden_layers": "num_layers",
+        "num_attention_heads": "num_heads", "intermediate_size": "intermediate_dim",
+        "max_position_embeddings": lambda c: c["max_sequence_length"] + 2, "type_vocab_size": Fixed(1),
+        "hidden_act": Fixed("gelu"), "layer_norm_eps": Fixed(1e-5), "position_offset": Fixed(2),
+    },
+    export_config={"hidden_dropout_prob": "dropout", "attention_probs_dropout_prob": "dropout",
+                   "pad_token_id": Fixed(1)},
+    read_config=keras_config,
+)
+
+RECIPES = [GPT2, BERT, LLAMA, MISTRAL, QWEN2, GEMMA, ROBERTA]

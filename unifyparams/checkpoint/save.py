@@ -28,6 +28,7 @@ from ..access import params
 from ..errors import CheckpointError
 from ..param import format_shape
 from ..paramset import ParamSet
+from ..progress import Progress, ProgressArg, resolve
 from .atomic import AtomicFile, fsync_dir
 from .dtypes import code_for
 from .format import plan_offsets, write_file
@@ -74,6 +75,7 @@ def save(
     max_shard_size: int | str | None = None,
     metadata: Mapping[str, str] | None = None,
     format: str = "unifyparams",
+    progress: ProgressArg = None,
 ) -> Path:
     """Save every parameter of ``model`` (any backend) to ``path``, atomically.
 
@@ -87,13 +89,19 @@ def save(
     files plus ``model.safetensors.index.json``. ``metadata`` (str to str) is stored in the file.
     Returns the path to pass to :func:`~unifyparams.checkpoint.load`: the file, or the index.
 
+    ``progress``: ``True`` a progress bar (bytes, rate, time left), ``False`` nothing, a
+    ``callback(done, total)`` (bytes written, once per tensor and at the end); ``None`` (the
+    default) a bar only on a terminal, outside CI, for a save still running after half a second
+    (:mod:`unifyparams.progress`).
+
     >>> up.save(net, "model.safetensors", metadata={"step": "100"})
     PosixPath('model.safetensors')
     """
     if format == "transformers":
         from .transformers_folder import save_transformers_folder
 
-        return save_transformers_folder(model, path, max_shard_size=max_shard_size, metadata=metadata)
+        return save_transformers_folder(model, path, max_shard_size=max_shard_size, metadata=metadata,
+                                        progress=progress)
     if format != "unifyparams":
         raise CheckpointError(
             f"save() writes format='unifyparams' (canonical safetensors) or format='transformers' (a Hugging Face "
@@ -109,7 +117,8 @@ def save(
         value = ps[name].numpy()
         return orders[name].to_canonical(value) if name in orders else value
 
-    return switch_in(plan, earlier, lambda: write_shards(plan, ps, value_of))
+    with resolve(progress, "saving") as bar:
+        return switch_in(plan, earlier, lambda: write_shards(plan, ps, value_of, progress=bar))
 
 
 def _base_path(path: str | os.PathLike[str]) -> Path:
@@ -146,17 +155,24 @@ def plan_save(
     return SavePlan(base, shards, sizes, encoded, targets)
 
 
-def write_shards(plan: SavePlan, ps: ParamSet, value_of: Callable[[str], np.ndarray]) -> list[AtomicFile]:
+def write_shards(
+    plan: SavePlan, ps: ParamSet, value_of: Callable[[str], np.ndarray], *, progress: Progress | None = None
+) -> list[AtomicFile]:
     """Write every shard (and the index of a sharded save) to temporary files, finished, not committed.
 
     Files are appended to the list as they are opened, so that a failure part way can discard them.
+    ``progress`` is started with :attr:`SavePlan.total_size` and advanced by each tensor's bytes once
+    they are written (the caller finishes it).
     """
     pending: list[AtomicFile] = []
+    counted = _Counted(value_of, plan, progress) if progress is not None and progress.active else None
     try:
         for target, names in zip(plan.targets, plan.shards):
             pending.append(AtomicFile(target))
             infos = plan_offsets((n, ps[n].dtype, ps[n].shape) for n in names)  # type: ignore[misc]
-            write_file(pending[-1].file, infos, value_of, plan.metadata)
+            write_file(pending[-1].file, infos, counted if counted is not None else value_of, plan.metadata)
+            if counted is not None:
+                counted.flush()  # the shard's last tensor is written
             pending[-1].finish()
         if plan.sharded:
             weight_map = {n: t.name for t, names in zip(plan.targets, plan.shards) for n in names}
@@ -168,6 +184,29 @@ def write_shards(plan: SavePlan, ps: ParamSet, value_of: Callable[[str], np.ndar
             p.discard()
         raise
     return pending
+
+
+class _Counted:
+    """``value_of`` that reports progress: a tensor's bytes count once the writer asks for the next
+    tensor (or the shard is done), i.e. once they are written, not when they are read."""
+
+    def __init__(self, value_of: Callable[[str], np.ndarray], plan: SavePlan, progress: Progress):
+        self.value_of = value_of
+        self.sizes = dict(plan.sizes)
+        self.progress = progress
+        self.waiting = 0
+        progress.start(plan.total_size)
+
+    def __call__(self, name: str) -> np.ndarray:
+        self.flush()
+        value = self.value_of(name)
+        self.waiting = self.sizes.get(name, 0)
+        return value
+
+    def flush(self) -> None:
+        if self.waiting:
+            waiting, self.waiting = self.waiting, 0
+            self.progress.advance(waiting)
 
 
 def switch_in(plan: SavePlan, earlier: Earlier, write: Callable[[], list[AtomicFile]]) -> Path:

@@ -23,6 +23,7 @@ import numpy as np
 from ..access import params
 from ..errors import CheckpointError
 from ..paramset import ParamSet
+from ..progress import ProgressArg, resolve
 from ..porting.report import PortError
 from ..recipes import Recipe, for_model_type, recipe_for, with_files
 from ..recipes.plan import keyed
@@ -84,8 +85,11 @@ def _file_config(recipe: Recipe, config: Mapping[str, Any]) -> Mapping[str, Any]
 
 
 def load_transformers_folder(model: Any, folder: str | os.PathLike[str], *, strict: bool, mmap: bool,
-                             atomic: bool) -> tuple[Any, list[str]]:
-    """Port a ``save_pretrained`` folder into ``model``; returns the port's report and the files read."""
+                             atomic: bool, progress: ProgressArg = None) -> tuple[Any, list[str]]:
+    """Port a ``save_pretrained`` folder into ``model``; returns the port's report and the files read.
+
+    ``progress`` as for :func:`unifyparams.load` (bytes written into the model).
+    """
     from ..porting.port import port_by_recipes
     from .shards import open_checkpoint
 
@@ -110,6 +114,7 @@ def load_transformers_folder(model: Any, folder: str | os.PathLike[str], *, stri
             report = port_by_recipes(
                 source, params(model), hf, own, strict=strict, atomic=atomic, src_config=_file_config(hf, config),
                 dst_config=own.read_config(model) if own.read_config is not None else None, src_is_file=True,
+                progress=progress,
             )
         except PortError as exc:
             raise CheckpointError(f"{folder} could not be loaded into this model; nothing was changed. {exc}") from exc
@@ -206,8 +211,12 @@ def _config_json(model: Any, own: Recipe, hf: Recipe) -> dict[str, Any]:
 
 
 def save_transformers_folder(model: Any, folder: str | os.PathLike[str], *,
-                             max_shard_size: int | str | None, metadata: Mapping[str, str] | None) -> Path:
-    """Write ``model`` as a ``save_pretrained`` folder (safetensors + ``config.json``); returns the folder."""
+                             max_shard_size: int | str | None, metadata: Mapping[str, str] | None,
+                             progress: ProgressArg = None) -> Path:
+    """Write ``model`` as a ``save_pretrained`` folder (safetensors + ``config.json``); returns the folder.
+
+    ``progress`` as for :func:`unifyparams.save` (bytes of the tensors written).
+    """
     from .save import plan_save, switch_in, write_shards
     from .shards import DEFAULT_NAME, earlier_checkpoint, remove_stale_temporaries
 
@@ -238,7 +247,8 @@ def save_transformers_folder(model: Any, folder: str | os.PathLike[str], *,
     plan = plan_save(source, base, max_shard_size, None, raw_metadata={"format": "pt", **dict(metadata or {})})
     remove_stale_temporaries(base)
     earlier = earlier_checkpoint(base)
-    switch_in(plan, earlier, lambda: write_shards(plan, source, lambda name: source[name].numpy()))
+    with resolve(progress, "saving") as bar:
+        switch_in(plan, earlier, lambda: write_shards(plan, source, lambda name: source[name].numpy(), progress=bar))
     pending = AtomicFile(folder / CONFIG_NAME)
     try:
         pending.file.write(json.dumps(config, indent=2, sort_keys=True).encode())

@@ -33,6 +33,7 @@ from ..errors import DtypeMismatchError, ShapeMismatchError, UnifyParamsError
 from ..layouts import Layout, Transpose
 from ..param import Param, format_shape
 from ..paramset import ParamSet
+from ..progress import Progress, ProgressArg, resolve
 from ..recipes.registry import recipe_for
 from ..recipes.spec import Recipe
 from .convert import LeafPlan, plan_leaves
@@ -78,6 +79,7 @@ def port(
     src_dense_inputs: Mapping[str, DenseInput] | None = None,
     dst_dense_inputs: Mapping[str, DenseInput] | None = None,
     atomic: bool = True,
+    progress: ProgressArg = None,
 ) -> PortReport:
     """Copy every parameter of ``src_model`` into ``dst_model``, converting layouts as needed.
 
@@ -92,7 +94,24 @@ def port(
     instead. A fact that matters but cannot be established is a problem, never a guess.
     ``atomic=False`` skips the snapshot that restores the destination if the framework refuses a
     write part way (it saves a copy of each parameter): such a port is not atomic.
+
+    ``progress``: ``True`` a progress bar, ``False`` nothing, a ``callback(done, total)`` (bytes
+    written, once per destination tensor and at the end; ``(0, 0)`` for a dry run); ``None`` (the
+    default) a bar only on a terminal, outside CI, for a port still running after half a second
+    (:mod:`unifyparams.progress`).
     """
+    with resolve(progress, "porting") as bar:
+        return _port(src_model, dst_model, match=match, strict=strict, dry_run=dry_run, example_input=example_input,
+                     dst_example_input=dst_example_input, rename=rename, src_dense_inputs=src_dense_inputs,
+                     dst_dense_inputs=dst_dense_inputs, atomic=atomic, progress=bar)
+
+
+def _port(
+    src_model: Any, dst_model: Any, *, match: str | Mapping[str, str], strict: bool, dry_run: bool,
+    example_input: Any, dst_example_input: Any, rename: Sequence[tuple[str, str]],
+    src_dense_inputs: Mapping[str, DenseInput] | None, dst_dense_inputs: Mapping[str, DenseInput] | None,
+    atomic: bool, progress: Progress,
+) -> PortReport:
     mode = _mode(match)
     if rename and mode == "mapping":
         raise PortError(
@@ -105,7 +124,7 @@ def port(
         pair = _recipe_pair(src_model, dst_model, required=mode == "recipe")
         if pair is not None:
             return port_by_recipes(src_ps, dst_ps, *pair, strict=strict, dry_run=dry_run, atomic=atomic,
-                                   src_config=_config_of(pair[0], _model_of(src_model)),
+                                   progress=progress, src_config=_config_of(pair[0], _model_of(src_model)),
                                    dst_config=_config_of(pair[1], _model_of(dst_model)))
         if mode == "recipe":
             mode = "auto"
@@ -122,12 +141,12 @@ def port(
     final = [
         (_ordered(plan, s, d, src_facts, dst_facts, report), d.params[plan.dst_leaf]) for s, d, plan in plans
     ]
-    return _finish(final, dst_ps, report, strict=strict, dry_run=dry_run, atomic=atomic)
+    return _finish(final, dst_ps, report, strict=strict, dry_run=dry_run, atomic=atomic, progress=progress)
 
 
 def _finish(
     final: list[tuple[LeafPlan, Param]], dst_ps: ParamSet, report: PortReport, *, strict: bool, dry_run: bool,
-    atomic: bool,
+    atomic: bool, progress: Progress | None = None,
 ) -> PortReport:
     """Check the planned writes, refuse on any problem under ``strict``, then write (unless dry run)."""
     _check_tied_destinations(final, report)
@@ -140,7 +159,7 @@ def _finish(
         )
     if dry_run:
         return report
-    _apply(final, planned, state, dst_ps, atomic)
+    _apply(final, planned, state, dst_ps, atomic, progress)
     report.applied = True
     return report
 
@@ -173,9 +192,20 @@ def _config_of(recipe: Recipe, model: Any) -> Mapping[str, Any] | None:
 def port_by_recipes(
     src_ps: ParamSet, dst_ps: ParamSet, src_recipe: Recipe, dst_recipe: Recipe, *, strict: bool = True,
     dry_run: bool = False, atomic: bool = True, src_config: Mapping[str, Any] | None = None,
-    dst_config: Mapping[str, Any] | None = None, src_is_file: bool = False,
+    dst_config: Mapping[str, Any] | None = None, src_is_file: bool = False, progress: ProgressArg = None,
 ) -> PortReport:
-    """A port planned by two recipes of one family (see :mod:`unifyparams.recipes.plan`)."""
+    """A port planned by two recipes of one family (see :mod:`unifyparams.recipes.plan`); ``progress``
+    as for :func:`port`."""
+    with resolve(progress, "porting") as bar:
+        return _port_by_recipes(src_ps, dst_ps, src_recipe, dst_recipe, strict=strict, dry_run=dry_run, atomic=atomic,
+                                src_config=src_config, dst_config=dst_config, src_is_file=src_is_file, progress=bar)
+
+
+def _port_by_recipes(
+    src_ps: ParamSet, dst_ps: ParamSet, src_recipe: Recipe, dst_recipe: Recipe, *, strict: bool, dry_run: bool,
+    atomic: bool, src_config: Mapping[str, Any] | None, dst_config: Mapping[str, Any] | None, src_is_file: bool,
+    progress: Progress,
+) -> PortReport:
     from ..recipes.plan import plan as recipe_plan
 
     report = PortReport(src_ps.backend, dst_ps.backend,
@@ -185,7 +215,7 @@ def port_by_recipes(
     report.problems += planned.problems
     report.warnings += planned.warnings
     compare_hyperparameters(_layer_pairs(src_ps, dst_ps, planned.pairs), report)
-    return _finish(planned.final, dst_ps, report, strict=strict, dry_run=dry_run, atomic=atomic)
+    return _finish(planned.final, dst_ps, report, strict=strict, dry_run=dry_run, atomic=atomic, progress=progress)
 
 
 def _layer_pairs(src_ps: ParamSet, dst_ps: ParamSet, pairs: Sequence[tuple[Param, Param]]) -> list[tuple[LayerParams, LayerParams]]:
@@ -429,14 +459,14 @@ def _layouts(plan: LeafPlan, dst: Param) -> str:
 
 def _apply(
     final: list[tuple[LeafPlan, Param]], planned: set[str], state: dict[str, np.ndarray], dst_ps: ParamSet,
-    atomic: bool,
+    atomic: bool, progress: Progress | None = None,
 ) -> None:
     if not all(p.materialized for p in dst_ps.values()):
         # a destination waiting for its shapes: ParamSet.load fills whole blocks together
         for plan, dst_param in final:
             if dst_param.name in planned and dst_param.name not in state:
                 state[dst_param.name] = plan.compute()
-        dst_ps.load(state, strict=False, rollback=atomic)
+        dst_ps.load(state, strict=False, rollback=atomic, progress=progress if progress is not None else False)
         return
     # One tensor at a time, so peak memory is source + destination + one tensor (plus the
     # snapshot of what was written, when atomic). Tied destination names are written once.
@@ -456,7 +486,7 @@ def _apply(
         writes.append((dst_param, produce))
     from ..transaction import write_all
 
-    write_all(writes, atomic=atomic, what="port")
+    write_all(writes, atomic=atomic, what="port", progress=progress)
 
 
 def _check_fits(source: Param, dst: Param) -> None:

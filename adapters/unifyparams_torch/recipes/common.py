@@ -42,9 +42,11 @@ def _identity(names: Sequence[str]) -> dict[str, str]:
 
 
 def rope_to_file(config: Mapping[str, Any]) -> dict[str, Any]:
-    """The reference configuration as transformers 5 writes it: the rotary base inside
-    ``rope_parameters``."""
+    """The reference configuration as transformers 5 writes it: the rotary parameters (base,
+    type, scaling factor) inside ``rope_parameters``."""
     out = dict(config)
-    if "rope_theta" in out:
-        out["rope_parameters"] = {"rope_theta": out.pop("rope_theta"), "rope_type": "default"}
+    rope = {key: out.pop(key) for key in ("rope_theta", "rope_type", "factor") if key in out}
+    if rope:
+        rope.setdefault("rope_type", "default")
+        out["rope_parameters"] = {k: v for k, v in rope.items() if v is not None}
     return out
