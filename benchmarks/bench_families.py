@@ -9,7 +9,8 @@ one run.
   sides do the same work: read the weights, split ``c_attn``, reshape, assign;
 - the floor: one plain ``np.copyto`` of every tensor's bytes.
 
-Both results are checked to be identical. Aim: ``up.port`` within 1.2x of the converter.
+Every method runs once before timing (recipes loaded, TensorFlow's assign traced). Both results
+are checked to be identical. Aim: ``up.port`` within 1.2x of the converter.
 
     python benchmarks/bench_families.py               # needs the model libraries: bash .ci/setup
     python benchmarks/bench_families.py --repeat 3 --layers 12
@@ -70,6 +71,9 @@ def main() -> None:
     results: dict[str, list[float]] = {"up.port": [], "up.port(atomic=False)": [], "keras-hub converter": [],
                                        "plain copy": []}
     reference: Any = None
+    up.port(hf, ours)  # warm up: recipes loaded, TensorFlow's assign traced (keras-hub's converter too, below)
+    up.port(hf, ours_fast, atomic=False)
+    keras_hub.models.GPT2Backbone.from_preset(folder)
     for _ in range(args.repeat):
         results["up.port"].append(timed(lambda: up.port(hf, ours)))
         results["up.port(atomic=False)"].append(timed(lambda: up.port(hf, ours_fast, atomic=False)))

@@ -21,6 +21,14 @@ def safetensors_seeds(folder: Path) -> None:
               folder / "ours.safetensors", meta)
     save_file({"a": np.arange(3, dtype=np.int64), "b": np.ones((0, 2), np.float64), "c": np.array(True)},
               folder / "plain.safetensors")
+    import ml_dtypes  # the ml_dtypes kinds, packed sub-byte ones included (a core dependency)
+
+    save_file({"bf": np.arange(4, dtype=np.float32).astype(ml_dtypes.bfloat16),
+               "e8m0": np.array([1, 2, 4], np.float32).astype(ml_dtypes.float8_e8m0fnu),
+               "f4": np.arange(6, dtype=np.float32).reshape(2, 3).astype(ml_dtypes.float4_e2m1fn),
+               "f6": np.linspace(-2, 2, 8, dtype=np.float32).astype(ml_dtypes.float6_e3m2fn),
+               "fnuz": np.ones(2, np.float32).astype(ml_dtypes.float8_e5m2fnuz)},
+              folder / "dtypes.safetensors")
 
 
 def torch_seeds(folder: Path) -> None:

@@ -1,8 +1,9 @@
 """Checkpoints without any framework: the safetensors reader/writer, sharding, atomic writes,
 bad input, ties, and property-based round trips and fuzzing on the NumPy test framework.
 
-Runs with NumPy 1 and NumPy 2, with or without ml_dtypes. Interoperability with the
-``safetensors`` package is checked in test_checkpoint_models.py (the framework environment).
+Runs with NumPy 1 and NumPy 2 (headers are validated by the ``safetensors`` package, a core
+dependency like ``ml_dtypes``). Every dtype's round trip and files written by ``safetensors``
+itself are checked in test_safetensors_dtypes.py.
 """
 
 from __future__ import annotations
@@ -195,6 +196,68 @@ def test_bfloat16_needs_ml_dtypes(tmp_path: Path) -> None:
     assert value.astype(np.float32).tolist() == [1.0, 2.0]
     save_file({"w": value}, tmp_path / "y.safetensors")
     assert header_of(tmp_path / "y.safetensors")["w"]["dtype"] == "BF16"
+
+
+@pytest.mark.parametrize(
+    ("code", "shape", "data", "floats"),
+    [
+        ("F8_E8M0", [3], bytes([127, 128, 0xFF]), [1.0, 2.0, float("nan")]),
+        ("F8_E4M3FNUZ", [2], bytes([0x40, 0x80]), [1.0, float("nan")]),
+        ("F4", [2, 2], bytes([0x21, 0xC0]), [0.5, 1.0, 0.0, -2.0]),
+        ("F6_E2M3", [4], (0x08 | 0x10 << 6 | 0x00 << 12 | 0x28 << 18).to_bytes(3, "little"), [1.0, 2.0, 0.0, -1.0]),
+        ("F6_E3M2", [4], (0x0C | 0x10 << 6 | 0x01 << 12 | 0x2C << 18).to_bytes(3, "little"), [1.0, 2.0, 0.0625, -1.0]),
+    ],
+)
+def test_files_with_the_newer_float_kinds_load(
+    tmp_path: Path, code: str, shape: list[int], data: bytes, floats: list[float]
+) -> None:
+    """``F8_E8M0``, ``F4`` and ``F6_*`` (as safetensors.torch 0.8 writes them) load, not refused as corrupt."""
+    pytest.importorskip("ml_dtypes", minversion="0.5")
+    header = {"w": {"dtype": code, "shape": shape, "data_offsets": [0, len(data)]}}
+    path = write_raw(tmp_path / "x.safetensors", header, data)
+    for mmap in (True, False):
+        with SafetensorsFile(path, mmap=mmap) as f:
+            value = f.tensor("w")
+            assert value.shape == tuple(shape) and value.dtype.name == dtype_for(code).name
+            assert np.array_equal(value.astype(np.float32).reshape(-1), np.array(floats, np.float32), equal_nan=True)
+            assert np.array_equal(f.slice("w", 0).astype(np.float32), value[0].astype(np.float32), equal_nan=True)
+    save_file(load_file(path), tmp_path / "y.safetensors")
+    assert (tmp_path / "y.safetensors").read_bytes()[-len(data) :] == data
+    assert header_of(tmp_path / "y.safetensors")["w"] == header["w"]
+
+
+def test_slice_reads_part_of_a_tensor(tmp_path: Path) -> None:
+    value = np.arange(24, dtype=np.int32).reshape(2, 3, 4)
+    save_file({"w": value, "e": np.zeros((0, 3), np.float16)}, tmp_path / "x.safetensors")
+    for mmap in (True, False):
+        with SafetensorsFile(tmp_path / "x.safetensors", mmap=mmap) as f:
+            for index in (1, (slice(None), 1), (Ellipsis, slice(1, 3)), (1, 2, 3), (slice(0, 2, 2), slice(None), 0)):
+                part = f.slice("w", index)
+                assert np.array_equal(part, value[index]) and part.dtype == value.dtype and part.flags.writeable
+            assert f.slice("e", (slice(None), 1)).shape == (0,)
+            with pytest.raises(up.CheckpointError, match=r"x.safetensors: cannot read .* of tensor 'w'"):
+                f.slice("w", (0, 5))
+
+
+def test_safetensors_validates_and_its_errors_name_the_file(tmp_path: Path, monkeypatch: Any) -> None:
+    save_file({"w": np.ones(2, np.float32)}, tmp_path / "x.safetensors")
+    seen: list[Any] = []
+    real = fmt.safe_open
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        seen.append(kwargs.get("framework"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(fmt, "safe_open", spy)
+    assert load_file(tmp_path / "x.safetensors")["w"].tolist() == [1.0, 1.0]
+    assert seen == ["numpy"]
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise fmt.SafetensorError("Error while deserializing header: something new")
+
+    monkeypatch.setattr(fmt, "safe_open", refuse)
+    with pytest.raises(up.CheckpointError, match=r"x.safetensors: not a valid safetensors file \(something new\)"):
+        SafetensorsFile(tmp_path / "x.safetensors")
 
 
 def test_writer_streams_non_contiguous_tensors_in_bounded_chunks(tmp_path: Path, monkeypatch: Any) -> None:
@@ -677,6 +740,11 @@ def _bad_files() -> list[tuple[str, Callable[[Path], Path], tuple[str, ...]]]:
             ("belong to no tensor",),
         ),
         ("trailing data", lambda p: write_raw(p, ONE, b"\0" * 12), ("trailing",)),
+        (
+            "sub-byte not whole bytes",
+            lambda p: write_raw(p, {"w": {"dtype": "F4", "shape": [3], "data_offsets": [0, 2]}}, b"\0" * 2),
+            ("tensor 'w'", "12 bits, not a whole number of bytes"),
+        ),
         (
             "metadata not str",
             lambda p: write_raw(p, {**ONE, "__metadata__": {"a": 1}}, b"\0" * 8),

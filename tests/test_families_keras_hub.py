@@ -214,9 +214,8 @@ def test_roberta_both_ways(direction: str) -> None:
 def test_roberta_same_values_as_keras_hub_importer(tmp_path: Any) -> None:
     """keras-hub's importer drops position rows 0-1 and ignores the token-type row: on a checkpoint
     whose token-type row is zero (as released RoBERTa checkpoints' is) both write the same values."""
-    import transformers
-
     import torch
+    import transformers
 
     hf, kh = _roberta_pair()
     task = transformers.RobertaForMaskedLM(hf.config)  # the importer wants the task model's key prefix

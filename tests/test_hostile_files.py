@@ -243,6 +243,40 @@ def test_pt_legacy_storage_sizes_are_checked_before_loading(tmp_path: Path) -> N
     refused(path, "storages declare", limit=4 << 20)
 
 
+@pytest.mark.torch
+def test_pt_zip_files_are_memory_mapped_and_legacy_ones_read_plainly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+    real_load = torch.load
+    calls: list[Any] = []
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        calls.append(kwargs.get("mmap"))
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", recording)
+    state = {"w": torch.arange(6.0).reshape(2, 3), "b": torch.ones(2, dtype=torch.bfloat16)}
+    torch.save(state, tmp_path / "zip.pt")
+    torch.save(state, tmp_path / "legacy.pt", _use_new_zipfile_serialization=False)
+    for name, mapped in (("zip.pt", True), ("legacy.pt", False)):
+        calls.clear()
+        ckpt = read(tmp_path / name)
+        assert calls == [mapped], name
+        assert np.array_equal(ckpt.tensors["w"], np.arange(6.0, dtype=np.float32).reshape(2, 3))
+        assert ckpt.tensors["b"].dtype.name == "bfloat16" and ckpt.tensors["b"].astype(np.float32).tolist() == [1, 1]
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("kind", ["float8_e4m3fnuz", "float8_e5m2fnuz", "float8_e4m3fn", "float8_e5m2", "float8_e8m0fnu"])
+def test_pt_with_every_float8_kind_loads_bit_for_bit(tmp_path: Path, kind: str) -> None:
+    import torch
+    bits = torch.arange(256, dtype=torch.int32).to(torch.uint8).reshape(16, 16)
+    path = tmp_path / f"{kind}.pt"
+    torch.save({"w": bits.clone().view(getattr(torch, kind))}, path)
+    array = read(path).tensors["w"]
+    assert array.dtype.name == kind and array.shape == (16, 16)
+    assert array.view(np.uint8).tobytes() == bits.numpy().tobytes()
+
+
 # --- shards and folders ----------------------------------------------------------------------
 def test_a_shard_symlinked_out_of_the_folder_is_refused(tmp_path: Path) -> None:
     folder = tmp_path / "ckpt"

@@ -1,8 +1,14 @@
 """One model of what unifyparams shows (trees and tables), drawn by rich or as plain text.
 
-A :class:`TreeNode` or :class:`Table` is data: ``str()`` gives plain text (columns as wide as
-their contents, never cut), and rich draws it with styles through ``__rich__`` (``rich.print(node)``
-or ``console.print(node)``). ``ParamSet`` trees, ``unifyparams inspect`` and port reports all use it.
+A :class:`TreeNode` or :class:`Table` is data: ``str()`` gives plain text, and rich draws it with
+styles through ``__rich__`` (``rich.print(node)`` or ``console.print(node)``; ``print()`` always
+gives the plain text, so that ``str()`` never holds terminal escapes). ``ParamSet`` trees,
+``unifyparams inspect``, port and load reports all use it.
+
+Plain text fits the terminal: on a terminal (stdout a tty, or ``COLUMNS`` set) lines are kept
+within ``shutil.get_terminal_size()`` columns, the widest columns cut with an ellipsis (``…``)
+rather than wrapped; elsewhere (a file, a pipe, a log) columns are as wide as their contents,
+never cut. ``text(width=...)`` forces a width. Rich fits its console's width itself.
 
 >>> root = TreeNode("Sequential", ("torch",))
 >>> block = root.add("0", "Linear")
@@ -22,6 +28,10 @@ b       (4,)
 
 from __future__ import annotations
 
+import os
+import shutil
+import sys
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -31,6 +41,96 @@ if TYPE_CHECKING:
 
 #: A table cell: its text, or ``(text, rich style)``.
 Cell = str | tuple[str, str]
+
+
+#: What a cut cell ends with.
+ELLIPSIS = "…"
+#: The narrowest a column is cut to (its ellipsis included).
+MIN_COLUMN = 4
+
+
+def terminal_width() -> int | None:
+    """The width plain text must fit: the terminal's columns when stdout is a terminal (or
+    ``COLUMNS`` is set), None (no limit) otherwise."""
+    if not os.environ.get("COLUMNS"):
+        try:
+            if not (sys.stdout is not None and sys.stdout.isatty()):
+                return None
+        except (AttributeError, ValueError):
+            return None
+    return max(shutil.get_terminal_size().columns, 1)
+
+
+def on_terminal() -> bool:
+    """True when stdout is an interactive terminal (where ``print`` shows rich's rendering)."""
+    try:
+        return sys.stdout is not None and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    except (AttributeError, ValueError):
+        return False
+
+
+def shown(obj: Any, plain: str | None = None) -> str:
+    """What ``print(obj)`` shows: rich's rendering of ``obj`` (``obj.__rich__()``) on a
+    terminal when rich is installed, else ``plain`` (the plain text, fitted to the terminal).
+    Off a terminal (logs, pipes, files, doctests) it is always the plain text, without escapes.
+    """
+    if on_terminal():
+        try:
+            import io
+
+            from rich.console import Console
+        except ImportError:
+            pass
+        else:
+            buffer = io.StringIO()
+            Console(file=buffer, force_terminal=True, width=terminal_width()).print(obj)
+            return buffer.getvalue().rstrip("\n")
+    return plain if plain is not None else str(obj)
+
+
+def cut(text: str, width: int) -> str:
+    """``text`` in at most ``width`` characters, ending with an ellipsis when cut.
+
+    >>> cut("encoder.layers.0.weight", 10), cut("bias", 10)
+    ('encoder.l…', 'bias')
+    """
+    if len(text) <= width:
+        return text
+    return text[: max(width - 1, 0)] + ELLIPSIS if width > 0 else ""
+
+
+def fit_widths(widths: Sequence[int], available: int | None, sep: int = 2) -> list[int]:
+    """Column widths that fit ``available`` characters (``sep`` between columns): the widest
+    columns are narrowed first, none below :data:`MIN_COLUMN` (or its own width).
+
+    >>> fit_widths([20, 5, 30], 40)
+    [15, 5, 16]
+    """
+    fitted = list(widths)
+    if available is None or not fitted:
+        return fitted
+    budget = available - sep * (len(fitted) - 1)
+    while sum(fitted) > budget:
+        widest = max(range(len(fitted)), key=lambda i: fitted[i])
+        floor = min(MIN_COLUMN, widths[widest])
+        if fitted[widest] <= floor:
+            break  # cannot narrow further: the line is cut as a whole
+        fitted[widest] -= 1
+    return fitted
+
+
+def _fit_line(line: str, width: int | None) -> str:
+    return line if width is None else cut(line, width)
+
+
+def wrap(text: str, width: int | None) -> list[str]:
+    """Prose lines wrapped at ``width`` (None: as they are); words are not cut."""
+    if width is None:
+        return text.splitlines() or [""]
+    out: list[str] = []
+    for line in text.splitlines() or [""]:
+        out += [cut(piece, width) for piece in textwrap.wrap(line, width, break_on_hyphens=False)] or [""]
+    return out
 
 
 def _text_of(cell: Cell) -> str:
@@ -60,11 +160,17 @@ class TreeNode:
         self.children.append(child)
         return child
 
-    def pieces(self, widths: Sequence[int] = ()) -> list[tuple[str, str]]:
-        """``(text, style)`` pieces of this line, its cells padded to ``widths`` (not the last)."""
+    def pieces(self, widths: Sequence[int] = (), available: int | None = None) -> list[tuple[str, str]]:
+        """``(text, style)`` pieces of this line, its cells padded to ``widths`` (not the last);
+        with ``available``, cells are cut (with an ellipsis) so the line fits that many characters."""
         texts = [self.label, *self.columns]
         while len(texts) > 1 and not texts[-1]:
             texts.pop()
+        if available is not None:
+            natural = [max(widths[i] if i < len(widths) else 0, len(t)) for i, t in enumerate(texts)]
+            fitted = fit_widths(natural, available)
+            texts = [cut(t, w) for t, w in zip(texts, fitted)]
+            widths = [min(w, f) for w, f in zip(widths, fitted)]
         out: list[tuple[str, str]] = []
         for i, text in enumerate(texts):
             last = i == len(texts) - 1
@@ -86,12 +192,19 @@ class TreeNode:
             out.append((prefix + ("└── " if last else "├── "), child, [] if child.children else widths))
             child._walk(prefix + ("    " if last else "│   "), out)
 
-    def __str__(self) -> str:
-        lines = ["".join(text for text, _ in self.pieces())]
+    def text(self, width: int | None = None) -> str:
+        """Plain text within ``width`` characters a line (None: no limit)."""
+        lines = ["".join(text for text, _ in self.pieces((), width))]
         walked: list[tuple[str, TreeNode, list[int]]] = []
         self._walk("", walked)
-        lines += [branch + "".join(text for text, _ in node.pieces(widths)) for branch, node, widths in walked]
-        return "\n".join(line.rstrip() for line in lines)
+        for branch, node, widths in walked:
+            room = None if width is None else max(width - len(branch), 1)
+            lines.append(branch + "".join(text for text, _ in node.pieces(widths, room)))
+        return "\n".join(_fit_line(line.rstrip(), width) for line in lines)
+
+    def __str__(self) -> str:
+        """Plain text, fitted to the terminal's width (see the module); rich's on a terminal."""
+        return shown(self, self.text(terminal_width()))
 
     def __rich__(self) -> Any:
         """A ``rich.tree.Tree`` of the same lines, styled."""
@@ -111,7 +224,9 @@ class TreeNode:
 def _rich_text(pieces: Sequence[tuple[str, str]]) -> Any:
     from rich.text import Text
 
-    return Text.assemble(*[(text, style) if style else text for text, style in pieces])
+    text = Text.assemble(*[(text, style) if style else text for text, style in pieces])
+    text.no_wrap, text.overflow = True, "ellipsis"  # a tree line is cut, never wrapped under its guides
+    return text
 
 
 @dataclass
@@ -131,23 +246,30 @@ class Table:
         """Append one row (a cell per column)."""
         self.rows.append(cells)
 
-    def __str__(self) -> str:
+    def text(self, width: int | None = None) -> str:
+        """Plain text within ``width`` characters a line (None: columns as wide as their contents)."""
         texts = [[_text_of(c) for c in row] for row in self.rows]
         header = [list(self.columns)] if self.show_header else []
-        widths = [max((len(r[i]) for r in header + texts if i < len(r)), default=0) for i in range(len(self.columns))]
+        natural = [max((len(r[i]) for r in header + texts if i < len(r)), default=0) for i in range(len(self.columns))]
+        widths = fit_widths(natural, width)
 
         def line(cells: Sequence[str]) -> str:
             parts = [
-                cell.rjust(widths[i]) if self.columns[i] in self.right else cell.ljust(widths[i])
+                cut(cell, widths[i]).rjust(widths[i]) if self.columns[i] in self.right
+                else cut(cell, widths[i]).ljust(widths[i])
                 for i, cell in enumerate(cells)
             ]
-            return "  ".join(parts).rstrip()
+            return _fit_line("  ".join(parts).rstrip(), width)
 
-        lines = [self.title] if self.title else []
+        lines = [_fit_line(self.title, width)] if self.title else []
         if self.show_header:
             lines += [line(self.columns), line(["-" * w for w in widths])]
         lines += [line(r) for r in texts]
         return "\n".join(lines)
+
+    def __str__(self) -> str:
+        """Plain text, fitted to the terminal's width (see the module); rich's on a terminal."""
+        return shown(self, self.text(terminal_width()))
 
     def __rich__(self) -> Any:
         """A ``rich.table.Table`` of the same cells, styled (cell text is never read as markup)."""

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .display import TreeNode, block_tree
+from .display import Table, TreeNode, block_tree, shown, terminal_width, wrap
 from .errors import (
     LoadError,
     ParameterNotFoundError,
@@ -42,11 +42,29 @@ class LoadReport:
     missing: list[str] = field(default_factory=list)
     unexpected: list[str] = field(default_factory=list)
 
+    def summary(self) -> list[tuple[str, str]]:
+        """``(what, detail)`` rows: the one model both the plain text and rich draw."""
+        return [
+            ("loaded", f"{len(self.loaded)} parameters"),
+            ("missing", describe_names(self.missing)),
+            ("unexpected", describe_names(self.unexpected)),
+        ]
+
+    def table(self) -> Table:
+        """The summary as a :class:`~unifyparams.display.Table` (what rich draws)."""
+        return Table(("", ""), [(what, detail) for what, detail in self.summary()], show_header=False)
+
+    def text(self, width: int | None = None) -> str:
+        """The summary on one line (wrapped at ``width``; None: never)."""
+        return "\n".join(wrap("; ".join(f"{what} {detail}" for what, detail in self.summary()), width))
+
     def __str__(self) -> str:
-        return (
-            f"loaded {len(self.loaded)} parameters; missing {describe_names(self.missing)}; "
-            f"unexpected {describe_names(self.unexpected)}"
-        )
+        """``loaded 8 parameters; missing (none); unexpected (none)``, wrapped to the terminal's width."""
+        return self.text(terminal_width())
+
+    def __rich__(self) -> Any:
+        """The summary as a rich table (``rich.print(report)``)."""
+        return self.table().__rich__()
 
 
 def _same_values(a: np.ndarray, b: np.ndarray) -> bool:
@@ -281,12 +299,14 @@ class ParamSet(Mapping[str, Param]):
         title = f"{self._title or 'model'}  {self.backend} · {n} tensors · {self.count():,} scalars"
         return block_tree(list(self._params.values()), title)
 
-    def tree(self) -> str:
-        """The tree of blocks and parameters as plain text (``print(ps)`` prints it)."""
-        return str(self.tree_model())
+    def tree(self, *, width: int | None = None) -> str:
+        """The tree of blocks and parameters as plain text (``print(ps)`` prints it), within
+        ``width`` characters a line (None: no limit)."""
+        return self.tree_model().text(width)
 
     def __str__(self) -> str:
-        return self.tree()
+        """The tree as plain text, fitted to the terminal's width (:mod:`unifyparams.display`)."""
+        return shown(self, self.tree(width=terminal_width()))
 
     def __rich__(self) -> Any:
         """The same tree drawn by rich (``rich.print(ps)``)."""

@@ -79,7 +79,7 @@ class Progress:
         """True when anything is reported (a callback or a bar)."""
         return self.callback is not None or self.bar
 
-    def start(self, total: int) -> Progress:
+    def start(self, total: int) -> None:
         """Begin work of ``total`` bytes (a second call adds to the total: more work was found)."""
         if self._started is None:
             self._started = time.monotonic()
@@ -90,7 +90,6 @@ class Progress:
             self.total += int(total)
             if self._rich is not None:
                 self._rich.update(self._task, total=max(self.total, 1))
-        return self
 
     def advance(self, nbytes: int) -> None:
         """``nbytes`` more bytes are done."""

@@ -1,6 +1,7 @@
 """PyTorch state dicts (``torch.save``), read with ``torch.load(weights_only=True)`` only.
 
-The weights-only unpickler rebuilds tensors and plain containers and refuses every other
+Zip archives (what ``torch.save`` writes) are memory-mapped (``mmap=True``), like safetensors
+files. The weights-only unpickler rebuilds tensors and plain containers and refuses every other
 object, so a file carrying code (a ``__reduce__`` payload) is rejected before anything runs; a
 plain unpickler is never used. Nested dicts are flattened with dots, non-tensor entries are
 skipped and reported, ``num_batches_tracked`` counters are dropped and reported, and names whose
@@ -163,11 +164,15 @@ def read_torch(path: str | Path) -> NativeCheckpoint:
     """Read a ``torch.save`` file (zip or legacy) holding a state dict, safely.
 
     Before ``torch.load`` sees it, a zip archive's declared sizes are bounded (:func:`check_archive`);
-    after, the tensors' total size is (a view with zero strides could declare any size).
+    after, the tensors' total size is (a view with zero strides could declare any size). A zip
+    archive is loaded with ``mmap=True``: its tensors, and the NumPy arrays returned (bfloat16 and
+    float8 through ``ml_dtypes``, as views), are copy-on-write maps of the file, so a big state dict
+    takes no second copy in memory. A legacy (pre-zip) stream cannot be mapped and is read whole.
     """
     p = require_file(path)
     source: Any = p
-    if not check_archive(p):  # a legacy stream: bounded here, and read from memory (no oversized reads)
+    mapped = check_archive(p)  # a zip archive: memory-mapped, so its tensors are views of the file
+    if not mapped:  # a legacy stream: bounded here, and read from memory (no oversized reads)
         data = p.read_bytes()
         declared = legacy_storage_bytes(data, str(p))
         if declared > len(data):
@@ -180,9 +185,14 @@ def read_torch(path: str | Path) -> NativeCheckpoint:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            obj = torch.load(source, map_location="cpu", weights_only=True)
+            obj = torch.load(source, map_location="cpu", weights_only=True, mmap=mapped)
     except Exception as exc:  # UnpicklingError, RuntimeError (corrupt zip), EOFError, ...
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if mapped and "mmap" in str(exc):
+            raise CheckpointError(
+                f"{p}: this PyTorch file cannot be memory-mapped ({first[:200]}); re-save it with a current "
+                f"PyTorch (torch.save writes the zip format, which maps)"
+            ) from None
         if "weights only" in str(exc).lower() or "weights_only" in str(exc).lower():
             raise CheckpointError(
                 f"{p}: refused: the file holds objects other than tensors and plain containers "

@@ -29,6 +29,7 @@ from ..dataflow import DenseInput
 from ..errors import CheckpointError, LoadError
 from ..param import format_shape
 from ..paramset import LoadReport, ParamSet
+from ..progress import Progress, ProgressArg, resolve
 from ..tying import TiePlan, check_pairs
 from .order import facts_for, into_model_order
 from .save import save
@@ -56,17 +57,26 @@ class CheckpointReport(LoadReport):
     #: For a load matched like a port (``match=``/``rename=``): the port's report, row by row.
     port: Any = None
 
-    def __str__(self) -> str:
-        text = super().__str__()
+    def summary(self) -> list[tuple[str, str]]:
+        """``(what, detail)`` rows (plain text and rich draw them): the base rows, then conversions and ties."""
+        rows = super().summary()
         if self.converted:
-            text += f"; converted {len(self.converted)}: " + ", ".join(
+            rows.append(("converted", f"{len(self.converted)}: " + ", ".join(
                 f"{n} ({c})" for n, c in list(self.converted.items())[:8]
-            )
+            )))
         if self.tied:
-            text += f"; tied {self.tied}"
+            rows.append(("tied", str(self.tied)))
         if self.not_tied:
-            text += f"; left untied {self.not_tied}"
-        return text
+            rows.append(("left untied", str(self.not_tied)))
+        return rows
+
+    def __rich__(self) -> Any:
+        """The summary, and for a load matched like a port the port's table, drawn by rich."""
+        if self.port is None or not hasattr(self.port, "__rich__"):
+            return super().__rich__()
+        from rich.console import Group
+
+        return Group(super().__rich__(), self.port.__rich__())
 
 
 # --- load ---------------------------------------------------------------------------------------
@@ -83,6 +93,7 @@ def load(
     rename: Sequence[tuple[str, str]] = (),
     example_input: Any = None,
     dense_inputs: Mapping[str, DenseInput] | None = None,
+    progress: ProgressArg = None,
 ) -> CheckpointReport:
     """Load a checkpoint (a file, an index, or a folder holding one) into ``model``; all or nothing.
 
@@ -106,24 +117,33 @@ def load(
     and is **not atomic**: such a refusal leaves the parameters written before it with the file's
     values (the error names them). ``rollback`` is the older name of ``atomic``. ``mmap=False``
     reads each tensor with a plain read instead of mapping the file.
+
+    ``progress``: ``True`` a progress bar (bytes, rate, time left), ``False`` nothing, a
+    ``callback(done, total)`` (bytes written into the model, once per tensor and at the end);
+    ``None`` (the default) a bar only on a terminal, outside CI, for a load still running after
+    half a second (:mod:`unifyparams.progress`).
     """
     if rollback is not None:
         atomic = rollback
-    if _is_transformers_folder(path, match, rename):
-        return _load_transformers(model, path, strict=strict, mmap=mmap, atomic=atomic)
-    if match != "name" or rename:
-        return _load_matched(model, path, match=match, rename=rename, strict=strict, mmap=mmap, atomic=atomic,
-                             example_input=example_input, dense_inputs=dense_inputs)
-    orders = {"example_input": example_input, "dense_inputs": dense_inputs}
-    kind = _native_kind(path)
-    if kind is not None:
-        return _load_native(model, path, kind, strict=strict, cast=cast, atomic=atomic, orders=orders)
-    with open_checkpoint(path, mmap=mmap) as ckpt:
-        return _load_checkpoint(model, ckpt, str(path), strict=strict, cast=cast, atomic=atomic, orders=orders)
+    with resolve(progress, "loading") as bar:
+        if _is_transformers_folder(path, match, rename):
+            return _load_transformers(model, path, strict=strict, mmap=mmap, atomic=atomic, progress=bar)
+        if match != "name" or rename:
+            return _load_matched(model, path, match=match, rename=rename, strict=strict, mmap=mmap, atomic=atomic,
+                                 example_input=example_input, dense_inputs=dense_inputs, progress=bar)
+        orders = {"example_input": example_input, "dense_inputs": dense_inputs}
+        kind = _native_kind(path)
+        if kind is not None:
+            return _load_native(model, path, kind, strict=strict, cast=cast, atomic=atomic, orders=orders,
+                                progress=bar)
+        with open_checkpoint(path, mmap=mmap) as ckpt:
+            return _load_checkpoint(model, ckpt, str(path), strict=strict, cast=cast, atomic=atomic, orders=orders,
+                                    progress=bar)
 
 
 def _load_checkpoint(
-    model: Any, ckpt: Checkpoint, source: str, *, strict: bool, cast: bool, atomic: bool, orders: Mapping[str, Any]
+    model: Any, ckpt: Checkpoint, source: str, *, strict: bool, cast: bool, atomic: bool, orders: Mapping[str, Any],
+    progress: Progress | None = None,
 ) -> CheckpointReport:
     """Load an open safetensors checkpoint: checked whole, then written (with its ties) as one transaction."""
     ps = params(model)
@@ -145,7 +165,8 @@ def _load_checkpoint(
         TiePlan.checked(model, [(now[s], now[t]) for s, t in to_tie]).apply()
 
     try:
-        base = ps.load(state, strict=strict, cast=cast, atomic=atomic, finish=make_ties if to_tie else None)
+        base = ps.load(state, strict=strict, cast=cast, atomic=atomic, finish=make_ties if to_tie else None,
+                       progress=_given(progress))
     except LoadError as exc:
         raise CheckpointError(
             f"checkpoint {source} does not fit this {ps.backend or 'model'} model; nothing was "
@@ -159,6 +180,11 @@ def _load_checkpoint(
         converted=converted, tied=_tie_groups(to_tie), not_tied=not_tied, backend=ckpt.meta.backend,
         metadata=ckpt.meta.user, files=[str(p) for p in ckpt.paths],
     )
+
+
+def _given(progress: Progress | None) -> Progress | bool:
+    """The load's Progress for :meth:`ParamSet.load`; none given means nothing (not its default)."""
+    return progress if progress is not None else False
 
 
 def _conversions(ps: ParamSet, state: Mapping[str, np.ndarray]) -> dict[str, str]:
@@ -236,7 +262,7 @@ def _read_loadable(path: str | os.PathLike[str], kind: str) -> Any:
 
 def _load_native(
     model: Any, path: str | os.PathLike[str], kind: str, *, strict: bool, cast: bool, atomic: bool = True,
-    orders: Mapping[str, Any] | None = None,
+    orders: Mapping[str, Any] | None = None, progress: Progress | None = None,
 ) -> CheckpointReport:
     """A framework's own file (a PyTorch state dict, a Gluon ``.params`` file), read by its adapter
     without running code from it; all or nothing, like our format."""
@@ -246,7 +272,7 @@ def _load_native(
     _into_model_order(ps, state, orders)
     converted = _conversions(ps, state)
     try:
-        base = ps.load(state, strict=strict, cast=cast, atomic=atomic)
+        base = ps.load(state, strict=strict, cast=cast, atomic=atomic, progress=_given(progress))
     except LoadError as exc:
         raise CheckpointError(
             f"{kind} checkpoint {path} does not fit this {ps.backend or 'model'} model; nothing was changed. "

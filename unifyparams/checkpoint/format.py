@@ -1,12 +1,14 @@
-"""The safetensors binary format, read and written with NumPy alone.
+"""The safetensors binary format: read through the ``safetensors`` package, written here.
 
 A file is an 8-byte little-endian header length ``N``, ``N`` bytes of JSON
 ``{name: {"dtype", "shape", "data_offsets": [begin, end]}, "__metadata__": {str: str}}``, then
-the data buffer; offsets are relative to the buffer's start. Written here rather than through
-the ``safetensors`` package so that writing streams tensor by tensor into the file, reading
-maps the file instead of copying it, and every header is validated strictly before any tensor is
-touched: a malformed file raises :class:`~unifyparams.errors.CheckpointError`, never another
-exception, and nothing is ever unpickled.
+the data buffer; offsets are relative to the buffer's start. Headers are validated by
+``safetensors.safe_open`` (after the length is bounded here, so no file decides how much we
+allocate), and every refusal becomes a :class:`~unifyparams.errors.CheckpointError` naming the file
+and what is wrong; nothing is ever unpickled. Tensors are read from a memory map of the file
+(zero-copy, as the package's NumPy framework cannot produce bfloat16, float8, float6 or float4)
+and parts of tensors through ``get_slice``. Writing streams tensor by tensor into the file, so
+only one tensor's bytes need to exist at a time; it writes every dtype the reader reads.
 
 >>> save_file({"w": np.ones((2, 3), np.float32)}, "w.safetensors")
 >>> with SafetensorsFile("w.safetensors") as f:
@@ -20,6 +22,7 @@ import json
 import math
 import mmap as _mmap
 import os
+import re
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -28,10 +31,12 @@ from types import TracebackType
 from typing import IO, Any
 
 import numpy as np
+from safetensors import SafetensorError, safe_open
 
+from ..common.dtypes import SAFETENSORS, bits_of, needs_ml_dtypes
 from ..errors import CheckpointError
 from .atomic import atomic_write
-from .dtypes import code_for, dtype_for
+from .dtypes import KNOWN_CODES, code_for, dtype_for, pack_bits, stored_nbytes, sub_byte_bits, unpack_bits
 
 #: Largest header accepted (the limit the reference implementation uses).
 HEADER_LIMIT = 100_000_000
@@ -81,7 +86,7 @@ def plan_offsets(specs: Iterable[tuple[str, Any, Sequence[int]]]) -> list[Tensor
     placed: dict[str, TensorInfo] = {}
     position = 0
     for name, dtype, shape in sorted(items, key=lambda item: -item[1].itemsize):
-        size = math.prod(shape) * dtype.itemsize
+        size = stored_nbytes(dtype, shape, name)
         placed[name] = TensorInfo(name, dtype, shape, position, position + size)
         position += size
     return [placed[name] for name, _, _ in items]
@@ -134,6 +139,13 @@ def write_tensor(out: IO[bytes], info: TensorInfo, value: Any) -> None:
         )
     array = _little_endian(array)
     if array.size == 0:
+        return
+    bits = sub_byte_bits(array.dtype)
+    if bits is not None:  # packed: whole chunks of a multiple of 8 elements pack independently
+        elements = np.ascontiguousarray(array).reshape(-1).view(np.uint8)
+        step = max(8, CHUNK_BYTES - CHUNK_BYTES % 8)
+        for start in range(0, elements.size, step):
+            out.write(pack_bits(elements[start : start + step], bits))  # type: ignore[call-overload]
         return
     if array.flags.c_contiguous:
         flat = array.reshape(-1).view(np.uint8)
@@ -219,127 +231,172 @@ def parse_json(raw: bytes, source: str) -> Any:
 
 
 def _is_count(value: Any) -> bool:
-    return type(value) is int and value >= 0
+    return type(value) is int and 0 <= value < 2**64
 
 
-def parse_header(
-    raw: bytes, buffer_size: int, source: str = "checkpoint"
-) -> tuple[dict[str, TensorInfo], dict[str, str]]:
-    """Validate a header against a data buffer of ``buffer_size`` bytes.
+def _entry_problem(entry: Any) -> str | None:
+    """What is wrong with one header entry's fields and their types, or None (for messages only)."""
+    if not isinstance(entry, dict) or set(entry) != _ENTRY_KEYS:
+        got = sorted(entry) if isinstance(entry, dict) else type(entry).__name__
+        return f"expected the fields {sorted(_ENTRY_KEYS)}; received {got}. The file is corrupt."
+    code, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
+    if not isinstance(code, str):
+        return f"expected a dtype code such as 'F32'; received {code!r}"
+    if code not in KNOWN_CODES:
+        return (
+            f"unknown tensor dtype {code!r}; expected one of {', '.join(sorted(KNOWN_CODES))}. The file is "
+            f"corrupt or was written by a newer tool."
+        )
+    if not isinstance(shape, list) or not all(_is_count(d) for d in shape):
+        return f"expected a shape of non-negative integers; received {str(shape)[:200]}"
+    if not isinstance(offsets, list) or len(offsets) != 2 or not all(_is_count(o) for o in offsets):
+        return f"expected data_offsets [begin, end] of non-negative integers; received {str(offsets)[:200]}"
+    return None
 
-    Checks every entry's fields, dtype, shape, and that the tensors tile the buffer exactly (no
-    overlap, no gap, nothing out of range). Returns ``({name: info} in header order, metadata)``.
+
+def _explain(error: Exception, raw: bytes, buffer_size: int, source: str) -> CheckpointError:
+    """A :class:`CheckpointError` saying what is wrong with a header ``safetensors`` refused.
+
+    ``safetensors`` decides whether a file is valid; this only words the reason, naming the
+    tensor and its numbers (the package's own message is kept where nothing more specific fits).
     """
+    text = str(error).removeprefix("Error while deserializing header: ")
     if not raw.lstrip(b" ").startswith(b"{"):
-        raise CheckpointError(
+        return CheckpointError(
             f"{source}: expected the header to be a JSON object starting with '{{'; received "
             f"{raw[:16]!r}. This is not a safetensors file (or it is corrupt)."
         )
-    header = parse_json(raw, source)
-    if not isinstance(header, dict):
-        raise CheckpointError(f"{source}: expected a JSON object as header; received {type(header).__name__}")
-    metadata = header.pop(METADATA_KEY, {})
-    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
-        raise CheckpointError(
+    try:
+        header = parse_json(raw, source)  # UTF-8, syntax, NaN, duplicate names: the precise reason
+    except CheckpointError as exc:
+        return exc
+    entries = {k: v for k, v in header.items() if k != METADATA_KEY} if isinstance(header, dict) else {}
+    for name, entry in entries.items():
+        problem = _entry_problem(entry)
+        if problem is not None:
+            return CheckpointError(f"{source}: tensor {name!r}: {problem}")
+    metadata = header.get(METADATA_KEY) if isinstance(header, dict) else None
+    if metadata is not None and (
+        not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values())
+    ):
+        return CheckpointError(
             f"{source}: expected {METADATA_KEY!r} to map strings to strings; received {str(metadata)[:200]}"
         )
-    infos: dict[str, TensorInfo] = {}
-    for name, entry in header.items():
-        infos[name] = _parse_entry(name, entry, source)
-    _check_tiling(infos, buffer_size, source)
-    return infos, metadata
-
-
-def _parse_entry(name: str, entry: Any, source: str) -> TensorInfo:
-    where = f"{source}: tensor {name!r}"
-    if not isinstance(entry, dict) or set(entry) != _ENTRY_KEYS:
-        got = sorted(entry) if isinstance(entry, dict) else type(entry).__name__
-        raise CheckpointError(
-            f"{where}: expected the fields {sorted(_ENTRY_KEYS)}; received {got}. The file is corrupt."
-        )
-    code = entry["dtype"]
-    if not isinstance(code, str):
-        raise CheckpointError(f"{where}: expected a dtype code such as 'F32'; received {code!r}")
-    dtype = dtype_for(code)
-    shape, offsets = entry["shape"], entry["data_offsets"]
-    if not isinstance(shape, list) or not all(_is_count(d) for d in shape):
-        raise CheckpointError(
-            f"{where}: expected a shape of non-negative integers; received {str(shape)[:200]}"
-        )
-    if not isinstance(offsets, list) or len(offsets) != 2 or not all(_is_count(o) for o in offsets):
-        raise CheckpointError(f"{where}: expected data_offsets [begin, end]; received {str(offsets)[:200]}")
-    begin, end = offsets
-    if end < begin:
-        raise CheckpointError(
-            f"{where}: data_offsets [{begin}, {end}] end before they begin; the file is corrupt"
-        )
-    expected = math.prod(shape) * dtype.itemsize
-    if end - begin != expected:
-        raise CheckpointError(
-            f"{where}: shape {shape} of {code} needs {expected} bytes but data_offsets [{begin}, {end}] "
-            f"hold {end - begin}; the header is corrupt"
-        )
-    return TensorInfo(name, dtype, tuple(shape), begin, end)
-
-
-def _check_tiling(infos: Mapping[str, TensorInfo], buffer_size: int, source: str) -> None:
-    position, previous = 0, None
-    for info in sorted(infos.values(), key=lambda i: (i.begin, i.end)):
-        if info.end > buffer_size:
-            raise CheckpointError(
-                f"{source}: tensor {info.name!r} ends at byte {info.end} of the data buffer but the file "
-                f"holds only {buffer_size} data bytes; the file is truncated (re-download or re-save it)"
+    if "invalid JSON" in text:
+        return CheckpointError(f"{source}: the header is not a valid safetensors header ({text[:300]}); the file is corrupt")
+    spans = sorted(((e["data_offsets"][0], e["data_offsets"][1], n) for n, e in entries.items()))
+    bad = re.search(r"invalid offset for tensor `(.*)`", text, re.S)
+    if bad and bad.group(1) in entries:
+        name = bad.group(1)
+        begin, end = entries[name]["data_offsets"]
+        if end < begin:
+            return CheckpointError(
+                f"{source}: tensor {name!r}: data_offsets [{begin}, {end}] end before they begin; the file is corrupt"
             )
-        if info.begin < position:
-            raise CheckpointError(
-                f"{source}: tensors {previous!r} and {info.name!r} overlap (one ends at byte {position}, "
-                f"the other begins at {info.begin}); the header is corrupt"
+        if end > buffer_size:
+            return _truncated(source, name, end, buffer_size)
+        position, previous = 0, None
+        for _, e, n in spans:
+            if n == name:
+                break
+            position, previous = e, n
+        if begin < position:
+            return CheckpointError(
+                f"{source}: tensors {previous!r} and {name!r} overlap (one ends at byte {position}, the "
+                f"other begins at {begin}); the header is corrupt"
             )
-        if info.begin > position:
-            raise CheckpointError(
-                f"{source}: bytes {position}..{info.begin} of the data buffer belong to no tensor "
-                f"(before {info.name!r}); the header is corrupt"
-            )
-        position, previous = info.end, info.name
-    if position != buffer_size:
-        raise CheckpointError(
-            f"{source}: the header describes {position} data bytes but the file holds {buffer_size}; "
-            f"the file is corrupt or has trailing data"
+        return CheckpointError(
+            f"{source}: bytes {position}..{begin} of the data buffer belong to no tensor (before {name!r}); "
+            f"the header is corrupt"
         )
+    for name, entry in entries.items():
+        code, shape, (begin, end) = entry["dtype"], entry["shape"], entry["data_offsets"]
+        bits = bits_of(SAFETENSORS[code])
+        need = math.prod(shape) * bits
+        if need % 8:
+            return CheckpointError(
+                f"{source}: tensor {name!r}: {math.prod(shape)} {code} values take {need} bits, not a whole "
+                f"number of bytes; the header is corrupt"
+            )
+        if need // 8 != end - begin:
+            return CheckpointError(
+                f"{source}: tensor {name!r}: shape {shape} of {code} needs {need // 8} bytes but data_offsets "
+                f"[{begin}, {end}] hold {end - begin}; the header is corrupt"
+            )
+    covered = spans[-1][1] if spans else 0
+    if covered > buffer_size:
+        return _truncated(source, spans[-1][2], covered, buffer_size)
+    if covered != buffer_size:
+        return CheckpointError(
+            f"{source}: the header describes {covered} data bytes but the file holds {buffer_size}; the "
+            f"file is corrupt or has trailing data"
+        )
+    return CheckpointError(f"{source}: not a valid safetensors file ({text[:300]})")
+
+
+def _truncated(source: str, name: str, end: int, buffer_size: int) -> CheckpointError:
+    return CheckpointError(
+        f"{source}: tensor {name!r} ends at byte {end} of the data buffer but the file holds only "
+        f"{buffer_size} data bytes; the file is truncated (re-download or re-save it)"
+    )
+
+
+def _safetensors_path(file: IO[bytes], path: Path) -> str:
+    """A path naming the very file already open (``/proc/self/fd/N`` on Linux), so that what
+    ``safetensors`` validates is what is read, even if ``path`` is replaced meanwhile."""
+    fd_path = f"/proc/self/fd/{file.fileno()}"
+    return fd_path if sys.platform == "linux" and os.path.exists(fd_path) else str(path)
 
 
 class SafetensorsFile:
     """An open, validated safetensors file; tensors are read one at a time.
 
+    The header is validated by the ``safetensors`` package when the file is opened (dtypes,
+    shapes, and that the tensors tile the data buffer exactly), after a bound on its length is
+    checked here; names must be unique and entries hold exactly the format's fields. Every
+    refusal is a :class:`~unifyparams.errors.CheckpointError` naming the file and the problem.
+
     With ``mmap=True`` (default) :meth:`tensor` returns read-only arrays backed by a memory map
     of the file, so nothing is copied until the values are used; with ``mmap=False`` each call
-    reads one tensor into a fresh array. The header is validated when the file is opened. As with
-    any memory map, a file truncated by another process while mapped makes reads fail hard
-    (SIGBUS); use ``mmap=False`` for files that may change under you.
+    reads one tensor into a fresh array. :meth:`slice` reads part of a tensor. The packed
+    ``F4``/``F6_*`` kinds are unpacked into fresh arrays (one byte per element, ``ml_dtypes``).
+    As with any memory map, a file truncated by another process while mapped makes reads fail
+    hard (SIGBUS); use ``mmap=False`` for files that may change under you.
 
     >>> save_file({"0.weight": np.zeros((4, 3), np.float32)}, "model.safetensors")
     >>> with SafetensorsFile("model.safetensors") as f:
-    ...     f.tensor("0.weight").shape, f.tensor("0.weight").flags.writeable
-    ((4, 3), False)
+    ...     f.tensor("0.weight").shape, f.tensor("0.weight").flags.writeable, f.slice("0.weight", 1).shape
+    ((4, 3), False, (3,))
     """
 
     def __init__(self, path: str | os.PathLike[str], *, mmap: bool = True):
         self.path = Path(path)
         self._source = str(self.path)
         self._map: _mmap.mmap | None = None
+        self._handle: Any = None
         try:
             self._file: IO[bytes] = open(self.path, "rb")  # noqa: SIM115 (closed in close())
         except OSError as exc:
             raise CheckpointError(f"cannot open checkpoint {self._source}: {exc.strerror or exc}") from exc
         try:
-            self.infos, self.metadata = self._read_header()
+            raw = self._read_header()
+            self._handle = self._validate(raw, "mmap" if mmap else "pread")
+            try:
+                self.infos, self.metadata = self._entries(raw)
+            except CheckpointError:
+                raise
+            except (SafetensorError, KeyError, TypeError, ValueError) as exc:
+                raise CheckpointError(
+                    f"{self._source}: the header changed while the file was opened ({exc}); open it again"
+                ) from None
             if mmap and self._data_start < self._size:
                 self._map = _mmap.mmap(self._file.fileno(), 0, access=_mmap.ACCESS_READ)
         except BaseException:
-            self._file.close()
+            self.close()
             raise
 
-    def _read_header(self) -> tuple[dict[str, TensorInfo], dict[str, str]]:
+    def _read_header(self) -> bytes:
+        """The header's bytes, once its length is known to be within :data:`HEADER_LIMIT` and the file."""
         size = os.fstat(self._file.fileno()).st_size
         prefix = self._file.read(8)
         if len(prefix) < 8:
@@ -359,8 +416,55 @@ class SafetensorsFile:
                 f"field; the file is truncated or corrupt"
             )
         raw = self._file.read(length)
+        if len(raw) != length:
+            raise CheckpointError(f"{self._source}: the header is cut short; the file changed while being read")
         self._size, self._data_start = size, 8 + length
-        return parse_header(raw, size - 8 - length, self._source)
+        return raw
+
+    def _validate(self, raw: bytes, backend: str) -> Any:
+        """Open the file with ``safetensors``, which validates the header; its refusal is explained."""
+        where = _safetensors_path(self._file, self.path)
+        try:
+            try:
+                return safe_open(where, framework="numpy", backend=backend)
+            except TypeError:  # safetensors < 0.8 has no backend choice (it always maps)
+                return safe_open(where, framework="numpy")
+        except SafetensorError as exc:
+            raise _explain(exc, raw, self._size - self._data_start, self._source) from None
+        except OSError as exc:
+            raise CheckpointError(f"cannot open checkpoint {self._source}: {exc.strerror or exc}") from None
+
+    def _entries(self, raw: bytes) -> tuple[dict[str, TensorInfo], dict[str, str]]:
+        """``({name: info} in header order, metadata)`` from a header ``safetensors`` accepted.
+
+        The offsets come from the JSON (the package does not expose them); the names, dtypes and
+        shapes are checked against what the package read, and what it tolerates (a name given
+        twice, extra fields) is refused.
+        """
+        header = parse_json(raw, self._source)
+        metadata = self._handle.metadata() or {}
+        infos: dict[str, TensorInfo] = {}
+        for name, entry in header.items():
+            if name == METADATA_KEY:
+                continue
+            if not isinstance(entry, dict) or set(entry) != _ENTRY_KEYS:
+                raise CheckpointError(
+                    f"{self._source}: tensor {name!r}: expected the fields {sorted(_ENTRY_KEYS)}; received "
+                    f"{sorted(entry) if isinstance(entry, dict) else type(entry).__name__}. The file is corrupt."
+                )
+            view = self._handle.get_slice(name)
+            code, shape = entry["dtype"], tuple(entry["shape"])
+            if view.get_dtype() != code or tuple(view.get_shape()) != shape:
+                raise CheckpointError(f"{self._source}: tensor {name!r} changed while the file was opened")
+            begin, end = entry["data_offsets"]
+            infos[name] = TensorInfo(name, dtype_for(code), shape, begin, end)
+        listed = self._handle.offset_keys() if hasattr(self._handle, "offset_keys") else self._handle.keys()
+        order = [infos[n].begin if n in infos else -1 for n in listed]
+        if not hasattr(self._handle, "offset_keys"):
+            order.sort()
+        if len(order) != len(infos) or -1 in order or order != sorted(order):
+            raise CheckpointError(f"{self._source}: the header changed while the file was opened")
+        return infos, dict(metadata)
 
     # --- access -----------------------------------------------------------------------------
     def keys(self) -> list[str]:
@@ -377,9 +481,13 @@ class SafetensorsFile:
         """The tensor's values (read-only when memory-mapped), in the file's dtype and shape."""
         info = self.info(name)
         count = math.prod(info.shape)
+        bits = sub_byte_bits(info.dtype)
         try:
             if count == 0:
                 array = np.empty(info.shape, info.dtype)
+            elif bits is not None:
+                packed = self._bytes(info)
+                array = unpack_bits(packed, bits, count).view(info.dtype).reshape(info.shape)
             elif self._map is not None:
                 array = np.frombuffer(self._map, info.dtype, count, self._data_start + info.begin).reshape(
                     info.shape
@@ -387,7 +495,7 @@ class SafetensorsFile:
                 if not array.flags.aligned:  # files from other writers need not align tensors
                     array = np.array(array, copy=True)
             else:
-                array = self._read(info, count)
+                array = self._read(info, info.dtype, info.shape)
         except (ValueError, OverflowError, MemoryError) as exc:
             raise CheckpointError(
                 f"{self._source}: tensor {name!r} cannot be represented here: {exc}"
@@ -395,6 +503,26 @@ class SafetensorsFile:
         if self._map is not None:
             array.flags.writeable = False
         return array
+
+    def slice(self, name: str, index: Any) -> np.ndarray:
+        """A fresh array of part of a tensor: ``index`` is basic NumPy indexing (integers, slices
+        with positive steps, ``...``), as in ``f.slice("embed.weight", (slice(0, 1024), ...))``.
+
+        Only the bytes of that region are read (through ``safetensors``' ``get_slice``); the
+        ``ml_dtypes`` kinds, which its NumPy framework cannot produce, are indexed in the mapped
+        tensor instead (the packed ``F4``/``F6_*`` kinds are unpacked whole first), and so are empty
+        tensors (``get_slice`` refuses any index into them).
+        """
+        info = self.info(name)
+        try:
+            if not needs_ml_dtypes(info.dtype.name) and info.nbytes and self._handle is not None:
+                return np.array(self._handle.get_slice(name)[index], dtype=info.dtype)
+            return np.array(self.tensor(name)[index])
+        except (SafetensorError, IndexError, TypeError, ValueError) as exc:
+            raise CheckpointError(
+                f"{self._source}: cannot read {index!r} of tensor {name!r} (shape {list(info.shape)}): "
+                f"{str(exc)[:300]}"
+            ) from None
 
     def prefetch(self, name: str) -> None:
         """Map a tensor's pages in one system call before its values are copied (memory maps only).
@@ -417,8 +545,14 @@ class SafetensorsFile:
             except (OSError, ValueError, AttributeError):
                 continue
 
-    def _read(self, info: TensorInfo, count: int) -> np.ndarray:
-        array = np.empty(info.shape, info.dtype)
+    def _bytes(self, info: TensorInfo) -> np.ndarray:
+        """A tensor's stored bytes (a view of the map, or read)."""
+        if self._map is not None:
+            return np.frombuffer(self._map, np.uint8, info.nbytes, self._data_start + info.begin)
+        return self._read(info, np.dtype(np.uint8), (info.nbytes,))
+
+    def _read(self, info: TensorInfo, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
+        array = np.empty(shape, dtype)
         self._file.seek(self._data_start + info.begin)
         got = self._file.readinto(array.reshape(-1).view(np.uint8))  # type: ignore[attr-defined]
         if got != info.nbytes:
@@ -436,6 +570,9 @@ class SafetensorsFile:
             except BufferError:  # arrays still use the map; it is unmapped when they are freed
                 pass
             self._map = None
+        if self._handle is not None:
+            self._handle.__exit__(None, None, None)
+            self._handle = None
         self._file.close()
 
     def __enter__(self) -> SafetensorsFile:

@@ -24,6 +24,7 @@ from ..dataflow import DenseInput
 from ..errors import CheckpointError
 from ..porting.port import port
 from ..porting.report import PortError, PortReport
+from ..progress import ProgressArg
 from .shards import open_checkpoint
 from .source import StoredTensor, checkpoint_params, from_arrays
 
@@ -48,13 +49,15 @@ def load_matched(
     example_input: Any = None,
     dense_inputs: Mapping[str, DenseInput] | None = None,
     native_state: Mapping[str, Any] | None = None,
+    progress: ProgressArg = None,
 ) -> tuple[PortReport, Any]:
     """Port the checkpoint at ``path`` (or a framework file's ``native_state``) into ``model``.
 
     Returns the port's report and the checkpoint metadata (``None`` for a framework file).
+    ``progress`` as for :func:`unifyparams.load` (bytes written into the model).
     """
     options = dict(match=match, rename=rename, strict=strict, atomic=atomic, dst_example_input=example_input,
-                   dst_dense_inputs=dense_inputs)
+                   dst_dense_inputs=dense_inputs, progress=progress)
     if native_state is not None:
         return _ported(model, from_arrays(dict(native_state)), str(path), **options), None
     with open_checkpoint(path, mmap=mmap) as ckpt:

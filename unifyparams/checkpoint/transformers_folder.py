@@ -23,8 +23,8 @@ import numpy as np
 from ..access import params
 from ..errors import CheckpointError
 from ..paramset import ParamSet
-from ..progress import ProgressArg, resolve
 from ..porting.report import PortError
+from ..progress import ProgressArg, resolve
 from ..recipes import Recipe, for_model_type, recipe_for, with_files
 from ..recipes.plan import keyed
 from ..recipes.resolve import Bound, bind, fill

@@ -74,9 +74,14 @@ def needs_ml_dtypes(name: str) -> bool:
     return name in EXTENDED_FLOATS or name in SUB_BYTE_FLOATS
 
 
-def bits_of(dtype: np.dtype) -> int:
-    """Bits one element takes in a file: 4 or 6 for the sub-byte floats, else ``8 * itemsize``."""
-    return SUB_BYTE_FLOATS.get(np.dtype(dtype).name, 8 * np.dtype(dtype).itemsize)
+def bits_of(dtype: Any) -> int:
+    """Bits one element of a dtype (or dtype name) takes in a file: 4 or 6 for the sub-byte floats."""
+    name = dtype if isinstance(dtype, str) else np.dtype(dtype).name
+    if name in SUB_BYTE_FLOATS:
+        return SUB_BYTE_FLOATS[name]
+    if name in EXTENDED_FLOATS:
+        return 8 * EXTENDED_FLOATS[name]
+    return 8 * np.dtype(name).itemsize
 
 
 @cache

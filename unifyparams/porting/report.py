@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..display import Table
+from ..display import Table, shown, terminal_width, wrap
 from ..errors import UnifyParamsError
 
 
@@ -65,8 +65,15 @@ class PortReport:
             + [f"{len(self.rows)} parameter(s), {len(self.problems)} problem(s): {state}"]
         )
 
+    def text(self, width: int | None = None) -> str:
+        """Plain text within ``width`` characters a line: the table (its widest columns cut with an
+        ellipsis), then the footer (wrapped). None: columns as wide as their contents, never cut."""
+        footer = [line for text in self.footer() for line in wrap(text, width)]
+        return "\n".join([self.table().text(width), *footer])
+
     def __str__(self) -> str:
-        """Plain text: the table with columns as wide as their contents (never cut), then the footer.
+        """Plain text: the table, then the footer, fitted to the terminal's width (off a terminal,
+        columns as wide as their contents, never cut).
 
         >>> report = PortReport("torch", "keras", "name", [PortRow("0.weight", "0.weight", "(4, 3)", "transpose")])
         >>> print(report)
@@ -76,7 +83,7 @@ class PortReport:
         0.weight  0.weight     (4, 3)           transpose
         1 parameter(s), 0 problem(s): not applied
         """
-        return "\n".join([str(self.table()), *self.footer()])
+        return shown(self, self.text(terminal_width()))
 
     def __rich__(self) -> Any:
         """The table and footer drawn by rich (``rich.print(report)``)."""
