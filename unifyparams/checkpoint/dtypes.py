@@ -29,10 +29,15 @@ from ..errors import CheckpointError
 KNOWN_CODES: tuple[str, ...] = tuple(SAFETENSORS)
 
 
+def _little(dtype: np.dtype) -> np.dtype:
+    """``dtype`` in little-endian order (as it is, on a little-endian machine: ``dtype('int64')``)."""
+    return dtype.newbyteorder("<") if dtype.str.startswith(">") else dtype
+
+
 def _build() -> dict[str, np.dtype]:
     table: dict[str, np.dtype] = {}
     for code, name in SAFETENSORS.items():
-        dtype = extended_dtype(name) if needs_ml_dtypes(name) else np.dtype(name).newbyteorder("<")
+        dtype = extended_dtype(name) if needs_ml_dtypes(name) else _little(np.dtype(name))
         if dtype is not None:
             table[code] = dtype
     return table
