@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import math
 import os
 import uuid
 from collections.abc import Callable, Mapping
@@ -30,7 +29,7 @@ from ..param import format_shape
 from ..paramset import ParamSet
 from ..progress import Progress, ProgressArg, resolve
 from .atomic import AtomicFile, fsync_dir
-from .dtypes import code_for
+from .dtypes import code_for, stored_nbytes
 from .format import plan_offsets, write_file
 from .metadata import CheckpointMeta
 from .order import facts_for
@@ -144,7 +143,7 @@ def plan_save(
     folder's), instead of unifyparams' own.
     """
     stored, groups = stored_names(ps)
-    sizes = [(name, math.prod(ps[name].shape) * ps[name].dtype.itemsize) for name in stored]  # type: ignore[arg-type]
+    sizes = [(name, stored_nbytes(ps[name].dtype, ps[name].shape, name)) for name in stored]  # type: ignore[arg-type]
     shards = split(sizes, parse_size(max_shard_size)) if max_shard_size is not None else [stored]
     meta = CheckpointMeta(backend=ps.backend or None, ties=groups, user=dict(metadata or {}), layers=_families(ps))
     targets = [base]
