@@ -212,7 +212,6 @@ def test_convert_shows_progress_for_many_tensors(
         steps.append(label)
         return real(label, count, nbytes)
 
-    monkeypatch.setattr(cli, "PROGRESS_TENSORS", 0)
     monkeypatch.setattr(cli, "progress", spy)
     assert run(capsys, "convert", torch_file, tmp_path / "p.safetensors")[0] == 0
     assert run(capsys, "diff", torch_file, tmp_path / "p.safetensors")[0] == 0

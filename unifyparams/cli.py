@@ -27,10 +27,6 @@ from .display import Cell, Table, TreeNode
 from .errors import UnifyParamsError
 from .formats import NativeCheckpoint, formats, read, write_safetensors, write_torch
 
-#: Show a progress bar when an operation covers more tensors than this...
-PROGRESS_TENSORS = 50
-#: ... or more bytes than this.
-PROGRESS_BYTES = 256 << 20
 #: Elements compared at a time in ``diff`` (bounds the float64 copies).
 DIFF_CHUNK = 1 << 22
 
@@ -63,20 +59,14 @@ def _shape(array: np.ndarray) -> str:
 
 @contextmanager
 def progress(label: str, count: int, nbytes: int) -> Iterator[Step]:
-    """A ``step(name, nbytes)`` callback driving a rich progress bar (on stderr) for large jobs."""
-    if count <= PROGRESS_TENSORS and nbytes <= PROGRESS_BYTES:
-        yield lambda name, n: None
-        return
-    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+    """A ``step(name, nbytes)`` callback driving the library's progress (:mod:`unifyparams.progress`):
+    the same bar and the same rule as ``up.save``/``up.load`` (a bar on a terminal, outside CI, for
+    work still running after half a second)."""
+    from .progress import resolve
 
-    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=_console(stderr=True), transient=True) as bar:
-        task = bar.add_task(label, total=max(nbytes, 1))
-
-        def step(name: str, n: int) -> None:
-            bar.update(task, advance=n, description=f"{label} {name}")
-
-        yield step
+    with resolve(None, label) as bar:
+        bar.start(nbytes)
+        yield lambda name, n: bar.advance(n)
 
 
 def _describe(ckpt: NativeCheckpoint) -> str:
