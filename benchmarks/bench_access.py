@@ -1,35 +1,32 @@
 """Enumeration and reading cost of unifyparams vs each framework's native call.
 
 A model of ~2,000 parameter tensors (1,000 dense layers of 16x16 in a sequential container),
-per backend, each backend in its own process. Prints median times and ratios measured in one run:
+per backend, each backend in its own process. Prints median times and ratios measured in one run
+(``records()`` returns them for ``python -m benchmarks``):
 
     python benchmarks/bench_access.py                 # all backends
     python benchmarks/bench_access.py --backend torch --layers 1000 --repeat 15
 
-Aims (issue 2): enumeration (params + names and shapes) within 2x of native; reading every
-value within 1.3x of native.
+Goals: enumeration (params + names and shapes) and reading every value each within 1.2x of the
+native call (``named_parameters()``, Keras ``model.weights`` with path and shape, Gluon
+``collect_params()``; reads: the framework's own read loop).
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import statistics
-import time
 from collections.abc import Callable
 from typing import Any
 
-from _backends import run_each_backend
+if __package__:
+    from ._backends import run_each_backend
+    from ._measure import describe, keras_label, measure, record
+else:  # run as a script: python benchmarks/bench_access.py
+    from _backends import run_each_backend
+    from _measure import describe, keras_label, measure, record
 
-
-def median_seconds(fn: Callable[[], Any], repeat: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+ENUMERATE_GOAL = 1.2  # ours' time over native, at most
+READ_GOAL = 1.2
 
 
 def build(backend: str, layers: int, width: int) -> tuple[Any, Callable[[], Any], Callable[[], Any]]:
@@ -80,10 +77,11 @@ def build(backend: str, layers: int, width: int) -> tuple[Any, Callable[[], Any]
     raise SystemExit(f"unknown backend {backend!r}")
 
 
-def run_one(backend: str, layers: int, width: int, repeat: int) -> None:
+def records(backend: str, tensors: int, repeat: int, width: int = 16) -> list[dict[str, Any]]:
+    """Enumeration and read records for a model of ``tensors`` parameter tensors (dense layers with bias)."""
     import unifyparams as up
 
-    model, native_enum, native_read = build(backend, layers, width)
+    model, native_enum, native_read = build(backend, max(1, tensors // 2), width)
 
     def ours_enum() -> Any:
         return [(n, p.shape) for n, p in up.params(model).items()]
@@ -91,20 +89,29 @@ def run_one(backend: str, layers: int, width: int, repeat: int) -> None:
     def ours_read() -> Any:
         return up.params(model).numpy()
 
-    tensors = len(native_enum())
-    assert len(ours_enum()) == tensors, "unifyparams lists a different number of tensors"
-    rows = [
-        ("enumerate names+shapes", median_seconds(native_enum, repeat), median_seconds(ours_enum, repeat), 2.0),
-        ("read all values", median_seconds(native_read, repeat), median_seconds(ours_read, repeat), 1.3),
-    ]
-    label = backend + (f"[{os.environ.get('KERAS_BACKEND', 'tensorflow')}]" if backend == "keras" else "")
-    for what, native, ours, aim in rows:
-        ratio = ours / native
-        verdict = "ok" if ratio <= aim else "over aim"
-        print(
-            f"{label:<18} {what:<24} tensors={tensors:<5} native={native * 1e3:8.2f} ms  "
-            f"unifyparams={ours * 1e3:8.2f} ms  ratio={ratio:5.2f}x  (aim <= {aim}x: {verdict})"
-        )
+    count = len(native_enum())
+    assert len(ours_enum()) == count, "unifyparams lists a different number of tensors"
+    nbytes = sum(a.nbytes for a in ours_read().values())
+    label = keras_label() if backend == "keras" else backend
+    native_name = {"torch": "named_parameters()", "keras": "model.weights + path/shape",
+                   "gluon": "collect_params()"}[backend]
+    read_name = {"torch": "p.detach().numpy() loop", "keras": "ops.convert_to_numpy loop",
+                 "gluon": "p.data().asnumpy() loop"}[backend]
+    out = []
+    for kind, ours, native, ours_name, ref_name, goal in (
+        ("enumerate", ours_enum, native_enum, "up.params(model) names+shapes", native_name, ENUMERATE_GOAL),
+        ("read", ours_read, native_read, "up.params(model).numpy()", read_name, READ_GOAL),
+    ):
+        mine, theirs = measure([ours, native], repeat)
+        out.append(record(kind, label, "names+shapes" if kind == "enumerate" else "all values", count,
+                          "tensors", nbytes, [(ours_name, mine), (ref_name, theirs)], ratio_kind="time",
+                          goal=goal))
+    return out
+
+
+def run_one(backend: str, layers: int, width: int, repeat: int) -> None:
+    for rec in records(backend, 2 * layers, repeat, width):
+        print(describe(rec), flush=True)
 
 
 def main() -> None:

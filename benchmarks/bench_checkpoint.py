@@ -18,78 +18,33 @@ are comparable (the calls compared run round-robin, medians reported):
 
 Files stay in the page cache between save and load (a warm cache; the machine has plenty of RAM), so
 loads measure the CPU side, not the disk. Peak RSS is the process high-water mark during one call
-(``/proc/self/clear_refs`` resets it), shown above the RSS before the call. Aim: within 1.5x of
-the floor.
+(``/proc/self/clear_refs`` resets it), shown above the RSS before the call. Goal: at least 0.8x
+the floor's throughput. ``records()`` measures any backend (torch, keras, gluon) for ``python -m
+benchmarks``: ``up.save`` against write+fsync, ``up.load`` against ``readinto`` preallocated arrays.
 """
 
 from __future__ import annotations
 
 import argparse
-import gc
 import math
 import os
-import resource
-import statistics
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+if __package__:
+    from ._measure import describe, keras_label, measure, record, rss_bytes, square_width
+    from .bench_port import build
+else:  # run as a script: python benchmarks/bench_checkpoint.py
+    from _measure import describe, keras_label, measure, record, rss_bytes, square_width
+    from bench_port import build
+
 GIB = 2**30
-
-
-def rss_bytes(field: str = "VmRSS") -> int:
-    """Current (VmRSS) or peak (VmHWM) resident memory; falls back to getrusage's peak."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-
-def reset_peak() -> bool:
-    try:
-        with open("/proc/self/clear_refs", "w", encoding="ascii") as f:
-            f.write("5")  # resets VmHWM to the current RSS (Linux >= 4.0)
-        return True
-    except OSError:
-        return False
-
-
-def run_once(fn: Callable[[], Any]) -> tuple[float, int]:
-    """(seconds, peak RSS growth in bytes, or -1 where the peak cannot be reset) of one call."""
-    gc.collect()
-    before = rss_bytes()
-    precise = reset_peak()
-    start = time.perf_counter()
-    fn()
-    seconds = time.perf_counter() - start
-    return seconds, (rss_bytes("VmHWM") - before) if precise else -1
-
-
-def measure(fns: list[Callable[[], Any]], repeat: int) -> list[tuple[float, float, int]]:
-    """Median and fastest seconds, and largest peak growth of each function, run round-robin ``repeat`` times.
-
-    Interleaving spreads the machine's background noise (page-cache writeback above all) evenly
-    over the functions compared, instead of charging it to whichever ran during it; the order
-    alternates between rounds so no function always follows the same one.
-    """
-    for fn in fns:
-        fn()  # warm-up
-    samples: list[list[tuple[float, int]]] = [[] for _ in fns]
-    for round_ in range(repeat):
-        order = list(range(len(fns)))
-        for i in order if round_ % 2 == 0 else reversed(order):  # alternate who runs after whom
-            samples[i].append(run_once(fns[i]))
-    return [
-        (statistics.median(t for t, _ in runs), min(t for t, _ in runs), max(g for _, g in runs))
-        for runs in samples
-    ]
+SAVE_GOAL = LOAD_GOAL = 0.8  # ours' throughput over the floor's, at least
+LAYERS = 16
 
 
 def load_not_atomic(model: Any, path: Path) -> Any:
@@ -114,6 +69,53 @@ def build_model(size_mb: int, tensors: int) -> Any:
     return model
 
 
+def records(backend: str, size_mib: float, repeat: int, folder: str | None = None,
+            layers: int = LAYERS) -> list[dict[str, Any]]:
+    """Save and load records for ``size_mib`` MiB of square dense layers of ``backend``."""
+    import unifyparams as up
+
+    w = square_width(size_mib, layers)
+    model, _ = build(backend, layers, w)
+    up.initialize(model, up.init.Normal(0.0, 1.0), select="*", seed=0)
+    arrays = [np.ascontiguousarray(a) for a in up.params(model).numpy().values()]
+    nbytes = sum(a.nbytes for a in arrays)
+    targets = [np.empty_like(a) for a in arrays]
+    where = Path(folder or tempfile.mkdtemp(prefix="bench_checkpoint_"))
+    where.mkdir(parents=True, exist_ok=True)
+    ours_path, floor_path = where / f"up-{backend}.safetensors", where / f"floor-{backend}.bin"
+
+    def floor_save() -> None:
+        floor_path.unlink(missing_ok=True)  # a new file each time, as up.save writes
+        with open(floor_path, "wb") as f:
+            for a in arrays:
+                f.write(memoryview(a).cast("B"))
+            f.flush()
+            os.fsync(f.fileno())
+
+    def floor_load() -> None:
+        with open(floor_path, "rb", buffering=0) as f:
+            for t in targets:
+                f.readinto(memoryview(t).cast("B"))
+
+    label = keras_label() if backend == "keras" else backend
+    case = f"{layers} x {w}^2"
+    try:
+        mine, floor = measure([lambda: up.save(model, ours_path), floor_save], repeat)
+        out = [record("save", label, case, round(nbytes / 2**20), "MiB", nbytes,
+                      [("up.save(model, path)", mine), ("write + fsync", floor)],
+                      ratio_kind="throughput", goal=SAVE_GOAL)]
+        mine, floor = measure([lambda: up.load(model, ours_path), floor_load], repeat)
+        out.append(record("load", label, case, round(nbytes / 2**20), "MiB", nbytes,
+                          [("up.load(model, path)", mine), ("readinto preallocated arrays", floor)],
+                          ratio_kind="throughput", goal=LOAD_GOAL))
+    finally:
+        for path in (ours_path, floor_path):
+            path.unlink(missing_ok=True)
+        if folder is None:
+            where.rmdir()
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -124,7 +126,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tensors", type=int, default=8, help="number of Linear layers (default 8)")
     parser.add_argument("--repeat", type=int, default=5, help="timed rounds (default 5)")
     parser.add_argument("--dir", default=None, help="folder for the files (default: a temporary folder)")
+    parser.add_argument("--backend", choices=["torch", "keras", "gluon"],
+                        help="instead: up.save/up.load of this backend against the floors only")
     args = parser.parse_args(argv)
+    if args.backend:
+        for rec in records(args.backend, args.size_mb, args.repeat, args.dir):
+            print(describe(rec), flush=True)
+        return
 
     import safetensors.torch as st
     import torch
@@ -189,8 +197,9 @@ def main(argv: list[str] | None = None) -> None:
     for op in ("save", "load"):
         chosen = [(label, fn) for kind, label, fn in rows if kind == op]
         results = measure([fn for _, fn in chosen], args.repeat)
-        floor, floor_best = results[0][0], results[0][1]
-        for (label, _), (seconds, best, growth) in zip(chosen, results):
+        floor, floor_best = results[0]["seconds"], results[0]["best_seconds"]
+        for (label, _), result in zip(chosen, results):
+            seconds, best, growth = result["seconds"], result["best_seconds"], result["peak_extra_bytes"] or -1
             print(
                 f"{op:5} {label:32} {seconds:8.3f} {nbytes / seconds / 1e9:6.2f} {seconds / floor:8.2f} "
                 f"{best:8.3f} {best / floor_best:8.2f} {growth / GIB:14.2f}"

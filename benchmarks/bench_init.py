@@ -15,6 +15,10 @@ seed=0)``. Throughput is parameter bytes per second (GB = 1e9 bytes), best of ``
 "ratio" is unifyparams' time over the native time (below 1: faster). "scratch" is the peak
 resident memory above the model during unifyparams' call, sampled every millisecond, in units
 of one parameter (aim: at most 1).
+
+``records()`` (for ``python -m benchmarks``) compares every backend with torch's own initializers
+on torch tensors of the same shapes (for PyTorch: the model's own weights), median of ``repeat``
+round-robin runs. Goals: at least 2x torch's throughput for Xavier-uniform, 1x for normal.
 """
 
 from __future__ import annotations
@@ -26,8 +30,16 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from _backends import run_each_backend
+if __package__:
+    from ._backends import run_each_backend
+    from ._measure import keras_label, measure, record, square_width
+else:  # run as a script: python benchmarks/bench_init.py
+    from _backends import run_each_backend
+    from _measure import keras_label, measure, record, square_width
 
+# ours' throughput over torch's ``xavier_uniform_`` / ``normal_`` on the same shapes, at least
+GOALS = {"xavier_uniform": 2.0, "normal": 1.0}
+LAYERS = 16
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
@@ -125,6 +137,44 @@ def build(backend: str, layers: int, width: int) -> tuple[Any, dict[str, Callabl
         return run
 
     return net, {"xavier_uniform": mx_init(mx.init.Xavier()), "normal": mx_init(mx.init.Normal(0.01))}
+
+
+def records(backend: str, size_mib: float, repeat: int, layers: int = LAYERS) -> list[dict[str, Any]]:
+    """Xavier-uniform and normal records for ``size_mib`` MiB of square dense layers of ``backend``."""
+    import torch
+
+    import unifyparams as up
+
+    w = square_width(size_mib, layers)
+    model, _ = build(backend, layers, w)
+    if backend == "torch":
+        weights = [m.weight for m in model]
+    else:
+        weights = [torch.zeros(w, w) for _ in range(layers)]  # torch's reference on the same shapes
+    nbytes = layers * w * w * 4
+
+    def torch_xavier() -> None:
+        for t in weights:
+            torch.nn.init.xavier_uniform_(t)
+
+    def torch_normal() -> None:
+        for t in weights:
+            torch.nn.init.normal_(t, 0.0, 0.01)
+
+    cases = (
+        ("xavier_uniform", lambda: up.initialize(model, up.init.XavierUniform(), select="*.weight", seed=0),
+         torch_xavier, "up.initialize(XavierUniform)", "torch xavier_uniform_"),
+        ("normal", lambda: up.initialize(model, up.init.Normal(0.0, 0.01), select="*.weight", seed=0),
+         torch_normal, "up.initialize(Normal)", "torch normal_"),
+    )
+    label = keras_label() if backend == "keras" else backend
+    out = []
+    for case, ours, reference, ours_name, ref_name in cases:
+        mine, theirs = measure([ours, reference], repeat)
+        out.append(record("init", label, case, round(nbytes / 2**20), "MiB", nbytes,
+                          [(ours_name, mine), (ref_name, theirs)], ratio_kind="throughput",
+                          goal=GOALS[case], layers=f"{layers} x {w}^2"))
+    return out
 
 
 def run_one(backend: str, scale: float, width: int, repeat: int) -> None:

@@ -1,67 +1,111 @@
-"""Porting ~1 GiB of float32 parameters PyTorch -> Keras and Keras -> PyTorch, against the floor.
+"""Porting float32 dense layers between frameworks (PyTorch <-> Keras, PyTorch <-> Gluon) against the floor.
 
-The floor is one (transposing, for dense kernels) copy per tensor with each framework's own ops:
-``variable.assign(tensor.T)`` into Keras, ``param.copy_(tensor.T)`` into PyTorch. Ratios are
-measured in one run; peak RSS is reported.
+The floors are measured in the same run on the same shapes: a transposing copy (``dst.copy_(src.T)``,
+torch's own strided copy; a Dense kernel is stored transposed in Keras) and a plain ``np.copyto``
+of every tensor's bytes. The goal: ``up.port`` at least 0.8x the transposing copy's throughput.
+Peak memory above the models is reported (``records()`` returns the results for ``python -m benchmarks``).
 
     python benchmarks/bench_port.py                 # 16 dense layers of 4096x4096 (1 GiB per model)
-    python benchmarks/bench_port.py --layers 4
+    python benchmarks/bench_port.py --layers 4 --directions torch-keras,keras-torch
 """
 
 from __future__ import annotations
 
 import argparse
-import resource
-import time
+import os
+from typing import Any
 
-import keras
 import numpy as np
-import torch
 
-import unifyparams as up
+if __package__:
+    from ._measure import describe, keras_label, measure, record, square_width
+else:  # run as a script: python benchmarks/bench_port.py
+    from _measure import describe, keras_label, measure, record, square_width
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+DIRECTIONS = ("torch-keras", "keras-torch", "torch-gluon", "gluon-torch")
+GOAL = 0.8  # ours' throughput over the transposing copy's, at least
+LAYERS = 16
 
 
-def rss_gib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+def build(framework: str, layers: int, width: int) -> tuple[Any, list[Any]]:
+    """A model of ``layers`` square dense layers without bias, and its weight tensors."""
+    if framework == "torch":
+        import torch
+
+        model = torch.nn.Sequential(*[torch.nn.Linear(width, width, bias=False) for _ in range(layers)])
+        return model, [m.weight for m in model]
+    if framework == "keras":
+        import keras
+
+        model = keras.Sequential([keras.Input((width,))]
+                                 + [keras.layers.Dense(width, use_bias=False) for _ in range(layers)])
+        return model, [layer.kernel for layer in model.layers]
+    from unifyparams_gluon import import_mxnet
+
+    mx = import_mxnet()
+    net = mx.gluon.nn.HybridSequential()
+    for _ in range(layers):
+        net.add(mx.gluon.nn.Dense(width, in_units=width, use_bias=False))
+    net.initialize()
+    mx.nd.waitall()
+    return net, [p for p in net.collect_params().values()]
+
+
+def records(direction: str, size_mib: float, repeat: int, layers: int = LAYERS,
+            width: int | None = None) -> list[dict[str, Any]]:
+    """One record: ``up.port`` of ``size_mib`` MiB of square dense layers, ``direction`` as "torch-keras"."""
+    import torch
+
+    import unifyparams as up
+
+    source, target = direction.split("-")
+    w = width or square_width(size_mib, layers)
+    src_model, _ = build(source, layers, w)
+    dst_model, _ = build(target, layers, w)
+    nbytes = layers * w * w * 4
+    up.initialize(src_model, up.init.Normal(0.0, 1.0), select="*", seed=0)
+
+    floor_src = [torch.randn(w, w) for _ in range(layers)]
+    floor_dst = [torch.empty(w, w) for _ in range(layers)]
+    np_src = [t.numpy() for t in floor_src]
+    np_dst = [t.numpy() for t in floor_dst]
+
+    def transposing_copy() -> None:
+        with torch.no_grad():
+            for s, d in zip(floor_src, floor_dst):
+                d.copy_(s.T)
+
+    def plain_copy() -> None:
+        for s, d in zip(np_src, np_dst):
+            np.copyto(d, s)
+
+    def ours() -> None:
+        up.port(src_model, dst_model)
+
+    mine, floor, plain = measure([ours, transposing_copy, plain_copy], repeat)
+    first = next(iter(up.params(src_model)))
+    np.testing.assert_array_equal(up.params(src_model)[first].numpy(), up.params(dst_model)[first].numpy())
+    label = "->".join(keras_label() if f == "keras" else f for f in (source, target))
+    return [record("port", label, f"{layers} x {w}^2", round(nbytes / 2**20), "MiB", nbytes,
+                   [("up.port(src, dst)", mine), ("torch copy_ of a transposed view", floor),
+                    ("np.copyto", plain)], ratio_kind="throughput", goal=GOAL)]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--layers", type=int, default=16)
+    parser.add_argument("--layers", type=int, default=LAYERS)
     parser.add_argument("--width", type=int, default=4096)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--directions", default="torch-keras,keras-torch",
+                        help=f"comma-separated, of {', '.join(DIRECTIONS)} (default torch-keras,keras-torch)")
     args = parser.parse_args()
-    w, n = args.width, args.layers
-    gib = n * w * w * 4 / 2**30
-    t_model = torch.nn.Sequential(*[torch.nn.Linear(w, w, bias=False) for _ in range(n)])
-    k_model = keras.Sequential([keras.Input((w,))] + [keras.layers.Dense(w, use_bias=False) for _ in range(n)])
-    t_weights = [m.weight for m in t_model]
-    k_kernels = [layer.kernel for layer in k_model.layers]
-    print(f"{n} dense layers of {w}x{w}: {gib:.2f} GiB per model; RSS after building {rss_gib():.2f} GiB")
-
-    def floor_t2k() -> None:  # the backend's own transposing copy (NumPy's is ~10x slower)
-        for t, k in zip(t_weights, k_kernels):
-            k.assign(keras.ops.transpose(keras.ops.convert_to_tensor(t.detach().numpy())))
-
-    def floor_k2t() -> None:
-        with torch.no_grad():
-            for t, k in zip(t_weights, k_kernels):
-                t.copy_(torch.from_numpy(keras.ops.convert_to_numpy(k)).T)
-
-    rows = []
-    for label, floor, ours in (
-        ("torch -> keras", floor_t2k, lambda: up.port(t_model, k_model)),
-        ("keras -> torch", floor_k2t, lambda: up.port(k_model, t_model)),
-    ):
-        start = time.perf_counter()
-        floor()
-        t_floor = time.perf_counter() - start
-        start = time.perf_counter()
-        ours()
-        t_ours = time.perf_counter() - start
-        rows.append((label, t_floor, t_ours))
-        print(f"{label}: floor {gib / t_floor:5.2f} GiB/s, up.port {gib / t_ours:5.2f} GiB/s, "
-              f"ratio {t_ours / t_floor:4.2f}x, peak RSS {rss_gib():.2f} GiB")
-    assert np.array_equal(up.params(t_model)["0.weight"].numpy(), up.params(k_model)["0.weight"].numpy())
+    size = args.layers * args.width**2 * 4 / 2**20
+    for direction in args.directions.split(","):
+        for rec in records(direction, size, args.repeat, args.layers, args.width):
+            print(describe(rec), flush=True)
+            for other in rec["other_references"]:
+                print(f"{'':26} vs {other['label']}: {other['gbps']:.2f} GB/s, ratio {other['ratio']:.2f}x")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,136 @@
+"""Shared measuring helpers: round-robin timing, the process's peak resident memory, result records.
+
+Peak memory comes from the kernel's high-water mark (``VmHWM`` in /proc/self/status), which sees
+every allocation (tracemalloc sees only Python's): ``/proc/self/clear_refs`` resets it to the
+current resident size before each call, and the call's figure is the peak above the resident size
+just before it (the model, the interpreter and the frameworks already loaded). Where the reset is
+not possible the figure is None. ``python -m benchmarks`` runs every measurement in a fresh
+process, so memory freed by an earlier measurement cannot hide a later one's peak.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import resource
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+MIB = 2**20
+
+
+def keras_label() -> str:
+    return f"keras[{os.environ.get('KERAS_BACKEND', 'tensorflow')}]"
+
+
+def rss_bytes(field: str = "VmRSS") -> int:
+    """Current (VmRSS) or peak (VmHWM) resident memory; falls back to getrusage's peak."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def reset_peak() -> bool:
+    """Reset VmHWM to the current resident size (Linux >= 4.0); False where that is not possible."""
+    try:
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def run_once(fn: Callable[[], Any]) -> tuple[float, int | None]:
+    """(seconds, peak resident growth in bytes, or None where the peak cannot be reset) of one call."""
+    gc.collect()
+    before = rss_bytes()
+    precise = reset_peak()
+    start = time.perf_counter()
+    fn()
+    seconds = time.perf_counter() - start
+    return seconds, (max(0, rss_bytes("VmHWM") - before) if precise else None)
+
+
+def measure(fns: Sequence[Callable[[], Any]], repeat: int, warmup: bool = True) -> list[dict[str, Any]]:
+    """Median and best seconds, and the largest peak growth, of each function run round-robin.
+
+    Interleaving spreads background noise evenly over the functions compared; the order alternates
+    between rounds so no function always follows the same one.
+    """
+    if warmup:
+        for fn in fns:
+            fn()
+    samples: list[list[tuple[float, int | None]]] = [[] for _ in fns]
+    for round_ in range(max(1, repeat)):
+        order = list(range(len(fns)))
+        for i in order if round_ % 2 == 0 else reversed(order):
+            samples[i].append(run_once(fns[i]))
+    results = []
+    for runs in samples:
+        peaks = [g for _, g in runs if g is not None]
+        results.append({
+            "seconds": statistics.median(t for t, _ in runs),
+            "best_seconds": min(t for t, _ in runs),
+            "peak_extra_bytes": max(peaks) if peaks else None,
+        })
+    return results
+
+
+def record(kind: str, backend: str, case: str, size: float, size_unit: str, nbytes: int,
+           labelled: Sequence[tuple[str, dict[str, Any]]], *, ratio_kind: str, goal: float,
+           **extra: Any) -> dict[str, Any]:
+    """One result: ``labelled[0]`` is unifyparams, ``labelled[1]`` the reference, the rest more references.
+
+    ``ratio_kind`` "time": ours' time over the reference's (the goal is an upper bound);
+    "throughput": ours' throughput over the reference's (the goal is a lower bound).
+    """
+    measured = []
+    for label, m in labelled:
+        m = dict(m, label=label)
+        m["gbps"] = nbytes / m["seconds"] / 1e9 if nbytes and m["seconds"] > 0 else None
+        measured.append(m)
+    ours, reference, *others = measured
+    if ratio_kind == "time":
+        ratio = ours["seconds"] / reference["seconds"]
+        met, goal_text = ratio <= goal, f"<= {goal:g}x"
+    else:
+        ratio = reference["seconds"] / ours["seconds"]
+        met, goal_text = ratio >= goal, f">= {goal:g}x"
+    for m in others:
+        m["ratio"] = (ours["seconds"] / m["seconds"] if ratio_kind == "time"
+                      else m["seconds"] / ours["seconds"])
+    return {
+        "kind": kind, "backend": backend, "case": case, "size": size, "size_unit": size_unit,
+        "nbytes": nbytes, "ours": ours, "reference": reference, "other_references": others,
+        "ratio": ratio, "ratio_kind": ratio_kind, "goal": goal_text, "goal_value": goal, "met": bool(met),
+        **extra,
+    }
+
+
+def square_width(size_mib: float, layers: int) -> int:
+    """The width of ``layers`` square float32 matrices that hold ``size_mib`` MiB together."""
+    return max(1, int((size_mib * MIB / 4 / layers) ** 0.5))
+
+
+def describe(rec: dict[str, Any]) -> str:
+    """One line for a script's own output."""
+    ours, ref = rec["ours"], rec["reference"]
+
+    def fig(m: dict[str, Any]) -> str:
+        if rec["ratio_kind"] == "throughput" and m.get("gbps"):
+            return f"{m['gbps']:6.2f} GB/s"
+        return f"{m['seconds'] * 1e3:8.2f} ms"
+
+    peak = ours.get("peak_extra_bytes")
+    peak_text = f"  peak +{peak / MIB:.0f} MiB" if peak is not None else ""
+    verdict = "met" if rec["met"] else "NOT met"
+    return (f"{rec['backend']:<26} {rec['kind']:<9} {rec['case']:<15} {rec['size']:>6g} {rec['size_unit']:<7} "
+            f"{ours['label']}: {fig(ours)}  {ref['label']}: {fig(ref)}  ratio {rec['ratio']:5.2f}x "
+            f"(goal {rec['goal']}: {verdict}){peak_text}")
