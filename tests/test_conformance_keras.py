@@ -1,4 +1,5 @@
-"""The conformance suite on Keras (on the backend KERAS_BACKEND selects; CI runs it on tensorflow and on torch)."""
+"""The conformance suite on Keras, on the backend KERAS_BACKEND selects: CI runs it on tensorflow and on torch
+(in .venv), and on jax in .venv-jax (the JAX pass of .ci/test). It imports no framework besides Keras."""
 
 import pytest
 

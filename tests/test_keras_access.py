@@ -52,7 +52,7 @@ def test_keras_adapter_owns_layers_and_wins_over_torch() -> None:
         import tensorflow as tf
 
         assert isinstance(net.layers[0].kernel.value, tf.Variable)
-    assert set(type(models).matrix_rows()) == {"keras[tensorflow]", "keras[torch]"}
+    assert set(type(models).matrix_rows()) == {"keras[tensorflow]", "keras[torch]", "keras[jax]"}
 
 
 def test_sequential_names_are_positions_without_input_layer() -> None:

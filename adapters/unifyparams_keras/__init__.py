@@ -1,4 +1,4 @@
-"""unifyparams adapter for Keras 3 (TensorFlow and torch backends).
+"""unifyparams adapter for Keras 3 (TensorFlow, torch and JAX backends).
 
 Registered under the ``unifyparams.adapters`` entry point as ``keras``. Importing this package
 does not import Keras: the adapter imports it when it is first used.

@@ -1,7 +1,8 @@
-"""The Keras 3 adapter, on the TensorFlow and the torch backends alike.
+"""The Keras 3 adapter, on the TensorFlow, torch and JAX backends alike.
 
 Keras picks its backend when it is first imported (``KERAS_BACKEND``); the adapter asks Keras
-which one is active and uses TensorFlow's ``GradientTape`` or torch autograd for gradients.
+which one is active and uses TensorFlow's ``GradientTape``, torch autograd or ``jax.grad`` over
+``stateless_call`` for gradients (see :mod:`.running`).
 Everything else goes through backend-neutral Keras APIs (``variable.assign``,
 ``keras.ops.convert_to_numpy``).
 
@@ -57,6 +58,12 @@ class KerasAdapter(Adapter):
         self.types = structure.KerasTypes.load()
         self.backend = keras.backend.backend()
         self._running = running
+        #: The dtype JAX stores a requested dtype in (``jax.dtypes.canonicalize_dtype``), on JAX.
+        self._canonical_dtype: Callable[[np.dtype], Any] | None = None
+        if self.backend == "jax":
+            import jax
+
+            self._canonical_dtype = jax.dtypes.canonicalize_dtype
 
     # --- discovery / enumeration --------------------------------------------------------------
     def owns(self, obj: Any) -> bool:
@@ -75,7 +82,10 @@ class KerasAdapter(Adapter):
         return tuple(None if d is None else int(d) for d in shape)
 
     def dtype(self, native: Any) -> np.dtype:
-        return numpy_dtype(native.dtype)
+        dtype = numpy_dtype(native.dtype)
+        if self._canonical_dtype is not None:  # JAX without x64 keeps a float64 variable in float32
+            dtype = numpy_dtype(self._canonical_dtype(dtype))
+        return dtype
 
     def trainable(self, native: Any) -> bool:
         return bool(native.trainable)
@@ -105,6 +115,13 @@ class KerasAdapter(Adapter):
     def write(self, native: Any, value: np.ndarray) -> None:
         if isinstance(native, PendingVariable):  # an unbuilt layer: build it for this value, then assign
             native = native.build_layer(tuple(value.shape))
+        if self.backend == "jax":
+            # jnp.asarray (inside assign) may alias a NumPy buffer on the CPU, and the core reuses
+            # its buffers: the variable must own its values, so hand it a JAX copy.
+            import jax.numpy as jnp
+
+            native.assign(jnp.array(value, copy=True))
+            return
         source = contiguous_source(value)
         if source is not None:  # a transposed view: transpose with the backend's op, not NumPy's
             base, perm = source
@@ -178,7 +195,9 @@ class KerasAdapter(Adapter):
 
         TensorFlow: a ``GradientTape`` over ``model.trainable_variables``; each gradient is kept on
         its variable. Torch: autograd into each parameter's ``.grad`` (cleared first), which
-        :meth:`grad` reads, so a torch optimizer sees the same gradients.
+        :meth:`grad` reads, so a torch optimizer sees the same gradients. JAX: ``jax.grad`` over
+        ``model.stateless_call`` with the variables' current values, kept on each variable as on
+        TensorFlow.
         """
         self._running.backward(model, inputs, loss, isinstance(model, self.types.Functional))
 

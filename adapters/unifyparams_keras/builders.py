@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from unifyparams.conformance import ModelBuilders, Unsupported
+from unifyparams.conformance.builders import PYTHON_KEY
 
 from . import structure
 
@@ -136,10 +137,13 @@ class KerasModels(ModelBuilders):
     """The conformance scenarios' models, in Keras 3."""
 
     backend = "keras"
-    #: Keras reads ``KERAS_BACKEND`` once, at import: one matrix row per Keras backend.
+    #: Keras reads ``KERAS_BACKEND`` once, at import: one matrix row per Keras backend. JAX needs
+    #: NumPy 2, which MXNet cannot share, so ``keras[jax]`` runs in its own environment's Python
+    #: (``.venv-jax``, made by ``bash .ci/setup-jax``; "not installed" where it is missing).
     rows = {
         "keras[tensorflow]": {"KERAS_BACKEND": "tensorflow"},
         "keras[torch]": {"KERAS_BACKEND": "torch"},
+        "keras[jax]": {"KERAS_BACKEND": "jax", PYTHON_KEY: ".venv-jax/bin/python"},
     }
 
     @classmethod

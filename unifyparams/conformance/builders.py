@@ -26,6 +26,11 @@ import numpy as np
 
 from .checks import Unsupported
 
+#: The key of a row's environment (:attr:`ModelBuilders.rows`) that names the Python interpreter
+#: the row runs in instead of the runner's own: an absolute path, or one relative to the current
+#: folder or to the source checkout holding ``unifyparams`` (the repository root).
+PYTHON_KEY = "UNIFYPARAMS_PYTHON"
+
 #: Layer kinds :meth:`ModelBuilders.single_layer` must build, with their spec keys.
 LAYER_KINDS: dict[str, tuple[str, ...]] = {
     "dense": ("in_features", "out_features"),
@@ -45,7 +50,11 @@ class ModelBuilders(ABC):
     #: Backend name, equal to the adapter's ``name``.
     backend: str = ""
     #: Rows of the conformance matrix, ``{row label: environment}``; each row runs in its own
-    #: process with that environment added. Empty: one row named :attr:`backend`.
+    #: process with that environment added. Empty: one row named :attr:`backend`. A row whose
+    #: framework cannot live in the runner's environment names its own interpreter under the
+    #: reserved key :data:`PYTHON_KEY` (``"UNIFYPARAMS_PYTHON": ".venv-jax/bin/python"``): that
+    #: key is not passed on as a variable, the row runs in that Python, and when no such file
+    #: exists the row's scenarios are reported skipped as "not installed".
     rows: ClassVar[Mapping[str, Mapping[str, str]]] = {}
     #: Scenarios known to fail here, each an xfail(strict=True): ``{scenario id: reason}``, or the
     #: path of a file of ``scenario.id  # reason`` lines (relative: next to the builders' module).
@@ -74,6 +83,7 @@ class ModelBuilders(ABC):
         """
         rows = cls.matrix_rows()
         for label, env in rows.items():
+            env = {k: v for k, v in env.items() if k != PYTHON_KEY}  # an interpreter, not a variable
             if env and all(os.environ.get(k) == v for k, v in env.items()):
                 return label
         return next(iter(rows))

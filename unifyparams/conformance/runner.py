@@ -1,9 +1,12 @@
 """``python -m unifyparams.conformance``: the suite on every backend row, and the matrix.
 
 A thin wrapper over pytest: each row (``torch``, ``keras[tensorflow]``, ``keras[torch]``,
-``gluon``, third-party ones) is one pytest run of the shipped suite in its own process, with the
-row's environment, recorded by :mod:`unifyparams.conformance.plugin`; the matrix is drawn from
-those records.
+``keras[jax]``, ``gluon``, third-party ones) is one pytest run of the shipped suite in its own
+process, with the row's environment, recorded by :mod:`unifyparams.conformance.plugin`; the matrix
+is drawn from those records. A row runs in the runner's own Python unless its environment names
+another under :data:`~unifyparams.conformance.builders.PYTHON_KEY` (``keras[jax]`` runs in
+``.venv-jax/bin/python``: JAX needs NumPy 2, MXNet NumPy 1); a row whose interpreter is missing
+is reported skipped, "not installed".
 
     $ python -m unifyparams.conformance                 # every row, every scenario
     $ python -m unifyparams.conformance --backend torch -k access --report reports/
@@ -27,6 +30,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.text import Text
 
 from . import report as rep
+from .builders import PYTHON_KEY
 from .discovery import all_rows
 from .plugin import ROW_ENV, matches, write_reports
 from .row_suite import ADAPTER_ENV
@@ -35,9 +39,29 @@ from .suite import ConformanceTests, scenario_cases, scenario_tests, scenario_ti
 Rows = dict[str, tuple[str, dict[str, str]]]
 
 
-def pytest_command(pattern: str | None, stream: Path) -> list[str]:
-    """The pytest command line of one row."""
-    cmd = [sys.executable, "-m", "pytest", str(Path(__file__).with_name("row_suite.py")), "-q", "-rN", "--tb=short",
+def row_python(env: dict[str, str]) -> tuple[str | None, str]:
+    """``(interpreter, what was asked for)`` of a row: the runner's own Python, or the one its
+    environment names under :data:`PYTHON_KEY`, found as given, from the current folder or from
+    the source checkout holding ``unifyparams``; ``None`` when no such file exists.
+
+    >>> row_python({}) == (sys.executable, sys.executable)
+    True
+    >>> row_python({PYTHON_KEY: "no/such/python"})
+    (None, 'no/such/python')
+    """
+    wanted = env.get(PYTHON_KEY)
+    if not wanted:
+        return sys.executable, sys.executable
+    path = Path(wanted)
+    checkout = Path(__file__).resolve().parents[2]
+    candidates = [path] if path.is_absolute() else [Path.cwd() / path, checkout / path]
+    found = next((c for c in candidates if c.is_file() and os.access(c, os.X_OK)), None)
+    return (None if found is None else str(found)), wanted
+
+
+def pytest_command(pattern: str | None, stream: Path, python: str | None = None) -> list[str]:
+    """The pytest command line of one row (in ``python``, by default the runner's own)."""
+    cmd = [python or sys.executable, "-m", "pytest", str(Path(__file__).with_name("row_suite.py")), "-q", "-rN", "--tb=short",
            "-p", "no:cacheprovider", "-p", "unifyparams.conformance.plugin", "--conformance-json", str(stream)]
     return cmd + (["--scenarios", pattern] if pattern else [])
 
@@ -57,12 +81,23 @@ def _read_stream(path: Path) -> tuple[int, list[rep.Outcome]]:
 
 def run_row(backend: str, label: str, env: dict[str, str], pattern: str | None,
             progress: Callable[[int, int], None] = lambda done, total: None) -> tuple[list[rep.Outcome], str, int]:
-    """Run the suite for one row; return its outcomes, the tail of pytest's output and its exit code."""
+    """Run the suite for one row; return its outcomes, the tail of pytest's output and its exit code.
+
+    A row whose interpreter (:func:`row_python`) is missing runs nothing: every selected scenario
+    is a skip saying so, and the exit code is 0.
+    """
+    python, wanted = row_python(env)
+    if python is None:
+        reason = f"not installed: the {label} row runs in {wanted}, which does not exist"
+        return [rep.Outcome(sid, label, "skip", reason) for sid in selected_ids(pattern)], reason, 0
     with tempfile.TemporaryDirectory() as folder:
         stream, log = Path(folder) / "outcomes.jsonl", Path(folder) / "pytest.log"
-        full_env = {**os.environ, **env, ADAPTER_ENV: backend, ROW_ENV: label, "PYTHONUNBUFFERED": "1"}
+        row_env = {k: v for k, v in env.items() if k != PYTHON_KEY}
+        full_env = {**os.environ, **row_env, ADAPTER_ENV: backend, ROW_ENV: label, "PYTHONUNBUFFERED": "1"}
+        full_env.pop(PYTHON_KEY, None)
         with open(log, "w") as out:
-            proc = subprocess.Popen(pytest_command(pattern, stream), stdout=out, stderr=subprocess.STDOUT, env=full_env)
+            proc = subprocess.Popen(pytest_command(pattern, stream, python), stdout=out, stderr=subprocess.STDOUT,
+                                    env=full_env)
             while proc.poll() is None:
                 time.sleep(0.2)
                 total, outcomes = _read_stream(stream)
@@ -117,6 +152,10 @@ def _run_rows(console: Console, rows: Rows, pattern: str | None, n: int) -> tupl
 
             outcomes, tail, code = run_row(backend, label, env, pattern, advance)
             results[label] = outcomes
+            if tail.startswith("not installed:"):
+                progress.update(task, completed=n, total=n)
+                progress.console.print(Text(f"{label}: {tail}", style="yellow"))
+                continue
             failed = any(o.status in rep.FAILING for o in outcomes)
             if code not in (0, 1) or (code == 1 and not failed) or not outcomes:
                 broken[label] = f"pytest exited with {code}\n{tail}"
