@@ -156,49 +156,56 @@ def plan(
                 f"the {side} has part of {reference} ({binding.recipe.key}) but not {', '.join(missing)}"
             )
     transposed = _stored_transposed(src_recipe) if src_is_file else set()
-    references: dict[str, _Reference] = {}
     unfed: list[tuple[str, list[Param]]] = []
     for reference, bound in dest.tensors.items():
         origin = source.tensors.get(reference)
-        targets = [p for p in bound.items]
         if origin is None:
-            unfed.append((reference, targets))
-            continue
-        if isinstance(bound.spec, Zeros):  # the destination has no such tensor: nothing to write
-            continue
-        plain = isinstance(origin.spec, str) and isinstance(bound.spec, str) and reference not in transposed
-        names = tuple(display.get(id(p), p.name) for p in origin.items)
-        if isinstance(bound.spec, Rows):
-            _plan_rows(reference, bound, origin, source, names, result)
-            continue
-        if plain:
-            src_param = origin.items[0]
-            result.final.append((LeafPlan(targets[0].name, names, "copy", src_param.numpy, src_param), targets[0]))
-            result.pairs.append((src_param, targets[0]))
-            continue
-        like = (tuple(int(d) for d in targets[0].shape), targets[0].dtype) if len(targets) == 1 else None
-        ref = references.setdefault(reference, _Reference(origin, reference in transposed, len(targets), like))
-        shapes = [tuple(int(d) for d in p.shape) if all(d is not None for d in p.shape) else () for p in targets]
-        for k, target in enumerate(targets):
-            conversion = _conversion(origin, bound, k, reference in transposed)
+            unfed.append((reference, list(bound.items)))
+        elif not isinstance(bound.spec, Zeros):  # Zeros: the destination has no such tensor
+            names = tuple(display.get(id(p), p.name) for p in origin.items)
+            _plan_tensor(reference, bound, origin, source, names, reference in transposed, result)
+    _plan_aliases(unfed, src_recipe, result)
+    _unused(source, dest, src_items, dst_items, dst_recipe, result)
+    order = {id(p): k for k, p in enumerate(dst_ps.values())}
+    result.final.sort(key=lambda item: order.get(id(item[1]), len(order)))  # rows in the destination's order
+    return result
 
-            def compute(spec: Any = bound.spec, ref: _Reference = ref, k: int = k, shapes: list[Any] = shapes) -> np.ndarray:
-                return _parts(spec, ref.get, shapes, k)
 
-            result.final.append((LeafPlan(target.name, names, conversion, compute, None), target))
+def _plan_tensor(reference: str, bound: Bound, origin: Bound, source: Binding, names: tuple[str, ...],
+                 transposed: bool, result: RecipePlan) -> None:
+    """The plans of the destination tensors of one reference tensor: a copy, rows, or parts."""
+    targets = list(bound.items)
+    if isinstance(bound.spec, Rows):
+        _plan_rows(reference, bound, origin, source, names, result)
+        return
+    if isinstance(origin.spec, str) and isinstance(bound.spec, str) and not transposed:
+        src_param = origin.items[0]
+        result.final.append((LeafPlan(targets[0].name, names, "copy", src_param.numpy, src_param), targets[0]))
+        result.pairs.append((src_param, targets[0]))
+        return
+    like = (tuple(int(d) for d in targets[0].shape), targets[0].dtype) if len(targets) == 1 else None
+    ref = _Reference(origin, transposed, len(targets), like)
+    shapes = [tuple(int(d) for d in p.shape) if all(d is not None for d in p.shape) else () for p in targets]
+    for k, target in enumerate(targets):
+        def compute(spec: Any = bound.spec, k: int = k) -> np.ndarray:
+            return _parts(spec, ref.get, shapes, k)
+
+        result.final.append((LeafPlan(target.name, names, _conversion(origin, bound, k, transposed), compute, None),
+                             target))
+
+
+def _plan_aliases(unfed: list[tuple[str, list[Param]]], src_recipe: Recipe, result: RecipePlan) -> None:
+    """Destination tensors the source has no value for: a tie alias of a fed tensor (a tied
+    ``lm_head``) gets that tensor's plan; anything else is a problem."""
     fed = {target.storage_key: leaf_plan for leaf_plan, target in result.final}
     for reference, targets in unfed:
-        if all(t.storage_key in fed for t in targets):  # a tie alias (a tied lm_head) of a fed tensor
+        if all(t.storage_key in fed for t in targets):
             result.final.extend((fed[t.storage_key], t) for t in targets)
             continue
         result.problems.append(
             f"{', '.join(p.name for p in targets)}: the source has no {reference} "
             f"({src_recipe.key} names it {_describe(src_recipe, reference)}); nothing can feed it"
         )
-    _unused(source, dest, src_items, dst_items, dst_recipe, result)
-    order = {id(p): k for k, p in enumerate(dst_ps.values())}
-    result.final.sort(key=lambda item: order.get(id(item[1]), len(order)))  # rows in the destination's order
-    return result
 
 
 def _plan_rows(reference: str, bound: Bound, origin: Bound, source: Binding, names: tuple[str, ...],
