@@ -2,7 +2,10 @@
 
 PyTorch's layout *is* the canonical layout, so parameters use the identity layout (except the
 ``(in, out)`` weight of Hugging Face's ``Conv1D``, transposed to ``nn.Linear``'s ``(out, in)``) and
-canonical names are PyTorch's dotted attribute paths. This module imports no torch at import
+canonical names are PyTorch's dotted attribute paths. Parameters sharded by ``DTensor`` (FSDP2's
+``fully_shard``) are seen whole: global shapes, ``read`` gathers the global value (a collective),
+``write`` takes a global value and writes this rank's slice (:mod:`unifyparams_torch.sharding`,
+which also has the placement, local shards, and rank-aware save/load). This module imports no torch at import
 time: the registry creates :class:`TorchAdapter` only once ``torch`` is already imported, and
 ``__init__`` imports it then (so a broken install fails at first use, with the reason).
 
@@ -46,13 +49,14 @@ class TorchAdapter(Adapter):
     def __init__(self) -> None:
         import torch
 
-        from . import running, sharing, structure, tensors
+        from . import running, sharding, sharing, structure, tensors
 
         self._torch = torch
         self._structure = structure
         self._tensors = tensors
         self._running = running
         self._sharing = sharing
+        self._sharding = sharding
         nn = torch.nn
         #: torch classes (and so their subclasses) by framework-neutral layer family
         self._family_table: dict[type, str] = {
@@ -98,11 +102,15 @@ class TorchAdapter(Adapter):
         return self._tensors.storage_key(native)
 
     def storage_span(self, native: Any) -> tuple[Hashable, int, int] | None:
+        if self._sharding.is_dtensor(native):  # the local shard's memory (DTensor itself has none)
+            return self._tensors.storage_span(native.to_local())
         return self._tensors.storage_span(native)
 
     # --- values ---------------------------------------------------------------------------
     def read(self, native: Any) -> np.ndarray:
         self._require_values(native)
+        if self._sharding.is_dtensor(native):  # the global value: a collective (every rank reads)
+            return self._sharding.read(native)
         return self._tensors.tensor_to_numpy(native)
 
     def write(self, native: Any, value: np.ndarray) -> None:
@@ -118,6 +126,9 @@ class TorchAdapter(Adapter):
             )
         if self._structure.is_uninitialized(native):
             native.materialize(tuple(value.shape))
+        if self._sharding.is_dtensor(native):  # a global value: this rank writes its own slice
+            self._sharding.write(native, value)
+            return
         source = self._tensors.numpy_to_tensor(value)
         with self._torch.no_grad():
             native.copy_(source)
@@ -125,7 +136,13 @@ class TorchAdapter(Adapter):
     def check_writable(self, native: Any) -> str | None:
         """Tensors PyTorch would refuse: on the meta device (no memory), created under
         ``torch.inference_mode()`` (PyTorch writes them, then raises), or whose memory overlaps
-        itself (an ``expand``ed tensor)."""
+        itself (an ``expand``ed tensor). For a DTensor the verdict is agreed by every rank
+        (:func:`unifyparams_torch.sharding.agree`): one refusing rank makes all refuse."""
+        if self._sharding.is_dtensor(native):
+            return self._sharding.agree(self._check_writable(native.to_local()))
+        return self._check_writable(native)
+
+    def _check_writable(self, native: Any) -> str | None:
         torch = self._torch
         if native.is_meta:
             return "it is on the meta device (a shape, no memory); allocate the model first with up.materialize(model)"
@@ -156,13 +173,18 @@ class TorchAdapter(Adapter):
                 native.data = torch.empty(0, dtype=native.dtype, device=native.device)
             native.__class__ = uninitialized  # the reverse of UninitializedTensorMixin.materialize
             return
+        if self._sharding.is_dtensor(native):
+            self._sharding.write(native, value)
+            return
         source = self._tensors.numpy_to_tensor(value)
         with torch.inference_mode(native.is_inference()), torch.no_grad():
             native.copy_(source)
 
     def writable_view(self, native: Any) -> np.ndarray | None:
         """The tensor's own CPU memory as NumPy, for float32/float64 contiguous tensors."""
-        if self._structure.is_uninitialized(native) or not native.is_cpu or not native.is_contiguous():
+        if self._structure.is_uninitialized(native) or self._sharding.is_dtensor(native):
+            return None  # a DTensor's memory is this rank's shard, not the global value
+        if not native.is_cpu or not native.is_contiguous():
             return None
         if native.dtype not in (self._torch.float32, self._torch.float64):
             return None
@@ -174,6 +196,8 @@ class TorchAdapter(Adapter):
 
     def grad(self, native: Any) -> np.ndarray | None:
         g = getattr(native, "grad", None)
+        if g is not None and self._sharding.is_dtensor(g):
+            return self._sharding.read(g)
         return None if g is None else self._tensors.tensor_to_numpy(g)
 
     def to_numpy(self, value: Any) -> np.ndarray:

@@ -14,6 +14,7 @@ dtype('int64')
 
 from __future__ import annotations
 
+import sys
 import warnings
 from collections.abc import Sequence
 from functools import cache
@@ -158,6 +159,13 @@ def to_tensors(inputs: Sequence[Any], module: torch.nn.Module) -> tuple[Any, ...
 _UNINITIALIZED = torch.nn.parameter.UninitializedTensorMixin
 _STRIDED = torch.strided
 
+def _is_dtensor(tensor: Any) -> bool:
+    """A ``torch.distributed.tensor.DTensor`` (none exists until that module is imported)."""
+    module = sys.modules.get("torch.distributed.tensor")
+    cls = getattr(module, "DTensor", None) if module is not None else None
+    return cls is not None and isinstance(tensor, cls)
+
+
 def _has_own_memory(tensor: torch.Tensor) -> bool:
     """A strided tensor with elements in real memory: not a lazy module's uninitialized tensor
     (touching its storage raises), not on the meta device (every pointer is 0), not empty."""
@@ -173,6 +181,8 @@ def storage_key(tensor: torch.Tensor) -> Any:
     without memory of their own (lazy, meta, empty, sparse) are keyed by identity."""
     if isinstance(tensor, _UNINITIALIZED):
         return id(tensor)
+    if _is_dtensor(tensor):  # the local shard's memory, and the tensor itself (its global identity)
+        return "dtensor", id(tensor), storage_key(tensor.to_local())  # type: ignore[attr-defined]
     try:
         address = tensor.data_ptr()  # 0 on the meta device and for empty tensors
     except RuntimeError:  # sparse and other layouts without one strided memory
