@@ -30,20 +30,34 @@ def params(model: Any) -> ParamSet:
         return ParamSet({model.name: model}, backend=model.backend, model=model.model)
     adapter = adapter_for(model)
     storage_key = adapter.storage_key
-    slots = [(slot, storage_key(slot.native)) for slot in adapter.walk(model)]
-    groups: dict[Any, list[str]] = {}
-    for slot, key in slots:
-        groups.setdefault(key, []).append(slot.name)
+    # Few objects per parameter: with tens of thousands of them, every container kept alive here
+    # is one more for Python's cyclic garbage collector to trace, and enough of them trigger a
+    # full collection of the whole heap (the model included) during the call.
+    slots = list(adapter.walk(model))
+    first: dict[Any, str] = {}  # storage key -> the first name with it
+    ties: dict[Any, list[str]] = {}  # storage key -> every name with it, where there are several
+    for slot in slots:
+        key = storage_key(slot.native)
+        name = first.setdefault(key, slot.name)
+        if name is not slot.name:
+            group = ties.get(key)
+            if group is None:
+                ties[key] = [name, slot.name]
+            else:
+                group.append(slot.name)
+    del first
     built: dict[str, Param] = {}
-    for slot, key in slots:
+    for slot in slots:
         name = slot.name
         if name in built:
             raise UnifyParamsError(
                 f"adapter {adapter.name!r} produced the canonical name {name!r} twice "
                 f"({built[name].native_name!r} and {slot.native_name!r}); this is an adapter bug"
             )
-        group = groups[key]
-        built[name] = Param(slot, adapter, tuple(n for n in group if n != name) if len(group) > 1 else (), model)
+        built[name] = Param(slot, adapter, (), model)
+    for group in ties.values():
+        for name in group:
+            built[name].shared_with = tuple(n for n in group if n != name)
     return ParamSet(built, title=type(model).__name__, backend=adapter.name, model=model)
 
 

@@ -79,7 +79,10 @@ class TorchAdapter(Adapter):
 
     # --- describing one native parameter --------------------------------------------------
     def native_shape(self, native: Any) -> Shape:
-        if self._structure.is_uninitialized(native):
+        lazy = self._structure._UNINITIALIZED.get(type(native))  # is_uninitialized's cache: runs per parameter
+        if lazy is None:
+            lazy = self._structure.is_uninitialized(native)
+        if lazy:
             return self._structure.lazy_shape(native)
         return tuple(native.shape)  # torch.Size holds plain ints
 

@@ -175,22 +175,39 @@ def blocks(root: nn.Module) -> Iterator[Block]:
     itself is not followed again (that would never end). ``torch.compile`` wrappers are skipped.
     """
     root, native_root = unwrap(root)
-    stack: list[tuple[Block, frozenset[int]]] = [(Block(root, (), native_root, ()), frozenset({id(root)}))]
+    block = Block(root, (), native_root, ())
+    yield block
+    # Each entry: a block, the ids of the modules from the root down to it, and its children not
+    # yet visited (listed when the block is left, as its children are then). A child's Block is
+    # made when it is visited, so a container of thousands of layers never holds them all at once;
+    # a module's set of ancestors is made only when it has children.
+    stack: list[tuple[Block, frozenset[int], Iterator[tuple[str, Any]]]] = []
+    if root._modules:
+        stack.append((block, frozenset({id(root)}), _children(root)))
     while stack:
-        block, ancestors = stack.pop()
-        yield block
-        children = []
-        for child_name, child in block.module._modules.items():
+        parent, ancestors, pending = stack[-1]
+        for child_name, child in pending:
             if child is None:
                 continue
             child, skipped = unwrap(child)
             if id(child) in ancestors:
                 continue
-            path = (*block.path, child_name)
-            native = (*block.native_path, child_name, *skipped)
-            kinds = (*block.kinds, type(child).__name__)
-            children.append((Block(child, path, native, kinds), ancestors | {id(child)}))
-        stack.extend(reversed(children))
+            block = Block(
+                child, (*parent.path, child_name), (*parent.native_path, child_name, *skipped),
+                (*parent.kinds, type(child).__name__),
+            )
+            yield block
+            if child._modules:
+                stack.append((block, ancestors | {id(child)}, _children(child)))
+            break
+        else:
+            stack.pop()
+
+
+def _children(module: nn.Module) -> Iterator[tuple[str, Any]]:
+    """``module``'s ``(name, child)`` pairs as registered now (later changes to it are not seen)."""
+    modules = module._modules
+    return zip(list(modules), list(modules.values()))
 
 
 def walk(root: nn.Module) -> Iterator[Slot]:
@@ -201,17 +218,36 @@ def walk(root: nn.Module) -> Iterator[Slot]:
     ``named_parameters(remove_duplicate=False)``.
     """
     root_kind = type(unwrap(root)[0]).__name__
+    roles, uninitialized = _ROLES, _UNINITIALIZED
     for block in blocks(root):
         module = block.module
-        prefix = ".".join(block.path) + "." if block.path else ""
-        native_prefix = ".".join(block.native_path) + "." if block.native_path else ""
         path, kinds = block.path, block.kinds
-        for leaf, tensor in own_tensors(module):
-            if is_uninitialized(tensor):
+        prefix = ".".join(path) + "." if path else ""
+        same = block.native_path == path  # no compiled wrapper skipped: the native name is the name
+        native_prefix = prefix if same else ".".join(block.native_path) + "." if block.native_path else ""
+        cls = type(module)
+        for leaf, tensor in _own_tensors(module):
+            lazy = uninitialized.get(type(tensor))
+            if lazy is None:
+                lazy = is_uninitialized(tensor)
+            if lazy:
                 _lazy_owner[tensor] = (weakref.ref(module), leaf)  # weak: the module owns the tensor
+            role = roles.get((cls, leaf))
+            if role is None:
+                role = role_for(module, leaf)
+            name = prefix + leaf
             # positional arguments: this runs once per parameter of models with thousands
-            yield Slot(prefix + leaf, native_prefix + leaf, tensor, role_for(module, leaf), layout_for(module, leaf),
-                       path, kinds, module, root_kind)
+            yield Slot(name, name if same else native_prefix + leaf, tensor, role,
+                       layout_for(module, leaf) if leaf == "weight" else IDENTITY, path, kinds, module, root_kind)
+
+
+def _own_tensors(module: nn.Module) -> list[tuple[str, torch.Tensor]]:
+    """:func:`own_tensors` as a list (no generator per module: :func:`walk` runs it for every one)."""
+    found = [(leaf, param) for leaf, param in module._parameters.items() if param is not None]
+    buffers = module._buffers
+    if buffers:
+        found.extend((leaf, b) for leaf, b in buffers.items() if b is not None and leaf in STATE_BUFFERS)
+    return found
 
 
 def own_tensors(module: nn.Module) -> Iterator[tuple[str, torch.Tensor]]:

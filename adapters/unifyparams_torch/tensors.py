@@ -174,15 +174,26 @@ def _has_own_memory(tensor: torch.Tensor) -> bool:
     return not tensor.is_meta and tensor.layout == _STRIDED and tensor.numel() > 0
 
 
+#: Tensor classes by exact type: True for those neither lazy nor DTensor (``isinstance`` on torch's
+#: Parameter metaclass is slow, and :func:`storage_key` runs for every parameter).
+_PLAIN_TYPES: dict[type, bool] = {}
+
+
 def storage_key(tensor: torch.Tensor) -> Any:
     """Equal for tensors that are the same view of one storage: the same Parameter object, but
     also ``Parameter(a.detach())`` or two modules holding one view, which PyTorch writes through
     as one (as :func:`unifyparams_torch.native_files` groups a state dict's tensors). Tensors
     without memory of their own (lazy, meta, empty, sparse) are keyed by identity."""
-    if isinstance(tensor, _UNINITIALIZED):
-        return id(tensor)
-    if _is_dtensor(tensor):  # the local shard's memory, and the tensor itself (its global identity)
-        return "dtensor", id(tensor), storage_key(tensor.to_local())  # type: ignore[attr-defined]
+    cls = type(tensor)
+    plain = _PLAIN_TYPES.get(cls)
+    if plain is None:
+        # a DTensor subclass exists only once torch.distributed.tensor is imported: the answer is final
+        plain = _PLAIN_TYPES[cls] = not isinstance(tensor, _UNINITIALIZED) and not _is_dtensor(tensor)
+    if not plain:
+        if isinstance(tensor, _UNINITIALIZED):
+            return id(tensor)
+        if _is_dtensor(tensor):  # the local shard's memory, and the tensor itself (its global identity)
+            return "dtensor", id(tensor), storage_key(tensor.to_local())  # type: ignore[attr-defined]
     try:
         address = tensor.data_ptr()  # 0 on the meta device and for empty tensors
     except RuntimeError:  # sparse and other layouts without one strided memory
@@ -190,8 +201,10 @@ def storage_key(tensor: torch.Tensor) -> Any:
     if not address or tensor.layout != _STRIDED:
         return id(tensor)
     # the address of the first element with shape, strides and dtype: exactly the same elements
-    # (this runs once per parameter of models with thousands: the fewest torch calls that decide it)
-    return tensor.device, address, tensor.shape, tensor.stride(), tensor.dtype
+    # (this runs once per parameter of models with thousands: the fewest torch calls that decide it).
+    # Plain tuples only (not torch.Size): the garbage collector stops tracking them, so thousands of
+    # keys add nothing to the heap it traces.
+    return tensor.device, address, tuple(tensor.shape), tensor.stride(), tensor.dtype
 
 
 def storage_span(tensor: torch.Tensor) -> tuple[Any, int, int] | None:
