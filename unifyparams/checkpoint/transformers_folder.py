@@ -25,9 +25,9 @@ from ..errors import CheckpointError
 from ..paramset import ParamSet
 from ..porting.report import PortError
 from ..progress import ProgressArg, resolve
-from ..recipes import Recipe, for_model_type, recipe_for, with_files
+from ..recipes import Recipe, families, for_model_type, recipe_for, with_files
 from ..recipes.plan import keyed
-from ..recipes.resolve import Bound, bind, fill
+from ..recipes.resolve import Bound, bind, fill, matches
 from ..recipes.spec import Rows, Zeros
 from .atomic import AtomicFile, fsync_dir
 from .source import StoredTensor, checkpoint_params
@@ -69,8 +69,6 @@ def _hf_recipe(config: Mapping[str, Any], folder: Path) -> Recipe:
     model_type = config.get("model_type")
     recipe = for_model_type(str(model_type))
     if recipe is None:
-        from ..recipes import families
-
         raise CheckpointError(
             f"{folder / CONFIG_NAME} has model_type {model_type!r}, for which no recipe is declared; known "
             f"families: {sorted(families())}. Declare one in the 'unifyparams.recipes' entry-point group."
@@ -101,7 +99,7 @@ def load_transformers_folder(model: Any, folder: str | os.PathLike[str], *, stri
         raise CheckpointError(
             f"{folder} holds a {hf.family!r} model (config.json model_type {config.get('model_type')!r}), but no "
             f"{hf.family} recipe describes {type(model).__name__}; libraries with one: "
-            f"{sorted(r.library for r in _family(hf.family))}"
+            f"{sorted(families().get(hf.family, []))}"
         )
     with open_checkpoint(folder, mmap=mmap) as ckpt:
         def reader(name: str) -> Any:
@@ -121,21 +119,16 @@ def load_transformers_folder(model: Any, folder: str | os.PathLike[str], *, stri
         return report, [str(p) for p in ckpt.paths]
 
 
-def _family(family: str) -> list[Recipe]:
-    from ..recipes import all_recipes
-
-    return [r for r in all_recipes() if r.family == family]
-
-
 def _hf_tensors(model: Any, ps: ParamSet, own: Recipe, hf: Recipe) -> dict[str, StoredTensor]:
     """``{file key: StoredTensor}`` of ``model`` in the family's ``transformers`` names and file layouts."""
     assert hf.hf is not None
-    binding = bind(own, keyed(ps, own))
+    items = keyed(ps, own)
+    binding = bind(own, items)
     if binding.incomplete:
         reference, missing = binding.incomplete[0]
         raise CheckpointError(f"the model has part of {reference} ({own.key}) but not {', '.join(missing)}")
     described = {p.storage_key for b in binding.tensors.values() for p in b.items}
-    undescribed = [k for k in binding.unused if keyed(ps, own)[k].storage_key not in described]
+    undescribed = [k for k in binding.unused if items[k].storage_key not in described]
     if undescribed:
         raise CheckpointError(
             f"{len(undescribed)} parameter(s) of the model are not described by recipe {own.key} "
@@ -145,7 +138,7 @@ def _hf_tensors(model: Any, ps: ParamSet, own: Recipe, hf: Recipe) -> dict[str, 
     out: dict[str, StoredTensor] = {}
     for reference, bound in binding.tensors.items():
         key = reference if _is_top_level(hf, reference) else hf.hf.prefix + reference
-        flip = any(_matches(t, reference) for t in transposed)
+        flip = any(matches(t, reference) for t in transposed)
         shape, dtype = _reference_shape(bound, binding)
 
         def value(bound: Any = bound, flip: bool = flip, shape: tuple[int, ...] = shape, dtype: Any = dtype) -> np.ndarray:
@@ -183,13 +176,7 @@ def _reference_shape(bound: Bound, binding: Any) -> tuple[tuple[int, ...], Any]:
 
 def _is_top_level(hf: Recipe, reference: str) -> bool:
     assert hf.hf is not None
-    return any(_matches(t, reference) for t in hf.hf.top_level)
-
-
-def _matches(template: str, concrete: str) -> bool:
-    from ..recipes.resolve import _pattern
-
-    return _pattern(template).match(concrete) is not None
+    return any(matches(t, reference) for t in hf.hf.top_level)
 
 
 def _config_json(model: Any, own: Recipe, hf: Recipe) -> dict[str, Any]:
@@ -231,7 +218,7 @@ def save_transformers_folder(model: Any, folder: str | os.PathLike[str], *,
     if own is None:
         raise CheckpointError(
             f"format='transformers' needs a recipe for {type(model).__name__}; none is declared (families: "
-            f"{sorted({r.family for r in _all()})}). Declare one in the 'unifyparams.recipes' entry-point group."
+            f"{sorted(families())}). Declare one in the 'unifyparams.recipes' entry-point group."
         )
     hf = with_files(own.family)
     if hf is None or hf.hf is None:
@@ -259,12 +246,6 @@ def save_transformers_folder(model: Any, folder: str | os.PathLike[str], *,
         raise
     fsync_dir(folder)
     return folder
-
-
-def _all() -> list[Recipe]:
-    from ..recipes import all_recipes
-
-    return all_recipes()
 
 
 def _check_complete(tensors: Mapping[str, StoredTensor], hf: Recipe, model: Any, own: Recipe) -> None:

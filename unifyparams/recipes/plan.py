@@ -21,7 +21,7 @@ import numpy as np
 from ..param import Param
 from ..paramset import ParamSet
 from ..porting.convert import LeafPlan
-from .resolve import Binding, Bound, bind
+from .resolve import Binding, Bound, _pattern, bind, matches
 from .spec import Recipe, RecipeError, Rows, Split, Transposed, Zeros
 
 #: Relative tolerance of float configuration values (``1e-5`` and ``1.0e-05`` from JSON agree).
@@ -236,15 +236,9 @@ def _plan_rows(reference: str, bound: Bound, origin: Bound, source: Binding, nam
 def _describe(recipe: Recipe, reference: str) -> str:
     """What ``recipe`` expects for a reference tensor (its template), or that it has none."""
     for template, spec in recipe.tensors.items():
-        if _matches(template, reference):
+        if matches(template, reference):
             return repr(spec)
     return "no such tensor"
-
-
-def _matches(template: str, concrete: str) -> bool:
-    from .resolve import _pattern
-
-    return _pattern(template).match(concrete) is not None
 
 
 def _stored_transposed(recipe: Recipe) -> set[str]:
@@ -257,8 +251,6 @@ class _Templates(set):  # type: ignore[type-arg]
 
     def __init__(self, templates: tuple[str, ...]):
         super().__init__(templates)
-        from .resolve import _pattern
-
         self._patterns = [_pattern(t) for t in templates]
 
     def __contains__(self, name: object) -> bool:

@@ -31,6 +31,15 @@ def _pattern(template: str) -> re.Pattern[str]:
         raise RecipeError(f"template {template!r} is not valid: {exc}") from None
 
 
+def matches(template: str, concrete: str) -> bool:
+    """Whether ``concrete`` is ``template`` with its placeholders filled.
+
+    >>> matches("h.{i}.attn.c_attn.weight", "h.11.attn.c_attn.weight"), matches("h.{i}.w", "h.x.w")
+    (True, False)
+    """
+    return _pattern(template).match(concrete) is not None
+
+
 def fill(template: str, values: Mapping[str, str]) -> str:
     """A template with its placeholders filled: ``fill("h.{i}.w", {"i": "3"}) == "h.3.w"``."""
     try:
