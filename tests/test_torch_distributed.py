@@ -12,6 +12,7 @@ import os
 import socket
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -40,13 +41,22 @@ def _script(name: str) -> Any:
 @pytest.fixture(scope="module")
 def fsdp_run(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
     assert torch.distributed.is_available(), "this PyTorch build has no torch.distributed: the install is broken"
-    out = tmp_path_factory.mktemp("fsdp")
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-               "--master_port", str(_free_port()), str(SCRIPTS / "fsdp_params.py"), str(out)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
-    results = [json.loads((out / f"rank{r}.json").read_text()) for r in range(2) if (out / f"rank{r}.json").exists()]
-    errors = [r["error"] for r in results if "error" in r]
+    for attempt in range(2):
+        out = tmp_path_factory.mktemp("fsdp")
+        command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr",
+                   "127.0.0.1", "--master_port", str(_free_port()), str(SCRIPTS / "fsdp_params.py"), str(out)]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
+        results = [json.loads((out / f"rank{r}.json").read_text()) for r in range(2)
+                   if (out / f"rank{r}.json").exists()]
+        errors = [r["error"] for r in results if "error" in r]
+        # One relaunch, only when a rank process died by a signal without a Python error (a gloo
+        # teardown abort seen once in ~10 runs on a loaded 2-core machine); any error, any failed
+        # check, and a second crash fail the test.
+        crashed = done.returncode != 0 and not errors and "Signal" in done.stderr
+        if not crashed or attempt == 1:
+            break
+        warnings.warn(f"relaunching the two-rank run after a signal: {done.stderr[-500:]}", stacklevel=1)
     assert done.returncode == 0 and len(results) == 2, (errors, done.stdout[-3000:], done.stderr[-3000:])
     return results
 

@@ -154,5 +154,6 @@ if __name__ == "__main__":
     except Exception:
         result = {"rank": dist.get_rank(), "error": traceback.format_exc(), "checks": {}}
     (out_dir / f"rank{dist.get_rank()}.json").write_text(json.dumps(result, indent=1))
+    dist.barrier()  # no rank tears gloo down while the other still talks to it (an abort at exit otherwise)
     dist.destroy_process_group()
     sys.exit(1 if "error" in result else 0)
