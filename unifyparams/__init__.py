@@ -20,6 +20,7 @@ from .checkpoint import CheckpointReport, load, save
 from .errors import (
     AdapterUnavailableError,
     CheckpointError,
+    CollectiveFailure,
     DtypeMismatchError,
     InitializerError,
     LoadError,
@@ -49,6 +50,7 @@ __all__ = [
     "Adapter",
     "AdapterUnavailableError",
     "CheckpointError",
+    "CollectiveFailure",
     "CheckpointReport",
     "DtypeMismatchError",
     "Initialized",

@@ -46,6 +46,7 @@ from .capabilities import (
 )
 from .common.blocks import materialize_failure
 from .common.sharing import refuse_untie_of_reused
+from .distributed import ShardedStorage
 from .errors import NotMaterializedError, TieError, UnifyParamsError
 from .layouts import IDENTITY, Layout, Shape
 
@@ -143,7 +144,7 @@ def contiguous_source(value: np.ndarray) -> tuple[np.ndarray, tuple[int, ...]] |
     return base, tuple(int(a) for a in np.argsort(order))
 
 
-class Adapter(StorageFacts, WriteSafety, LazyShapes, TyingHooks, Gradients, PortingFacts, ABC):
+class Adapter(StorageFacts, WriteSafety, LazyShapes, TyingHooks, Gradients, PortingFacts, ShardedStorage, ABC):
     """Base class of framework adapters: the primitives, and what the core derives from them.
 
     Subclasses set :attr:`name` and :attr:`framework_module` and implement the abstract

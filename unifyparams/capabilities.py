@@ -107,6 +107,13 @@ class StorageFacts:
         ``None`` (the default): parameters never partly overlap."""
         return None
 
+    def not_a_parameter(self, name: str) -> str | None:
+        """Why an entry of a checkpoint saved by this framework is state that is not a parameter
+        (PyTorch's BatchNorm step counter ``num_batches_tracked``, which its own state dicts and
+        distributed checkpoints hold), or None. A load into this framework's model drops such an
+        entry the model does not list, and reports it."""
+        return None
+
 
 class WriteSafety:
     """Writes that change nothing when they fail. Defaults: everything is writable, no direct memory.

@@ -84,6 +84,11 @@ class WriteError(UnifyParamsError, RuntimeError):
         self.not_restored = tuple(not_restored)
 
 
+class CollectiveFailure(UnifyParamsError, RuntimeError):
+    """An operation on a model sharded over processes failed on some rank: raised on every rank
+    with one message, naming the rank and its reason (see :mod:`unifyparams.distributed`)."""
+
+
 def closest_names(name: str, candidates: Iterable[str], limit: int = 5) -> list[str]:
     """Return up to ``limit`` names from ``candidates`` that look most like ``name``.
 

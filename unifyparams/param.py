@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .distributed import Region, region_of
 from .errors import NotMaterializedError
 from .layouts import IDENTITY, Layout, Shape
 from .transaction import write_all
@@ -161,6 +162,24 @@ class Param:
         if g is None:
             return None
         return np.array(self._slot.layout.to_canonical(g), copy=True)
+
+    # --- sharded over processes ------------------------------------------------------------
+    @property
+    def region(self) -> Region | None:
+        """This process's block of a parameter sharded over processes (FSDP2, DTensor), in the
+        canonical layout: offsets, shape and the global shape; None for an ordinary parameter."""
+        region = region_of(self)
+        return None if region is None else region.to_canonical(self._slot.layout)
+
+    def local(self) -> tuple[np.ndarray, tuple[int, ...]]:
+        """``(this process's block as a new array, its offsets in the global tensor)``, canonical
+        layout, no collective. An ordinary parameter gives its whole value at offset zero; the
+        global value of a sharded one is :meth:`numpy` (a collective: every rank calls it)."""
+        region = region_of(self)
+        if region is None:
+            return self.numpy(copy=True), (0,) * self.ndim
+        value = self._slot.layout.to_canonical(self._adapter.read_region(self._slot.native))
+        return np.array(value, copy=True), region.to_canonical(self._slot.layout).offsets
 
     def prepare(self, value: Any, *, cast: bool = False) -> np.ndarray:
         """Validate ``value`` for this parameter and return it in *native* layout and dtype.

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from .display import Table, TreeNode, block_tree, shown, terminal_width, wrap
+from .distributed import RegionSource, block_write, collective_for, collective_operation
 from .errors import (
     LoadError,
     ParameterNotFoundError,
@@ -67,8 +68,11 @@ class LoadReport:
         return self.table().__rich__()
 
 
-def _same_values(a: np.ndarray, b: np.ndarray) -> bool:
-    """Equal values, NaN equal to NaN (a tied group may legitimately hold NaN)."""
+def _same_values(a: Any, b: Any) -> bool:
+    """Equal values, NaN equal to NaN (a tied group may legitimately hold NaN); values read block
+    by block (:func:`~unifyparams.distributed.block_write`) agree when they read one source."""
+    if callable(a) or callable(b):
+        return getattr(a, "source", a) is getattr(b, "source", b)
     return bool(np.array_equal(a, b, equal_nan=a.dtype.kind in "fc" and b.dtype.kind in "fc"))
 
 
@@ -207,6 +211,14 @@ class ParamSet(Mapping[str, Param]):
         """
         if rollback is not None:
             atomic = rollback
+        # sharded over processes: a rank whose state does not fit makes every rank refuse
+        with collective_operation(collective_for(self._params.values()), "load"):
+            return self._load(state, strict=strict, cast=cast, atomic=atomic, finish=finish, progress=progress)
+
+    def _load(
+        self, state: Mapping[str, Any], *, strict: bool, cast: bool, atomic: bool, finish: Callable[[], None] | None,
+        progress: ProgressArg,
+    ) -> LoadReport:
         malformed = state_problems(state)  # not a mapping, or keys that are not names
         if malformed:
             raise LoadError("nothing was loaded; " + " ".join(malformed))
@@ -237,18 +249,20 @@ class ParamSet(Mapping[str, Param]):
             problems.append(f"unexpected {len(unexpected)} name(s): {describe_names(unexpected)}{hint}")
         return problems
 
-    def _prepare(self, state: Mapping[str, Any], cast: bool, problems: list[str]) -> dict[str, np.ndarray]:
+    def _prepare(self, state: Mapping[str, Any], cast: bool, problems: list[str]) -> dict[str, Any]:
         """Each value checked and in its native layout, one per storage (tied names must agree).
 
         What is wrong is appended to ``problems``.
         """
-        prepared: dict[str, np.ndarray] = {}
-        by_storage: dict[Any, tuple[str, np.ndarray]] = {}
+        prepared: dict[str, Any] = {}
+        by_storage: dict[Any, tuple[str, Any]] = {}
         for name, p in self._params.items():
             if name not in state:
                 continue
             try:
-                native = p.prepare(state[name], cast=cast)
+                value = state[name]
+                native: Any = (block_write(p, value, cast=cast) if isinstance(value, RegionSource)
+                               else p.prepare(value, cast=cast))
             except UnifyParamsError as exc:
                 problems.append(str(exc))
                 continue

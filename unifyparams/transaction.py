@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .distributed import agree, collective_for, collective_operation, region_of
 from .errors import WriteError, describe_names
 from .lifetime import ObjectMap
 from .progress import Progress, nbytes_of
@@ -171,6 +172,8 @@ def _short(exc: BaseException) -> str:
 def _snapshot(p: Param) -> np.ndarray | _NoValues:
     if not p.materialized:
         return NO_VALUES
+    if region_of(p) is not None:  # a sharded parameter: this process's block only, no collective
+        return p.adapter.read_region(p.native)
     value = p.adapter.snapshot(p.native)  # a copy-on-write read where the framework has one
     if value is not None:
         return value
@@ -183,7 +186,7 @@ def _snapshot(p: Param) -> np.ndarray | _NoValues:
 def _verified(p: Param, snapshot: np.ndarray | _NoValues) -> bool:
     if isinstance(snapshot, _NoValues):
         return not p.adapter.has_values(p.native)
-    now = p.adapter.read(p.native)
+    now = p.adapter.read_region(p.native) if region_of(p) is not None else p.adapter.read(p.native)
     return now.shape == snapshot.shape and now.dtype == snapshot.dtype and np.array_equal(_bits(now), _bits(snapshot))
 
 
@@ -195,7 +198,10 @@ def _restore(done: list[tuple[Param, np.ndarray | _NoValues]]) -> list[tuple[str
         try:
             if _verified(p, snapshot):
                 continue  # never written (refused before landing), or written back to the same bits
-            p.adapter.restore(p.native, value)
+            if value is not None and region_of(p) is not None:
+                p.adapter.write_region(p.native, value)
+            else:
+                p.adapter.restore(p.native, value)
             ok = _verified(p, snapshot)
         except Exception as exc:  # the restore itself failed: report it, keep restoring the rest
             failures.append((p.name, _short(exc)))
@@ -253,7 +259,24 @@ def write_all(
     the caller finishes it.
     """
     items = list(plan)
+    collective = collective_for(p for p, _ in items)
+    with collective_operation(collective, what) as operation:
+        _write_all(items, atomic=atomic, what=what, finish=finish, progress=progress,
+                   operation=operation if collective is not None else None)
+
+
+def _write_all(
+    items: list[tuple[Param, np.ndarray | Callable[[], np.ndarray | None]]],
+    *,
+    atomic: bool,
+    what: str,
+    finish: Callable[[], None] | None,
+    progress: Progress | None,
+    operation: Any,
+) -> None:
     _refuse_unwritable(items, what)
+    if operation is not None:
+        agree(None)  # every rank's verdict: one that refuses makes every rank refuse, nothing written
     sizes = [nbytes_of(p, value) for p, value in items] if progress is not None and progress.active else None
     if sizes is not None and progress is not None:
         progress.start(sum(sizes))
@@ -276,10 +299,15 @@ def write_all(
                 if native is not None:  # None: the callable wrote the parameter's memory itself
                     p.write_native(native)
             except BaseException as exc:
-                _reraise(_failure(what, p, exc, stage, items, order, written, done, atomic), exc)
+                failed = _failure(what, p, exc, stage, items, order, written, done, atomic)
+                if operation is None or not isinstance(exc, Exception):
+                    _reraise(failed, exc)
+                _agree_outcome(operation, failed, done, written, atomic, exc)
             written.append(p.name)
             if sizes is not None and progress is not None:
                 progress.advance(sizes[position])
+        if operation is not None:
+            _agree_outcome(operation, None, done, written, atomic, None)
         if finish is not None:
             try:
                 finish()
@@ -288,6 +316,46 @@ def write_all(
     _note_filled([p for (p, _), waits in zip(items, lazy) if waits])
     for callback in queue:
         callback()
+
+
+def _agree_outcome(
+    operation: Any, failed: WriteError | None, done: list[tuple[Param, np.ndarray | _NoValues]], written: list[str],
+    atomic: bool, cause: BaseException | None,
+) -> None:
+    """After every rank's writes: if one failed, every rank puts its own blocks back (verified) and
+    raises one error, the same on every rank, saying what is true on each."""
+    collective = operation.collective
+    mine = None if failed is None else (failed.parameter, str(failed))
+    outcomes = collective.all_gather(mine)
+    failures = [(rank, o) for rank, o in enumerate(outcomes) if o is not None]
+    if not failures:
+        return
+    if failed is not None:
+        left = list(failed.not_restored)
+    elif atomic:
+        left = [name for name, _ in _restore(done)]
+    else:
+        left = list(written)
+    lefts = collective.all_gather(left)
+    rank, (parameter, message) = failures[0]
+    others = [r for r, _ in failures[1:]]
+    head = f"{operation.what} failed on rank {rank}" + (f" (and on rank(s) {others})" if others else "") + f": {message}"
+    changed = {r: names for r, names in enumerate(lefts) if names}
+    if not changed:
+        tail = (f" Every rank put back every block it had written (verified by reading them back): the model is "
+                f"unchanged on all {collective.size} ranks.")
+    elif atomic:
+        tail = " Not every block could be put back: " + "; ".join(
+            f"rank {r}: {describe_names(n)}" for r, n in changed.items()) + (
+            ". Reload or re-initialize those parameters on every rank before using the model.")
+    else:
+        tail = (" This write was not atomic (atomic=False): these parameters now hold new values: " + "; ".join(
+            f"rank {r}: {describe_names(n)}" for r, n in changed.items()) + ".")
+    error = WriteError(head + tail, parameter=parameter, changed=bool(changed),
+                       not_restored=tuple(changed.get(collective.rank, ())))
+    if cause is not None:
+        raise error from cause
+    raise error
 
 
 def _refuse_unwritable(items: Sequence[tuple[Param, Any]], what: str) -> None:

@@ -229,6 +229,7 @@ class KerasAdapter(Adapter):
             dtype=old.dtype,
             trainable=old.trainable,
             name=old.name,
+            layout=getattr(old, "_layout", None),  # a variable laid out by keras.distribution keeps its sharding
         )
         owner_path = getattr(owners[0], "path", None)
         if owner_path:

@@ -75,6 +75,10 @@ class TorchAdapter(Adapter):
 
     # --- enumeration ----------------------------------------------------------------------
     def walk(self, root: Any) -> Iterator[Slot]:
+        """The parameters under ``root``; an FSDP2 model between a forward and its backward (or
+        after a forward under ``no_grad``) is first put back to its sharded parameters, since the
+        gathered ones it holds then are scratch that FSDP frees (writes to them would be lost)."""
+        self._sharding.reshard_fsdp(root)
         return self._structure.walk(root)
 
     # --- describing one native parameter --------------------------------------------------
@@ -139,11 +143,31 @@ class TorchAdapter(Adapter):
     def check_writable(self, native: Any) -> str | None:
         """Tensors PyTorch would refuse: on the meta device (no memory), created under
         ``torch.inference_mode()`` (PyTorch writes them, then raises), or whose memory overlaps
-        itself (an ``expand``ed tensor). For a DTensor the verdict is agreed by every rank
-        (:func:`unifyparams_torch.sharding.agree`): one refusing rank makes all refuse."""
+        itself (an ``expand``ed tensor). For a DTensor, its local shard is checked; the core agrees
+        every rank's verdicts before anything is written (:mod:`unifyparams.distributed`)."""
         if self._sharding.is_dtensor(native):
-            return self._sharding.agree(self._check_writable(native.to_local()))
+            return self._check_writable(native.to_local())
         return self._check_writable(native)
+
+    def not_a_parameter(self, name: str) -> str | None:
+        """A BatchNorm's ``num_batches_tracked`` step counter is in state dicts, not a parameter."""
+        if name.rsplit(".", 1)[-1] == "num_batches_tracked":
+            return "a BatchNorm step counter (num_batches_tracked), not a parameter"
+        return None
+
+    # --- sharded over ranks (DTensor) ----------------------------------------------------------
+    def region(self, native: Any) -> Any:
+        """This rank's block of a DTensor (:func:`unifyparams_torch.sharding.region`); None otherwise."""
+        return self._sharding.region(native) if self._sharding.is_dtensor(native) else None
+
+    def read_region(self, native: Any) -> np.ndarray:
+        return self._sharding.read_local(native)
+
+    def write_region(self, native: Any, value: np.ndarray) -> None:
+        self._sharding.write_local(native, value)
+
+    def collective(self, native: Any) -> Any:
+        return self._sharding.collective()
 
     def _check_writable(self, native: Any) -> str | None:
         torch = self._torch

@@ -3,25 +3,25 @@
 A DTensor parameter is seen through its *global* value on every rank: ``up.params(model)`` gives
 the global shape (``DTensor.shape``), ``ps.count()`` counts each global element once, and
 ``p.numpy()`` returns the full global value (``DTensor.full_tensor()``, a **collective**: every
-rank must read the same parameters in the same order). Writes take global values and each rank
-copies only its own slice into ``to_local()`` (what ``distribute_tensor`` would put there), so
-``up.initialize(model, seed=S)`` gives the same global values on any mesh as on an unsharded model.
+rank must read the same parameters in the same order). ``p.local()`` is this rank's block and its
+offsets, without a collective.
 
-Every write to a DTensor parameter is a collective too: before anything is written each rank's
-``check_writable`` verdict is agreed with an ``all_reduce`` (a rank that refuses makes every rank
-refuse, nothing written anywhere), and atomic writes snapshot the global value (``full_tensor``).
-Known limit: a failure that happens on one rank only *while* writing (after that agreement) makes
-that rank restore and verify alone, which reads globally, and the ranks fall out of step.
+The adapter gives the core the hooks of :class:`unifyparams.distributed.ShardedStorage`: this
+rank's block (:func:`region`: ``torch.chunk``'s split along each ``Shard`` dimension, a
+``Replicate`` dimension whole, owned by coordinate 0), reading and writing only that block, and the
+default process group. The core does the rest, the same for any framework: writes take global
+values, each rank writes its own block, every rank agrees before the first write and after the
+last (one failing rank makes every rank put its blocks back and raise the same error); ``up.save``
+writes each rank's blocks into its own file; ``up.load`` reads only this rank's byte ranges.
 
-Helpers here: :func:`placement` (mesh and placements of a parameter), :func:`local` (this rank's
-shard and its offset in the global tensor), :func:`save` (every rank calls it; rank 0 writes the
-file, gathering one tensor at a time) and :func:`load` (every rank calls it; checks the file on
-every rank first, and all ranks refuse together).
+>>> import torch
+>>> from torch.distributed.tensor import DTensor   # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from unifyparams.errors import CheckpointError
+from unifyparams.distributed import Collective, Region
 
 from . import tensors
 
@@ -37,6 +37,21 @@ from . import tensors
 def is_dtensor(tensor: Any) -> bool:
     """True for a ``torch.distributed.tensor.DTensor`` (none exists until that module is imported)."""
     return tensors._is_dtensor(tensor)
+
+
+def reshard_fsdp(root: Any) -> None:
+    """Put every FSDP2 module under ``root`` back to its sharded parameters (``FSDPModule.reshard``,
+    no communication). After a forward FSDP2 may keep the gathered parameters registered on the
+    module: plain tensors whose memory it frees later, so reading them through NumPy would make
+    that memory impossible to free, and writing them would be lost. Does nothing unless FSDP2 is
+    in use (its module is imported)."""
+    fsdp = sys.modules.get("torch.distributed.fsdp")
+    kind = getattr(fsdp, "FSDPModule", None)
+    if kind is None or not hasattr(root, "modules"):
+        return
+    for module in root.modules():
+        if isinstance(module, kind):
+            module.reshard()
 
 
 # --- where this rank's shard sits --------------------------------------------------------------
@@ -107,180 +122,107 @@ def placement(p: Any) -> Placement | None:
 
 def local(p: Any) -> tuple[np.ndarray, tuple[int, ...]]:
     """``(this rank's shard as NumPy, its offsets in the global tensor)`` in the *native* layout
-    (PyTorch's: canonical except a transposed linear's weight); no collective. An unsharded tensor
-    gives its whole value at offset zero."""
+    (PyTorch's: canonical except a transposed linear's weight; ``Param.local()`` gives the
+    canonical one); no collective. An unsharded tensor gives its whole value at offset zero."""
     tensor = _native(p)
     if not is_dtensor(tensor):
         return np.array(tensors.tensor_to_numpy(tensor), copy=True), (0,) * tensor.dim()
-    shape, offsets = local_shape_and_offsets(tensor)
-    value = np.array(tensors.tensor_to_numpy(tensor.to_local()), copy=True)
-    if value.shape != shape:  # padded local storage: keep the real elements
-        value = value[tuple(slice(0, n) for n in shape)]
-    return value, offsets
+    return read_local(tensor), local_shape_and_offsets(tensor)[1]
 
 
 # --- the adapter's primitives for DTensors -----------------------------------------------------
 def read(tensor: Any) -> np.ndarray:
-    """The full global value (``full_tensor()``: a collective). During :func:`save` on rank 0 the
-    other ranks are told which parameter to gather."""
-    if _serving is not None:
-        _serving.announce(tensor)
+    """The full global value (``full_tensor()``: a collective: every rank reads it)."""
     return tensors.tensor_to_numpy(tensor.full_tensor())
 
 
 def write(tensor: Any, value: np.ndarray) -> None:
     """Copy this rank's slice of the global ``value`` into the local shard (no collective)."""
-    part = value[_slices(tensor)]
-    source = tensors.numpy_to_tensor(np.ascontiguousarray(part))
+    write_local(tensor, value[_slices(tensor)])
+
+
+def region(tensor: Any) -> Region:
+    """This rank's block of a DTensor (native layout), for the core's collective writes, saves and
+    loads; ``owner`` is False where this rank's block is a replica of a lower coordinate's (a
+    ``Replicate`` mesh dimension), so that a save stores each block once."""
+    shape, offsets = local_shape_and_offsets(tensor)
+    coordinate = tensor.device_mesh.get_coordinate()
+    owner = coordinate is not None and all(
+        coordinate[d] == 0 for d, placement in enumerate(tensor.placements) if placement.is_replicate()
+    )
+    return Region(offsets, shape, tuple(int(d) for d in tensor.shape), owner)
+
+
+def read_local(tensor: Any) -> np.ndarray:
+    """This rank's block as a new NumPy array (native layout; no collective)."""
+    shape, _ = local_shape_and_offsets(tensor)
+    value = np.array(tensors.tensor_to_numpy(tensor.to_local()), copy=True)
+    if value.shape != shape:  # padded local storage: keep the real elements
+        value = value[tuple(slice(0, n) for n in shape)]
+    return value
+
+
+def write_local(tensor: Any, value: np.ndarray) -> None:
+    """Overwrite this rank's block with ``value`` (native layout, the block's shape; no collective)."""
     target = tensor.to_local()
+    source = tensors.numpy_to_tensor(np.ascontiguousarray(value))
     with torch.no_grad():
-        if tuple(target.shape) != tuple(part.shape):
-            target = target[tuple(slice(0, n) for n in part.shape)]
+        if tuple(target.shape) != tuple(value.shape):
+            target = target[tuple(slice(0, n) for n in value.shape)]
         target.copy_(source)
 
 
-def agree(reason: str | None) -> str | None:
-    """Every rank's verdict on writing one DTensor parameter: a refusal anywhere is a refusal here."""
+class TorchCollective(Collective):
+    """The default process group as the core's :class:`~unifyparams.distributed.Collective`."""
+
+    def __init__(self) -> None:
+        import torch.distributed as dist
+
+        self._dist = dist
+        self.rank = dist.get_rank()
+        self.size = dist.get_world_size()
+
+    def all_gather(self, obj: Any) -> list[Any]:
+        out: list[Any] = [None] * self.size
+        self._dist.all_gather_object(out, obj)
+        return out
+
+    def any(self, flag: bool) -> bool:
+        box = torch.tensor([1 if flag else 0], dtype=torch.int64)
+        self._dist.all_reduce(box, op=self._dist.ReduceOp.MAX)
+        return bool(box.item())
+
+    def barrier(self) -> None:
+        self._dist.barrier()
+
+
+def collective() -> TorchCollective | None:
+    """The default process group, or None outside a multi-rank run."""
     import torch.distributed as dist
 
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return reason
-    flag = torch.tensor([1 if reason else 0], dtype=torch.int64)
-    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-    if reason or not int(flag.item()):
-        return reason
-    return "another rank refuses to write it (every rank writes its shard or none does)"
+        return None
+    return TorchCollective()
 
 
-# --- checkpoints ---------------------------------------------------------------------------------
-_DONE, _FAILED = -1, -2
-
-
-class _Server:
-    """On rank 0 during :func:`save`: before each gather, broadcast which DTensor to gather."""
-
-    def __init__(self, index: dict[int, int]):
-        self.index = index
-
-    def announce(self, tensor: Any) -> None:
-        _broadcast_int(self.index[id(tensor)])
-
-
-_serving: _Server | None = None
-
-
-def _broadcast_int(value: int) -> int:
-    import torch.distributed as dist
-
-    box = torch.tensor([value], dtype=torch.int64)
-    dist.broadcast(box, src=0)
-    return int(box.item())
-
-
-def _dtensors(model: Any) -> list[Any]:
-    """The model's DTensor parameters, once each, in walk order (the same on every rank)."""
-    from .structure import walk
-
-    seen: dict[int, Any] = {}
-    for slot in walk(model):
-        if is_dtensor(slot.native):
-            seen.setdefault(id(slot.native), slot.native)
-    return list(seen.values())
-
-
+# --- checkpoints: up.save and up.load are collective themselves ----------------------------------
 def save(model: Any, path: str | os.PathLike[str], **options: Any) -> Path:
-    """``up.save`` for a model with DTensor parameters: every rank calls it, rank 0 writes the file.
-
-    Rank 0 runs ``up.save``; each DTensor it reads is gathered whole (``full_tensor``) one at a
-    time, so the extra memory is one tensor, not the model, with the other ranks taking part in
-    each gather as rank 0 announces it. The file is an ordinary checkpoint that one process loads
-    into any backend. Every rank returns the path or raises the same error. (Next step: each rank
-    writes its own slices, without gathering.)
-    """
-    import torch.distributed as dist
-
-    global _serving
+    """``up.save`` (kept from before ``up.save`` was collective itself): every rank calls it, each
+    rank writes its own blocks, and the index is written once every rank has finished."""
     import unifyparams as up
 
-    if not dist.is_initialized() or dist.get_world_size() == 1:
-        return up.save(model, path, **options)
-    targets = _dtensors(model)
-    error = ""
-    result: Path | None = None
-    if dist.get_rank() == 0:
-        _serving = _Server({id(t): i for i, t in enumerate(targets)})
-        try:
-            result = up.save(model, path, **options)
-        except Exception as exc:  # told to every rank below
-            error = f"{type(exc).__name__}: {exc}"
-        finally:
-            _serving = None
-        _broadcast_int(_FAILED if error else _DONE)
-    else:
-        while True:
-            index = _broadcast_int(0)
-            if index < 0:
-                break
-            targets[index].full_tensor()  # rank 0 keeps the gathered value
-    box: list[Any] = [error, str(result) if result is not None else None]
-    dist.broadcast_object_list(box, src=0)
-    if box[0]:
-        raise CheckpointError(f"saving the sharded model failed on rank 0: {box[0]}")
-    return Path(box[1])
+    return up.save(model, path, **options)
 
 
 def load(model: Any, path: str | os.PathLike[str], **options: Any) -> Any:
-    """``up.load`` for a model with DTensor parameters: every rank calls it, reads the file (mapped)
-    and writes only its own slices.
-
-    Each rank first checks that it can open the file and that its names and shapes fit; the
-    verdicts are gathered, and if any rank fails every rank raises the same error before anything
-    is written. The writes themselves agree once more per parameter (see :func:`agree`).
-    """
-    import torch.distributed as dist
-
+    """``up.load`` (kept from before ``up.load`` was collective itself): every rank calls it and
+    reads only its own blocks; a rank that cannot load makes every rank refuse, nothing changed."""
     import unifyparams as up
 
-    if not dist.is_initialized() or dist.get_world_size() == 1:
-        return up.load(model, path, **options)
-    problem = _preflight(model, path, options)
-    verdicts: list[Any] = [None] * dist.get_world_size()
-    dist.all_gather_object(verdicts, problem)
-    failed = [(rank, why) for rank, why in enumerate(verdicts) if why]
-    if failed:
-        rank, why = failed[0]
-        raise CheckpointError(f"loading {path} refused on rank {rank}, so no rank changed anything: {why}")
     return up.load(model, path, **options)
 
 
-def _preflight(model: Any, path: str | os.PathLike[str], options: dict[str, Any]) -> str | None:
-    """Why this rank cannot load ``path``, or None: a unifyparams (safetensors) checkpoint is opened
-    and its names (``strict`` loads by name) and shapes compared; another file (``.pt``, ``.params``)
-    is only checked to be readable here (``up.load`` checks the rest, the same on every rank)."""
-    try:
-        import unifyparams as up
-        from unifyparams.checkpoint.shards import open_checkpoint
-
-        where = Path(path)
-        if not where.is_dir() and where.suffix not in (".safetensors", ".json"):
-            with open(where, "rb"):
-                return None
-        ps = up.params(model)
-        by_name = options.get("match", "name") == "name" and not options.get("rename")
-        with open_checkpoint(path, mmap=options.get("mmap", True)) as ckpt:
-            names = set(ckpt.names)
-            if not by_name:
-                return None
-            if options.get("strict", True) and names != set(ps):
-                return (f"names differ: missing {sorted(set(ps) - names)[:5]}, "
-                        f"unexpected {sorted(names - set(ps))[:5]}")
-            for name in names & set(ps):
-                shape = tuple(ckpt.tensor(name).shape)
-                if shape != tuple(ps[name].shape):
-                    return f"{name!r} has shape {shape} in the file, {tuple(ps[name].shape)} in the model"
-    except Exception as exc:
-        return f"{type(exc).__name__}: {exc}"
-    return None
-
-
-__all__ = ["Placement", "agree", "is_dtensor", "load", "local", "local_shape_and_offsets", "placement", "save"]
+__all__ = [
+    "Placement", "TorchCollective", "collective", "is_dtensor", "load", "local", "local_shape_and_offsets", "placement",
+    "read_local", "region", "save", "write_local",
+]

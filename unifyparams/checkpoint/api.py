@@ -26,6 +26,7 @@ import numpy as np
 
 from ..access import params
 from ..dataflow import DenseInput
+from ..distributed import collective_for, collective_operation
 from ..errors import CheckpointError, LoadError
 from ..param import format_shape
 from ..paramset import LoadReport, ParamSet
@@ -54,6 +55,8 @@ class CheckpointReport(LoadReport):
     backend: str | None = None
     metadata: dict[str, str] = field(default_factory=dict)
     files: list[str] = field(default_factory=list)
+    #: Entries of the file that are the framework's state, not parameters, left out: ``{name: why}``.
+    dropped: dict[str, str] = field(default_factory=dict)
     #: For a load matched like a port (``match=``/``rename=``): the port's report, row by row.
     port: Any = None
 
@@ -68,6 +71,9 @@ class CheckpointReport(LoadReport):
             rows.append(("tied", str(self.tied)))
         if self.not_tied:
             rows.append(("left untied", str(self.not_tied)))
+        if self.dropped:
+            rows.append(("dropped", f"{len(self.dropped)}: " + ", ".join(
+                f"{n} ({why})" for n, why in list(self.dropped.items())[:8])))
         return rows
 
     def __rich__(self) -> Any:
@@ -118,6 +124,11 @@ def load(
     values (the error names them). ``rollback`` is the older name of ``atomic``. ``mmap=False``
     reads each tensor with a plain read instead of mapping the file.
 
+    Into a model sharded over processes (FSDP2, DTensor) every rank calls ``load``: each checks
+    the file, the verdicts are agreed (one rank that cannot load makes every rank refuse, nothing
+    changed anywhere), and each rank reads only the byte ranges of its own blocks, from an
+    ordinary checkpoint, a collective save's, or PyTorch's distributed checkpoint in safetensors.
+
     ``progress``: ``True`` a progress bar (bytes, rate, time left), ``False`` nothing, a
     ``callback(done, total)`` (bytes written into the model, once per tensor and at the end);
     ``None`` (the default) a bar only on a terminal, outside CI, for a load still running after
@@ -125,7 +136,8 @@ def load(
     """
     if rollback is not None:
         atomic = rollback
-    with resolve(progress, "loading") as bar:
+    collective = collective_for(params(model).values())  # sharded over processes: every rank loads together
+    with collective_operation(collective, "load"), resolve(progress, "loading") as bar:
         if _is_transformers_folder(path, match, rename):
             return _load_transformers(model, path, strict=strict, mmap=mmap, atomic=atomic, progress=bar)
         if match != "name" or rename:
@@ -147,7 +159,9 @@ def _load_checkpoint(
 ) -> CheckpointReport:
     """Load an open safetensors checkpoint: checked whole, then written (with its ties) as one transaction."""
     ps = params(model)
-    state = {name: ckpt.tensor(name) for name in ckpt.names}
+    # a tensor in pieces stays a PiecedTensor (read block by block when written; it acts as an array)
+    state: dict[str, Any] = {name: ckpt.value(name) for name in ckpt.names}
+    dropped = _drop_framework_state(ps, state)
     _into_model_order(ps, state, orders)
     _add_tie_aliases(ckpt.meta.ties, state)
     _fill_model_ties(ps, state)
@@ -178,8 +192,23 @@ def _load_checkpoint(
     return CheckpointReport(
         loaded=[name for name in ps if name in available], missing=base.missing, unexpected=base.unexpected,
         converted=converted, tied=_tie_groups(to_tie), not_tied=not_tied, backend=ckpt.meta.backend,
-        metadata=ckpt.meta.user, files=[str(p) for p in ckpt.paths],
+        metadata=ckpt.meta.user, files=[str(p) for p in ckpt.paths], dropped=dropped,
     )
+
+
+def _drop_framework_state(ps: ParamSet, state: dict[str, Any]) -> dict[str, str]:
+    """Remove the entries the model's adapter calls state that is not a parameter (and the model
+    does not list); ``{name: why}`` for the report."""
+    adapter = next((p.adapter for p in ps.values()), None)
+    dropped: dict[str, str] = {}
+    if adapter is None:
+        return dropped
+    for name in [n for n in state if n not in ps]:
+        why = adapter.not_a_parameter(name)
+        if why:
+            dropped[name] = why
+            del state[name]
+    return dropped
 
 
 def _given(progress: Progress | None) -> Progress | bool:

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from ..access import params
+from ..distributed import collective_for
 from ..errors import CheckpointError
 from ..param import format_shape
 from ..paramset import ParamSet
@@ -93,6 +94,10 @@ def save(
     default) a bar only on a terminal, outside CI, for a save still running after half a second
     (:mod:`unifyparams.progress`).
 
+    A model sharded over processes (FSDP2, DTensor) is saved collectively: every rank calls
+    ``save``, each writes its own blocks into its own file, and the index is written once every
+    rank has finished (:mod:`unifyparams.checkpoint.collective`); it returns the index.
+
     >>> up.save(net, "model.safetensors", metadata={"step": "100"})
     PosixPath('model.safetensors')
     """
@@ -107,6 +112,17 @@ def save(
             f"folder); received format={format!r}"
         )
     ps = params(model)
+    collective = collective_for(ps.values())
+    if collective is not None:  # sharded over processes: every rank writes its own blocks
+        from .collective import save_collective
+
+        if max_shard_size is not None:
+            raise CheckpointError(
+                f"max_shard_size={max_shard_size!r}: a model sharded over {collective.size} processes is saved as one "
+                f"file per rank (each rank's own blocks); save without max_shard_size"
+            )
+        return save_collective(ps, collective, _base_path(path), metadata=metadata, orders=facts_for(ps, model),
+                               progress=progress)
     plan = plan_save(ps, _base_path(path), max_shard_size, metadata)
     remove_stale_temporaries(plan.base)  # left by saves of this checkpoint that were killed mid-write
     earlier = earlier_checkpoint(plan.base)

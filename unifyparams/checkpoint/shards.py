@@ -31,8 +31,9 @@ import numpy as np
 
 from ..errors import CheckpointError
 from .atomic import stale_temporaries
-from .format import HEADER_LIMIT, SafetensorsFile, TensorInfo, parse_json
+from .format import HEADER_LIMIT, SafetensorsFile, TensorInfo, parse_json, read_metadata
 from .metadata import ID_KEY, VERSION_KEY, CheckpointMeta
+from .pieces import SHARDING_KEY, PiecedTensor, gather_pieces
 
 SUFFIX = ".safetensors"
 INDEX_SUFFIX = ".index.json"
@@ -111,6 +112,17 @@ def _plain_file_name(name: Any) -> bool:
 
 def read_index(path: Path) -> tuple[dict[str, str], dict[str, Any]]:
     """``(weight_map, metadata)`` of an index file, validated; shard names must be plain file names."""
+    weight_map, metadata, _ = read_index_entries(path)
+    return weight_map, metadata
+
+
+def read_index_entries(path: Path) -> tuple[dict[str, str], dict[str, Any], dict[str, tuple[tuple[int, ...], list[str]]]]:
+    """``(weight_map, metadata, slices)`` of an index file, validated.
+
+    ``slices`` (written by a collective save) maps each tensor stored in pieces to its global
+    shape and the files holding its pieces: ``{"0.weight": {"shape": [5, 3], "files": [...]}}``.
+    Every file name must be a plain name in the index's folder.
+    """
     source = str(path)
     try:
         with open(path, "rb") as f:
@@ -124,18 +136,32 @@ def read_index(path: Path) -> tuple[dict[str, str], dict[str, Any]]:
     body = parse_json(raw, source)
     weight_map = body.get("weight_map") if isinstance(body, dict) else None
     metadata = body.get("metadata", {}) if isinstance(body, dict) else None
-    if not isinstance(weight_map, dict) or not isinstance(metadata, dict):
+    listed = body.get("slices", {}) if isinstance(body, dict) else None
+    if not isinstance(weight_map, dict) or not isinstance(metadata, dict) or not isinstance(listed, dict):
         raise CheckpointError(
             f'{source}: expected an index {{"metadata": {{...}}, "weight_map": {{name: file}}}}; '
             f"received {raw[:120]!r}"
         )
-    bad = [f for f in weight_map.values() if not _plain_file_name(f)]
+    slices: dict[str, tuple[tuple[int, ...], list[str]]] = {}
+    for name, entry in listed.items():
+        shape = entry.get("shape") if isinstance(entry, dict) else None
+        files = entry.get("files") if isinstance(entry, dict) else None
+        if (not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0
+                                                   for d in shape)
+                or not isinstance(files, list) or not files or name in weight_map):
+            raise CheckpointError(
+                f'{source}: "slices" entry {name!r} must be {{"shape": [sizes], "files": [file, ...]}} for a tensor '
+                f"the weight_map does not list; received {entry!r}"
+            )
+        slices[name] = (tuple(shape), files)
+    names = [*weight_map.values(), *(f for _, files in slices.values() for f in files)]
+    bad = [f for f in names if not _plain_file_name(f)]
     if bad:
         raise CheckpointError(
             f"{source}: the weight_map must name shard files in the index's folder; received {bad[0]!r}. "
             f"Paths with folders are refused so an index cannot point outside its folder."
         )
-    return weight_map, metadata
+    return weight_map, metadata, slices
 
 
 def locate(path: str | os.PathLike[str]) -> tuple[Path | None, list[Path]]:
@@ -145,6 +171,8 @@ def locate(path: str | os.PathLike[str]) -> tuple[Path | None, list[Path]]:
         found = [given / (DEFAULT_NAME + INDEX_SUFFIX), given / DEFAULT_NAME]
         found = [p for p in found if p.is_file()][:1] or sorted(given.glob("*" + SUFFIX + INDEX_SUFFIX))
         found = found or sorted(given.glob("*" + SUFFIX))
+        if len(found) > 1 and all(_holds_pieces(p) for p in found):
+            return None, found  # torch.distributed.checkpoint's files: one per rank, blocks at recorded offsets
         if len(found) != 1:
             raise CheckpointError(
                 f"expected one checkpoint in folder {given}; received "
@@ -156,12 +184,21 @@ def locate(path: str | os.PathLike[str]) -> tuple[Path | None, list[Path]]:
     if not given.is_file():
         raise CheckpointError(f"no checkpoint at {given} (nor an index {index_path(given).name} beside it)")
     if given.name.endswith(".json"):
-        weight_map, _ = read_index(given)
-        shards = [given.parent / name for name in dict.fromkeys(weight_map.values())]
+        weight_map, _, slices = read_index_entries(given)
+        named = [*weight_map.values(), *(f for _, files in slices.values() for f in files)]
+        shards = [given.parent / name for name in dict.fromkeys(named)]
         for shard in shards:
             contained(given, shard)
         return given, shards
     return None, [given]
+
+
+def _holds_pieces(path: Path) -> bool:
+    """True for a file that records the offsets of the blocks it holds (a rank's file)."""
+    try:
+        return SHARDING_KEY in read_metadata(path)
+    except CheckpointError:
+        return False
 
 
 def contained(index: Path, shard: Path) -> Path:
@@ -191,30 +228,46 @@ class Checkpoint:
     (['0.weight', '0.bias', '1.weight'], 3, 'numpy-test')
     """
 
-    def __init__(self, index: Path | None, files: Sequence[SafetensorsFile], meta: CheckpointMeta):
+    def __init__(self, index: Path | None, files: Sequence[SafetensorsFile], meta: CheckpointMeta,
+                 shapes: Mapping[str, Sequence[int]] | None = None):
         self.index = index
         self.files = list(files)
         self.meta = meta
-        self._where: dict[str, SafetensorsFile] = {n: f for f in self.files for n in f.keys()}
+        self._where, self.pieced = gather_pieces(self.files, shapes)
+        order = {n: i for i, n in enumerate(n for f in self.files for n in f.keys())}
+        self._names = sorted([*self._where, *self.pieced], key=order.__getitem__)
 
     @property
     def names(self) -> list[str]:
         """Stored tensor names (tie aliases are not stored; see ``meta.ties``)."""
-        return list(self._where)
+        return list(self._names)
 
     @property
     def paths(self) -> list[Path]:
         return ([self.index] if self.index else []) + [f.path for f in self.files]
 
     def info(self, name: str) -> TensorInfo:
+        """Dtype and (global) shape of a tensor; for one stored in pieces, offsets 0 to its size."""
+        if name in self.pieced:
+            t = self.pieced[name]
+            return TensorInfo(name, t.dtype, t.shape, 0, t.nbytes)
         return self._where[name].info(name)
 
     def tensor(self, name: str) -> np.ndarray:
+        """The whole tensor: a view of the mapped file, or assembled from its pieces (a new array)."""
+        if name in self.pieced:
+            return self.pieced[name].whole()
         return self._where[name].tensor(name)
 
+    def value(self, name: str) -> np.ndarray | PiecedTensor:
+        """What a load writes: :meth:`tensor`, except that a tensor in pieces stays a
+        :class:`~unifyparams.checkpoint.pieces.PiecedTensor`, read block by block when written."""
+        return self.pieced[name] if name in self.pieced else self._where[name].tensor(name)
+
     def prefetch(self, name: str) -> None:
-        """See :meth:`SafetensorsFile.prefetch`."""
-        self._where[name].prefetch(name)
+        """See :meth:`SafetensorsFile.prefetch` (a tensor in pieces is read block by block instead)."""
+        if name in self._where:
+            self._where[name].prefetch(name)
 
     def close(self) -> None:
         for f in self.files:
@@ -238,17 +291,21 @@ def open_checkpoint(path: str | os.PathLike[str], *, mmap: bool = True) -> Check
             files.append(SafetensorsFile(p, mmap=mmap))
         if index is None:
             meta = CheckpointMeta.decode(files[0].metadata, str(paths[0]))
-        else:
-            meta = _check_shards(index, files)
-        return Checkpoint(index, files, meta)
+            return Checkpoint(index, files, meta)
+        meta, shapes = _check_shards(index, files)
+        return Checkpoint(index, files, meta, shapes)
     except BaseException:
         for f in files:
             f.close()
         raise
 
 
-def _check_shards(index: Path, files: Sequence[SafetensorsFile]) -> CheckpointMeta:
-    weight_map, index_meta = read_index(index)
+def _check_shards(
+    index: Path, files: Sequence[SafetensorsFile]
+) -> tuple[CheckpointMeta, dict[str, tuple[int, ...]]]:
+    """The metadata of an index checked against its shards, and the global shapes of the tensors
+    it records in pieces (the pieces' tiling is checked by the :class:`Checkpoint`)."""
+    weight_map, index_meta, slices = read_index_entries(index)
     raw_meta = index_meta if any(k.startswith("unifyparams.") for k in index_meta) else files[0].metadata
     meta = CheckpointMeta.decode(raw_meta, str(index))
     owner: dict[str, Path] = {}
@@ -259,6 +316,14 @@ def _check_shards(index: Path, files: Sequence[SafetensorsFile]) -> CheckpointMe
                 f"checkpoint was partly overwritten. Save it again."
             )
         for name in f.keys():
+            if name in slices:
+                if f.path.name not in slices[name][1]:
+                    raise CheckpointError(
+                        f"{f.path.name} holds a piece of {name!r} but {index.name} lists its pieces in "
+                        f"{slices[name][1]}; the index does not match its shards"
+                    )
+                owner[name] = f.path
+                continue
             if name in owner:
                 raise CheckpointError(
                     f"tensor {name!r} appears twice, in {owner[name].name} and {f.path.name}; expected "
@@ -270,13 +335,14 @@ def _check_shards(index: Path, files: Sequence[SafetensorsFile]) -> CheckpointMe
                     f"{f.path.name} holds {name!r} but {index.name} maps it to "
                     f"{weight_map.get(name, '(nothing)')!r}; the index does not match its shards"
                 )
-    absent = [n for n in weight_map if n not in owner]
+    absent = [n for n in [*weight_map, *slices] if n not in owner]
     if absent:
+        where = weight_map.get(absent[0]) or slices[absent[0]][1]
         raise CheckpointError(
             f"{index.name} lists {len(absent)} tensor(s) its shards do not hold, e.g. {absent[0]!r} in "
-            f"{weight_map[absent[0]]!r}; a shard is missing or from another save"
+            f"{where!r}; a shard is missing or from another save"
         )
-    return meta
+    return meta, {name: shape for name, (shape, _) in slices.items()}
 
 
 @dataclass
@@ -351,11 +417,11 @@ def earlier_checkpoint(base: Path) -> Earlier:
     named: list[Path] = []
     if index in removable:
         try:
-            weight_map, meta = read_index(index)
+            weight_map, meta, slices = read_index_entries(index)
         except CheckpointError:
-            weight_map, meta = {}, {}
+            weight_map, meta, slices = {}, {}, {}
         checkpoint_id = meta.get(ID_KEY)
-        for name in sorted(set(weight_map.values())):
+        for name in sorted({*weight_map.values(), *(f for _, files in slices.values() for f in files)}):
             shard = base.parent / name
             if not os.path.lexists(shard):
                 continue
