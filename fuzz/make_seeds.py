@@ -21,6 +21,10 @@ def safetensors_seeds(folder: Path) -> None:
               folder / "ours.safetensors", meta)
     save_file({"a": np.arange(3, dtype=np.int64), "b": np.ones((0, 2), np.float64), "c": np.array(True)},
               folder / "plain.safetensors")
+    from unifyparams.checkpoint.pieces import encode_offsets  # a rank's file: blocks at recorded offsets
+
+    save_file({"w": np.arange(6, dtype=np.float32).reshape(2, 3), "b": np.ones(3, np.float32)},
+              folder / "pieces.safetensors", {**meta, **encode_offsets({"w": [0, 0], "b": [0]})})
     import ml_dtypes  # the ml_dtypes kinds, packed sub-byte ones included (a core dependency)
 
     save_file({"bf": np.arange(4, dtype=np.float32).astype(ml_dtypes.bfloat16),

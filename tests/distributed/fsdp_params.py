@@ -53,6 +53,25 @@ def keras_twin() -> Any:
     return net
 
 
+def gluon_twin() -> Any:
+    """The same function in Gluon (MXNet), built on a first call."""
+    from unifyparams_gluon.compat import import_mxnet
+
+    mx = import_mxnet()
+    nn_ = mx.gluon.nn
+    net = nn_.HybridSequential()
+    net.add(nn_.Dense(5, in_units=3), nn_.BatchNorm(in_channels=5, epsilon=1e-5, momentum=0.9), nn_.Activation("relu"),
+            nn_.Dense(2, in_units=5), nn_.Dense(7, in_units=2), nn_.Dense(1, in_units=7))
+    net.initialize()
+    return net
+
+
+def gluon_out(net: Any, x: np.ndarray) -> np.ndarray:
+    from unifyparams_gluon.compat import import_mxnet
+
+    return np.asarray(net(import_mxnet().nd.array(x)).asnumpy())
+
+
 def keras_out(net: Any, x: np.ndarray) -> np.ndarray:
     import keras
 
@@ -141,6 +160,15 @@ def main(out: Path) -> dict[str, Any]:
         at == (0, begin) and np.array_equal(part, want) and np.array_equal(up.params(column)["weight"].numpy(), columns)
     )
 
+    # ... saved and loaded collectively: blocks along dim 1 (tensor parallel), a plain bias on rank 0
+    column_index = up.save(column, out / "column" / "model.safetensors")
+    plain_column = nn.Linear(5, 3)
+    up.load(plain_column, column_index)
+    checks["column_save"] = np.array_equal(plain_column.weight.detach().numpy(), columns)
+    up.params(column)["weight"].set(np.zeros((3, 5), np.float32))
+    up.load(column, column_index)
+    checks["column_load"] = np.array_equal(up.params(column)["weight"].numpy(), columns)
+
     # 2. writes take global values; each rank writes its slice
     new = np.arange(15, dtype=np.float32).reshape(5, 3)
     ps["0.weight"].set(new)
@@ -214,7 +242,7 @@ def main(out: Path) -> dict[str, Any]:
     checks["dcp_load_reads_up_save"] = same(values(fresh), initialized)
     checks["no_pickle_metadata"] = not (dcp_folder / ".metadata").exists()
 
-    # 6. ports between the sharded model and unsharded Keras and torch models, both ways
+    # 6. ports between the sharded model and unsharded Keras, Gluon and torch models, both ways
     x = np.linspace(-1, 1, 12, dtype=np.float32).reshape(4, 3)
     model.eval()
     reference.eval()
@@ -228,6 +256,16 @@ def main(out: Path) -> dict[str, Any]:
     with torch.no_grad():
         checks["port_keras_to_sharded"] = bool(
             np.allclose(model(torch.from_numpy(x)).numpy(), keras_out(keras_net, x), atol=1e-5))
+    gluon_net = gluon_twin()
+    up.port(model, gluon_net)
+    with torch.no_grad():
+        expected_out = model(torch.from_numpy(x)).numpy()
+    checks["port_sharded_to_gluon"] = bool(np.allclose(gluon_out(gluon_net, x), expected_out, atol=1e-5))
+    up.initialize(gluon_net, seed=22)
+    up.port(gluon_net, model)
+    with torch.no_grad():
+        checks["port_gluon_to_sharded"] = bool(
+            np.allclose(model(torch.from_numpy(x)).numpy(), gluon_out(gluon_net, x), atol=1e-5))
     up.port(model, reference)
     checks["port_sharded_to_unsharded_torch"] = same(values(reference), values(model))
     up.load(model, index)

@@ -26,7 +26,7 @@ import numpy as np
 
 from ..access import params
 from ..dataflow import DenseInput
-from ..distributed import collective_for, collective_operation
+from ..distributed import collective_for, collective_operation, region_of
 from ..errors import CheckpointError, LoadError
 from ..param import format_shape
 from ..paramset import LoadReport, ParamSet
@@ -160,7 +160,10 @@ def _load_checkpoint(
     """Load an open safetensors checkpoint: checked whole, then written (with its ties) as one transaction."""
     ps = params(model)
     # a tensor in pieces stays a PiecedTensor (read block by block when written; it acts as an array)
-    state: dict[str, Any] = {name: ckpt.value(name) for name in ckpt.names}
+    sharded = {name for name in ckpt.names if name in ps and region_of(ps[name]) is not None}
+    # a sharded parameter reads its own block's bytes only; other tensors are mapped (or, in pieces,
+    # read whole when written)
+    state: dict[str, Any] = {name: ckpt.blocks(name) if name in sharded else ckpt.value(name) for name in ckpt.names}
     dropped = _drop_framework_state(ps, state)
     _into_model_order(ps, state, orders)
     _add_tie_aliases(ckpt.meta.ties, state)
@@ -170,7 +173,7 @@ def _load_checkpoint(
     available = set(state)
     if not strict or available == set(ps):  # the load can succeed: map the data in bulk
         for name in ckpt.names:
-            if name in ps:
+            if name in ps and name not in sharded:
                 ckpt.prefetch(name)
     converted = _conversions(ps, state)
 

@@ -145,6 +145,24 @@ class PiecedTensor(RegionSource):
         return f"<PiecedTensor {self.name!r} {self.shape} {self.dtype} in {len(self.pieces)} piece(s)>"
 
 
+class FileTensor(RegionSource):
+    """A whole tensor of one file, read block by block: a rank loading its block of an ordinary
+    checkpoint reads those bytes only (``SafetensorsFile.slice``), not the tensor."""
+
+    def __init__(self, file: SafetensorsFile, name: str):
+        info = file.info(name)
+        self.file, self.name, self.shape, self.dtype = file, name, tuple(info.shape), np.dtype(info.dtype)
+
+    def read(self, offsets: Sequence[int], shape: Sequence[int]) -> np.ndarray:
+        index = tuple(slice(o, o + n) for o, n in zip(offsets, shape))
+        if math.prod(shape) == 0:
+            return np.empty(tuple(shape), self.dtype)
+        return self.file.slice(self.name, index)
+
+    def __repr__(self) -> str:
+        return f"<FileTensor {self.name!r} {self.shape} {self.dtype} in {self.file.path.name}>"
+
+
 def gather_pieces(
     files: Sequence[SafetensorsFile], shapes: Mapping[str, Sequence[int]] | None = None,
 ) -> tuple[dict[str, SafetensorsFile], dict[str, PiecedTensor]]:
@@ -184,4 +202,4 @@ def describe(pieced: Mapping[str, PiecedTensor]) -> dict[str, Any]:
     return {name: {"shape": list(t.shape), "files": [p.file.path.name for p in t.pieces]} for name, t in pieced.items()}
 
 
-__all__ = ["Piece", "PiecedTensor", "check_tiling", "encode_offsets", "gather_pieces", "recorded_offsets"]
+__all__ = ["FileTensor", "Piece", "PiecedTensor", "check_tiling", "encode_offsets", "gather_pieces", "recorded_offsets"]

@@ -29,11 +29,12 @@ from typing import Any
 
 import numpy as np
 
+from ..distributed import RegionSource
 from ..errors import CheckpointError
 from .atomic import stale_temporaries
 from .format import HEADER_LIMIT, SafetensorsFile, TensorInfo, parse_json, read_metadata
 from .metadata import ID_KEY, VERSION_KEY, CheckpointMeta
-from .pieces import SHARDING_KEY, PiecedTensor, gather_pieces
+from .pieces import SHARDING_KEY, FileTensor, PiecedTensor, gather_pieces
 
 SUFFIX = ".safetensors"
 INDEX_SUFFIX = ".index.json"
@@ -263,6 +264,11 @@ class Checkpoint:
         """What a load writes: :meth:`tensor`, except that a tensor in pieces stays a
         :class:`~unifyparams.checkpoint.pieces.PiecedTensor`, read block by block when written."""
         return self.pieced[name] if name in self.pieced else self._where[name].tensor(name)
+
+    def blocks(self, name: str) -> RegionSource:
+        """The tensor as a source read block by block (a sharded parameter's load reads its own
+        block's bytes only): the :class:`PiecedTensor`, or a :class:`FileTensor` of one file."""
+        return self.pieced[name] if name in self.pieced else FileTensor(self._where[name], name)
 
     def prefetch(self, name: str) -> None:
         """See :meth:`SafetensorsFile.prefetch` (a tensor in pieces is read block by block instead)."""
