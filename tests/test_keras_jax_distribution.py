@@ -100,6 +100,10 @@ def test_placement_reports_the_mesh_and_each_dimensions_axis(devices: list[Any])
 
     plain = up.params(_text_model())
     assert all(layout.placement(p) is None for p in plain.values())
+    # the placement is on the Param and in the tree (native spec: the variable's own axes)
+    assert ps["3.weight"].placement == "native spec (None, 'model') over mesh (batch=2, model=2), 4 devices"
+    assert "native spec (None, 'model') over mesh (batch=2, model=2)" in ps.tree()
+    assert all(p.placement is None for p in plain.values())
 
 
 def test_shards_tile_the_full_canonical_value(devices: list[Any]) -> None:

@@ -323,5 +323,8 @@ def _param_node(p: Param, leaf: str) -> TreeNode:
     notes = [] if p.trainable else ["not trainable"]
     if p.shared_with:
         notes.append("shared with " + ", ".join(p.shared_with))
+    placement = getattr(p, "placement", None)
+    if placement:
+        notes.append(placement)
     note = f"[{'; '.join(notes)}]" if notes else ""
     return TreeNode(leaf, (format_shape(p.shape), str(p.dtype), note), ("green", "", "magenta", "yellow"))

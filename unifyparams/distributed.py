@@ -154,6 +154,11 @@ class ShardedStorage:
         """The group a sharded parameter is spread over (None: one process)."""
         return None
 
+    def describe_placement(self, native: Any) -> str | None:
+        """How the framework lays the parameter out over processes or devices, in words for
+        ``Param.placement`` and the tree (``"Shard(dim=0) over mesh (2,)"``); None when it does not."""
+        return None
+
 
 def collective_for(params: Iterable[Any]) -> Collective | None:
     """The :class:`Collective` of the first sharded parameter among ``params`` (Params), or None

@@ -171,6 +171,13 @@ class Param:
         region = region_of(self)
         return None if region is None else region.to_canonical(self._slot.layout)
 
+    @property
+    def placement(self) -> str | None:
+        """How the framework lays this parameter out over processes or devices, in words
+        (a DTensor's placements and mesh, a Keras variable's layout over a JAX mesh); None when
+        it is not laid out over several."""
+        return self._adapter.describe_placement(self._slot.native)
+
     def local(self) -> tuple[np.ndarray, tuple[int, ...]]:
         """``(this process's block as a new array, its offsets in the global tensor)``, canonical
         layout, no collective. An ordinary parameter gives its whole value at offset zero; the

@@ -186,6 +186,16 @@ class KerasAdapter(Adapter):
             return
         self.write(native, value)
 
+    def describe_placement(self, native: Any) -> str | None:
+        """A variable laid out by ``keras.distribution`` over several JAX devices: its axis spec and
+        mesh (:func:`unifyparams_keras.distribution.placement`); None otherwise."""
+        if self.keras.backend.backend() != "jax":
+            return None
+        from . import distribution
+
+        found = distribution.placement(native)
+        return None if found is None else f"native {found}"  # the spec follows the variable's own axes
+
     def grad(self, native: Any) -> np.ndarray | None:
         return self._running.grad_of(native)
 

@@ -169,6 +169,11 @@ class TorchAdapter(Adapter):
     def collective(self, native: Any) -> Any:
         return self._sharding.collective()
 
+    def describe_placement(self, native: Any) -> str | None:
+        """A DTensor's placements over its mesh and this rank's block (``Shard(dim=0) over mesh (2,); ...``)."""
+        found = self._sharding.placement(native) if self._sharding.is_dtensor(native) else None
+        return None if found is None else str(found)
+
     def _check_writable(self, native: Any) -> str | None:
         torch = self._torch
         if native.is_meta:

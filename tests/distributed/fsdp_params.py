@@ -136,6 +136,10 @@ def main(out: Path) -> dict[str, Any]:
         and placement.local_shape == block.shape and placement.offsets == (start, 0)
     )
     checks["placement_of_plain_buffer"] = sharding.placement(ps["1.running_mean"]) is None
+    checks["placement_on_param_and_tree"] = (
+        (ps["0.weight"].placement or "").startswith(f"Shard(dim=0) over mesh ({size},)")
+        and ps["1.running_mean"].placement is None and f"Shard(dim=0) over mesh ({size},)" in ps.tree()
+    )
     for name in ("0.weight", "5.weight", "4.bias"):
         local, at = ps[name].local()  # the core's Param.local(): canonical block and its offsets
         want, begin = expected_block(ref[name].numpy(), rank, size)
