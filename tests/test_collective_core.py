@@ -199,3 +199,54 @@ def test_offsets_that_are_not_a_list_of_counts_are_refused(tmp_path: Path) -> No
                   metadata={"DCP_SHARDING_INFO": json.dumps({"w": {"saved_offsets": [-1, 0]}})})
     with pytest.raises(CheckpointError, match="non-negative integers"):
         open_checkpoint(folder)
+
+
+def test_a_save_failing_on_one_rank_leaves_the_earlier_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rank 1 cannot write its file: every rank raises the same error, no new file is left, and the
+    checkpoint saved there before is untouched and still loads."""
+    from unifyparams.checkpoint import collective
+
+    target = tmp_path / "model.safetensors"
+    on_ranks(2, lambda rank, net: up.save(net, target), seed=1)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    real = collective.write_file
+
+    def failing(out: Any, infos: Any, value_of: Any, metadata: Any = None) -> None:
+        if _rank.get() == 1:
+            raise OSError(28, "No space left on device")
+        real(out, infos, value_of, metadata)
+
+    _rank = _RankOf()
+    monkeypatch.setattr(collective, "write_file", failing)
+
+    def body(rank: int, net: Any) -> str:
+        _rank.set(rank)
+        try:
+            up.save(net, target)
+        except up.UnifyParamsError as exc:
+            return str(exc)
+        return "saved"
+
+    messages = set(on_ranks(2, body, seed=2))
+    assert len(messages) == 1
+    message = messages.pop()
+    assert "failed on rank 1" in message and "No space left on device" in message
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # nothing new, nothing replaced
+    plain = sn.Sequential(*sn.build(7).layers)
+    up.load(plain, target.with_name(target.name + ".index.json"))
+    assert same({n: p.numpy() for n, p in up.params(plain).items()}, plain_values(1))
+
+
+class _RankOf:
+    """The rank of the calling thread, as the test sets it."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self._local = threading.local()
+
+    def set(self, rank: int) -> None:
+        self._local.rank = rank
+
+    def get(self) -> int:
+        return int(getattr(self._local, "rank", -1))

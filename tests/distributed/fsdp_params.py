@@ -201,6 +201,8 @@ def main(out: Path) -> dict[str, Any]:
         )
     else:  # a rank with no block of anything writes no file
         checks["rank_file_holds_only_its_blocks"] = rank != 0
+    refused = fails(lambda: up.save(model, out / "hf", format="transformers"), up.CheckpointError)
+    checks["transformers_folder_refused"] = "sharded over" in refused and not (out / "hf").exists()
     checks["index_lists_pieces"] = set(body["slices"]) >= {"0.weight", "0.bias"} and "1.running_mean" in body["weight_map"]
     # every rank loads it back into its shards, reading only its own blocks
     up.initialize(model, seed=99)

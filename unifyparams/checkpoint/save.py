@@ -104,6 +104,14 @@ def save(
     if format == "transformers":
         from .transformers_folder import save_transformers_folder
 
+        sharded_over = collective_for(params(model).values())
+        if sharded_over is not None:
+            raise CheckpointError(
+                f"format='transformers' writes one folder from one process; this model is sharded over "
+                f"{sharded_over.size} processes. Save it with format='unifyparams' (every rank writes its own "
+                f"blocks), then load that checkpoint into an unsharded model in one process and save the folder there"
+            )
+
         return save_transformers_folder(model, path, max_shard_size=max_shard_size, metadata=metadata,
                                         progress=progress)
     if format != "unifyparams":
