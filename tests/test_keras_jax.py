@@ -19,16 +19,11 @@ import pytest
 import unifyparams as up
 from unifyparams.conformance.discovery import load_builders
 
+from .backends.keras import JAX_ONLY
 from .numpy_framework import Dense as NumpyDense
 from .numpy_framework import Sequential as NumpySequential
 
-pytestmark = [
-    pytest.mark.keras,
-    pytest.mark.skipif(
-        keras.backend.backend() != "jax",
-        reason=f"Keras runs on {keras.backend.backend()!r} here; these tests run in the .venv-jax pass of .ci/test",
-    ),
-]
+pytestmark = JAX_ONLY
 L = keras.layers
 
 

@@ -19,13 +19,9 @@ import pytest
 import unifyparams as up
 from unifyparams_keras import distribution as layout
 
-pytestmark = [
-    pytest.mark.keras,
-    pytest.mark.skipif(
-        keras.backend.backend() != "jax",
-        reason=f"Keras runs on {keras.backend.backend()!r} here; these tests run in the .venv-jax pass of .ci/test",
-    ),
-]
+from .backends.keras import JAX_ONLY
+
+pytestmark = JAX_ONLY
 L = keras.layers
 
 

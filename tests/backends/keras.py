@@ -7,6 +7,7 @@ from typing import Any
 
 import keras
 import numpy as np
+import pytest
 
 import unifyparams as up
 from unifyparams.conformance import load_builders
@@ -18,6 +19,14 @@ KINDS = {"sequential": "Sequential", "dense": "Dense", "list": "list", "dict": "
 #: The Keras backend in use ("tensorflow" or "torch").
 BACKEND = keras.backend.backend()
 L = keras.layers
+#: The pytest marks of a file that runs only on Keras' JAX backend: skipped on the *backend* Keras
+#: reports (the TensorFlow and torch passes collect it too), never on an import failure.
+JAX_ONLY = [
+    pytest.mark.keras,
+    pytest.mark.skipif(
+        BACKEND != "jax", reason=f"Keras runs on {BACKEND!r} here; these tests run in the .venv-jax pass of .ci/test",
+    ),
+]
 
 
 def adapter() -> Any:

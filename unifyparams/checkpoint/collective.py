@@ -21,7 +21,6 @@ over any number of ranks reads only its own byte ranges (:class:`~unifyparams.ch
 from __future__ import annotations
 
 import contextlib
-import json
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
@@ -33,7 +32,7 @@ from ..distributed import Collective, Region, region_of, settle
 from ..errors import CheckpointError
 from ..paramset import ParamSet
 from ..progress import ProgressArg, resolve
-from .atomic import AtomicFile, fsync_dir
+from .atomic import AtomicFile, atomic_write, fsync_dir
 from .format import plan_offsets, write_file
 from .metadata import CheckpointMeta
 from .pieces import check_tiling, encode_offsets
@@ -150,17 +149,8 @@ def save_collective(
         if rank == 0:
             fsync_dir(base.parent)
             total = sum(int(np.prod(s)) * np.dtype(d).itemsize for _, m in manifests for _, _, _, d, s in m)
-            body = json.loads(encode_index(weight_map, meta.encode(), total))
-            body["slices"] = slices
-            atomic = AtomicFile(index)
-            try:
-                atomic.file.write((json.dumps(body, indent=2, ensure_ascii=False) + "\n").encode())
-                atomic.finish()
-                atomic.commit()
-            except BaseException:
-                atomic.discard()
-                raise
-            fsync_dir(base.parent)
+            with atomic_write(index) as out:
+                out.write(encode_index(weight_map, meta.encode(), total, slices))
     except Exception as exc:
         left = "" if earlier is None or earlier.changed() else " The earlier checkpoint there is unchanged (verified)."
         error = CheckpointError(f"writing the index {index} failed: {exc}.{left}")

@@ -96,8 +96,14 @@ def shard_names(base: Path, count: int, tag: str | None = None) -> list[str]:
     return [f"{stem}-{i:05d}-of-{count:05d}{extra}{SUFFIX}" for i in range(1, count + 1)]
 
 
-def encode_index(weight_map: Mapping[str, str], metadata: Mapping[str, str], total_size: int) -> bytes:
-    body = {"metadata": {"total_size": total_size, **metadata}, "weight_map": dict(weight_map)}
+def encode_index(
+    weight_map: Mapping[str, str], metadata: Mapping[str, str], total_size: int,
+    slices: Mapping[str, Any] | None = None,
+) -> bytes:
+    """The index file's bytes; ``slices`` (a collective save's tensors in pieces) when given."""
+    body: dict[str, Any] = {"metadata": {"total_size": total_size, **metadata}, "weight_map": dict(weight_map)}
+    if slices:
+        body["slices"] = dict(slices)
     return (json.dumps(body, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
 
 
