@@ -325,7 +325,7 @@ def _agree_outcome(
     """After every rank's writes: if one failed, every rank puts its own blocks back (verified) and
     raises one error, the same on every rank, saying what is true on each."""
     collective = operation.collective
-    mine = None if failed is None else (failed.parameter, str(failed))
+    mine = None if failed is None else (failed.parameter, getattr(failed, "reason", str(failed)))
     outcomes = collective.all_gather(mine)
     failures = [(rank, o) for rank, o in enumerate(outcomes) if o is not None]
     if not failures:
@@ -401,6 +401,15 @@ def _failure(
         "write": f"the framework refused the write: {_short(exc)}",
     }[stage]
     head = f"{what} failed at {p.name!r}: {reason}."
+    failed = _failure_told(what, p, head, items, order, written, done, atomic)
+    failed.reason = head  # type: ignore[attr-defined]  # what went wrong, for the ranks' common error
+    return failed
+
+
+def _failure_told(
+    what: str, p: Param, head: str, items: list[tuple[Param, Any]], order: list[int], written: list[str],
+    done: list[tuple[Param, np.ndarray | _NoValues]], atomic: bool,
+) -> WriteError:
     if not atomic:
         untouched = [items[i][0].name for i in order[len(written) + 1 :]]
         return WriteError(
