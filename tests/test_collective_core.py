@@ -250,3 +250,16 @@ class _RankOf:
 
     def get(self) -> int:
         return int(getattr(self._local, "rank", -1))
+
+
+def test_saving_again_replaces_the_earlier_files(tmp_path: Path) -> None:
+    target = tmp_path / "model.safetensors"
+    on_ranks(2, lambda rank, net: up.save(net, target), seed=1)
+    first = sorted(p.name for p in tmp_path.glob("*.safetensors"))
+    on_ranks(2, lambda rank, net: up.save(net, target), seed=2)
+    second = sorted(p.name for p in tmp_path.glob("*.safetensors"))
+    assert len(first) == len(second) == 2 and not set(first) & set(second)  # new names, the old ones removed
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*second, "model.safetensors.index.json"])
+    plain = sn.Sequential(*sn.build(7).layers)
+    up.load(plain, target.with_name(target.name + ".index.json"))
+    assert same({n: p.numpy() for n, p in up.params(plain).items()}, plain_values(2))
