@@ -14,8 +14,11 @@ values, each rank writes its own block, every rank agrees before the first write
 last (one failing rank makes every rank put its blocks back and raise the same error); ``up.save``
 writes each rank's blocks into its own file; ``up.load`` reads only this rank's byte ranges.
 
->>> import torch
->>> from torch.distributed.tensor import DTensor   # doctest: +SKIP
+On every rank of ``python -m torch.distributed.run --nproc_per_node 2 train.py``:
+
+>>> fully_shard(model); p = up.params(model)["0.weight"]           # doctest: +SKIP
+>>> p.shape, p.placement, p.local()[0].shape                        # doctest: +SKIP
+((5, 3), 'Shard(dim=0) over mesh (2,); this rank (3, 3) at (0, 0)', (3, 3))
 """
 
 from __future__ import annotations
