@@ -102,14 +102,20 @@ class KerasAdapter(Adapter):
 
     # --- values -------------------------------------------------------------------------------
     def read(self, native: Any) -> np.ndarray:
-        """A new ndarray (zero-copy on the torch backend's CPU, a copy on TensorFlow)."""
+        """A new ndarray object: zero-copy on the torch backend's CPU (a view of the parameter) and on
+        TensorFlow (a view of the variable's current tensor, which copy-on-write keeps unchanged
+        whatever is assigned later, see :meth:`snapshot`); a copy otherwise."""
         if not self.has_values(native):
             raise NotMaterializedError(f"variable {native.path!r} has no values yet (deferred initialization)")
         value = native.value
         if self.backend == "torch" and value.device.type == "cpu" and str(native.dtype) != "bfloat16":
             return value.detach().numpy()  # zero-copy view of the parameter
-        if self.backend == "tensorflow" and hasattr(value, "numpy"):
-            return np.asarray(value.numpy())  # one copy, ~5x faster than ops.convert_to_numpy here
+        if self.backend == "tensorflow":
+            current = self.snapshot(native)
+            if current is not None:
+                return current
+            if hasattr(value, "numpy"):
+                return np.asarray(value.numpy())  # one copy, ~5x faster than ops.convert_to_numpy here
         return np.asarray(self.keras.ops.convert_to_numpy(value))
 
     def write(self, native: Any, value: np.ndarray) -> None:

@@ -504,6 +504,11 @@ class SafetensorsFile:
             array.flags.writeable = False
         return array
 
+    @property
+    def mapped(self) -> bool:
+        """True when :meth:`tensor` returns views of a memory map (nothing read until used)."""
+        return self._map is not None
+
     def slice(self, name: str, index: Any) -> np.ndarray:
         """A fresh array of part of a tensor: ``index`` is basic NumPy indexing (integers, slices
         with positive steps, ``...``), as in ``f.slice("embed.weight", (slice(0, 1024), ...))``.
@@ -532,15 +537,28 @@ class SafetensorsFile:
         ahead. A no-op where neither is available.
         """
         info = self.info(name)
-        if self._map is None or info.nbytes == 0:
+        self._populate(self._data_start + info.begin, info.nbytes)
+
+    def prefetch_block(self, name: str, offsets: Sequence[int], shape: Sequence[int]) -> None:
+        """:meth:`prefetch` for one block of a tensor: the bytes from its first element to its last
+        (all of them for a block of whole rows, the rows it spans otherwise)."""
+        info = self.info(name)
+        if self._map is None or not info.nbytes or not math.prod(shape) or sub_byte_bits(info.dtype) is not None:
             return
-        start = self._data_start + info.begin
+        strides = [info.dtype.itemsize * math.prod(info.shape[d + 1:]) for d in range(len(info.shape))]
+        first = sum(o * s for o, s in zip(offsets, strides))
+        last = sum((o + n - 1) * s for o, n, s in zip(offsets, shape, strides))
+        self._populate(self._data_start + info.begin + first, last - first + info.dtype.itemsize)
+
+    def _populate(self, start: int, length: int) -> None:
+        if self._map is None or length <= 0:
+            return
         aligned = start - start % _mmap.ALLOCATIONGRANULARITY
         for advice in (_MADV_POPULATE_READ, getattr(_mmap, "MADV_WILLNEED", None)):
             if advice is None:
                 continue
             try:
-                self._map.madvise(advice, aligned, start + info.nbytes - aligned)
+                self._map.madvise(advice, aligned, start + length - aligned)
                 return
             except (OSError, ValueError, AttributeError):
                 continue

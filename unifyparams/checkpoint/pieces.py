@@ -130,6 +130,14 @@ class PiecedTensor(RegionSource):
         return math.prod(self.shape) * self.dtype.itemsize
 
     def read(self, offsets: Sequence[int], shape: Sequence[int]) -> np.ndarray:
+        """The block of ``shape`` at ``offsets``: a read-only view of the mapped file when one piece
+        holds all of it (a load sharded as the save was), else a new array copied from the pieces."""
+        for piece in self.pieces:
+            if piece.file.mapped and all(b <= a and a + n <= b + m for a, n, b, m in
+                                         zip(offsets, shape, piece.offsets, piece.shape)):
+                within = tuple(a - b for a, b in zip(offsets, piece.offsets))
+                piece.file.prefetch_block(self.name, within, shape)
+                return piece.file.tensor(self.name)[tuple(slice(a, a + n) for a, n in zip(within, shape))]
         out = np.empty(tuple(shape), self.dtype)
         for piece in self.pieces:
             low = [max(a, b) for a, b in zip(offsets, piece.offsets)]
@@ -154,9 +162,14 @@ class FileTensor(RegionSource):
         self.file, self.name, self.shape, self.dtype = file, name, tuple(info.shape), np.dtype(info.dtype)
 
     def read(self, offsets: Sequence[int], shape: Sequence[int]) -> np.ndarray:
+        """The block: a read-only view of the mapped file (its pages are read when the block is
+        copied into the parameter), or only its bytes read (``SafetensorsFile.slice``)."""
         index = tuple(slice(o, o + n) for o, n in zip(offsets, shape))
         if math.prod(shape) == 0:
             return np.empty(tuple(shape), self.dtype)
+        if self.file.mapped:
+            self.file.prefetch_block(self.name, offsets, shape)
+            return self.file.tensor(self.name)[index]
         return self.file.slice(self.name, index)
 
     def __repr__(self) -> str:
