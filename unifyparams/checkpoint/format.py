@@ -25,6 +25,7 @@ import os
 import re
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -124,6 +125,11 @@ def _little_endian(array: np.ndarray) -> np.ndarray:
     return array
 
 
+#: A tensor at least this large is prepared (read, transposed) in a thread while the one before it
+#: is written, so the framework's copy and the file write overlap (one more tensor in memory).
+PREPARE_AHEAD_BYTES = 1 << 20
+
+
 def write_tensor(out: IO[bytes], info: TensorInfo, value: Any) -> None:
     """Stream one tensor's bytes (C order, little-endian) into ``out``.
 
@@ -166,12 +172,22 @@ def write_file(
 ) -> None:
     """Write a whole file to ``out``: the header, then each tensor's bytes in data order.
 
-    ``value_for(name)`` is called once per tensor, just before its bytes are written, so only
-    one tensor's values need to exist at a time (the model's own memory aside).
+    ``value_for(name)`` is called once per tensor, in data order, just before its bytes are
+    written, or for a tensor of :data:`PREPARE_AHEAD_BYTES` or more in a worker thread while the
+    tensor before it is written: at most two tensors' values exist at a time (the model's own
+    memory aside). ``value_for`` must be safe to call from that thread (framework reads are).
     """
     out.write(encode_header(infos, metadata))
-    for info in sorted(infos, key=lambda i: i.begin):
-        write_tensor(out, info, value_for(info.name))
+    ordered = sorted(infos, key=lambda i: i.begin)
+    with ThreadPoolExecutor(1, thread_name_prefix="unifyparams-save") as ahead:
+        coming: Future[Any] | None = None
+        for position, info in enumerate(ordered):
+            value = coming.result() if coming is not None else value_for(info.name)
+            coming = None
+            later = ordered[position + 1] if position + 1 < len(ordered) else None
+            if later is not None and later.nbytes >= PREPARE_AHEAD_BYTES:
+                coming = ahead.submit(value_for, later.name)  # prepared while this one is written
+            write_tensor(out, info, value)
 
 
 def save_file(
