@@ -112,45 +112,44 @@ def _worker(args: argparse.Namespace) -> None:
     def digest() -> list[float]:  # a few global values, to check the load
         return [float(p.local()[0].reshape(-1)[:7].sum()) for p in up.params(model).values()]
 
+    def timed(work: Any, watched: bool) -> tuple[float, int]:
+        """Seconds between barriers around ``work()`` (every rank), and the extra peak when ``watched``."""
+        sync()
+        with PeakMemory(active=watched) as memory:
+            sync()
+            start = time.perf_counter()
+            work()
+            sync()
+            elapsed = time.perf_counter() - start
+        return elapsed, memory.extra
+
+    def zero() -> None:
+        with torch.no_grad():
+            for p in model.parameters():
+                p.zero_() if not sharded else p.to_local().zero_()
+
     saved = digest()
+    index = folder / "ckpt" / "model.safetensors.index.json" if sharded else folder / "ckpt" / "model.safetensors"
+    works = {
+        "save": lambda: up.save(model, folder / "ckpt" / "model.safetensors"),
+        "load": lambda: up.load(model, index),
+        "plain_load": lambda: up.load(model, index, atomic=False),  # no copy of what it overwrites: not atomic
+    }
     rounds: list[dict[str, float]] = []
+    memory: dict[str, float] = {}
     for round_ in range(args.repeat + 1):  # the last round measures memory (its sampling thread is not timed)
         watched = round_ == args.repeat
-        shutil.rmtree(folder / "ckpt", ignore_errors=True) if rank == 0 else None
-        sync()
-        with PeakMemory(active=watched) as save_memory:
-            sync()
-            start = time.perf_counter()
-            index = up.save(model, folder / "ckpt" / "model.safetensors")
-            sync()
-            save_s = time.perf_counter() - start
-        with torch.no_grad():
-            for p in model.parameters():
-                p.zero_() if not sharded else p.to_local().zero_()
-        sync()
-        with PeakMemory(active=watched) as load_memory:
-            sync()
-            start = time.perf_counter()
-            up.load(model, index)
-            sync()
-            load_s = time.perf_counter() - start
-        assert digest() == saved, "the values loaded differ from the values saved"
-        with torch.no_grad():
-            for p in model.parameters():
-                p.zero_() if not sharded else p.to_local().zero_()
-        sync()
-        with PeakMemory(active=watched) as plain_memory:
-            sync()
-            start = time.perf_counter()
-            up.load(model, index, atomic=False)  # no copy of what it overwrites: not all or nothing
-            sync()
-            plain_s = time.perf_counter() - start
-        assert digest() == saved, "the values loaded differ from the values saved"
-        if watched:
-            memory = {"save_extra": save_memory.extra, "load_extra": load_memory.extra,
-                      "plain_load_extra": plain_memory.extra}
-        else:
-            rounds.append({"save_s": save_s, "load_s": load_s, "plain_load_s": plain_s})
+        if rank == 0:
+            shutil.rmtree(folder / "ckpt", ignore_errors=True)
+        times: dict[str, float] = {}
+        for what, work in works.items():
+            if what != "save":
+                zero()
+            times[f"{what}_s"], memory[f"{what}_extra"] = timed(work, watched)
+            if what != "save":
+                assert digest() == saved, "the values loaded differ from the values saved"
+        if not watched:
+            rounds.append(times)
     for row in rounds:
         row.update(memory)
     result = {"rank": rank, "local_bytes": local_bytes, "rounds": rounds}

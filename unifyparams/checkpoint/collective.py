@@ -6,7 +6,8 @@ sharded, :func:`unifyparams.distributed.collective_for`). Each rank writes one f
 the tensor's canonical name and canonical layout, with the blocks' offsets in the file's metadata
 (``DCP_SHARDING_INFO``, the key PyTorch's distributed checkpoint uses, so ``dcp.load`` with its
 ``HuggingFaceStorageReader`` reads the folder). Rank 0 also writes the ordinary tensors (buffers
-every rank holds whole). No tensor is gathered: a rank's extra memory is one block.
+every rank holds whole). No tensor is gathered: a rank's extra memory is one block (two while the
+next is prepared during a write).
 
 Then, once every rank has finished, rank 0 writes ``model.safetensors.index.json``, the switch
 that makes the new checkpoint the one on disk, listing whole tensors in ``weight_map`` and each
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ from .format import plan_offsets, write_file
 from .metadata import CheckpointMeta
 from .pieces import check_tiling, encode_offsets
 from .shards import (
+    Earlier,
     earlier_checkpoint,
     encode_index,
     index_path,
@@ -45,6 +47,8 @@ from .shards import (
 )
 
 Block = tuple[str, Region | None]  # (name, canonical region; None: the whole tensor)
+#: One stored block as the ranks tell rank 0: name, global shape (None: whole), offsets, dtype, shape.
+Entry = tuple[str, tuple[int, ...] | None, tuple[int, ...], str, tuple[int, ...]]
 
 
 def save_collective(
@@ -52,115 +56,144 @@ def save_collective(
     orders: Mapping[str, Any], progress: ProgressArg = None,
 ) -> Path:
     """Save a sharded model: every rank writes its blocks, rank 0 the index; see the module doc."""
-    what = f"saving {base}"
-    rank = collective.rank
-    pending: AtomicFile | None = None
-    placed: Path | None = None
-    error: BaseException | None = None
-    earlier = None
-    blocks: list[Block] = []
-    try:
+    return _CollectiveSave(ps, collective, base, orders).run(metadata, progress)
+
+
+class _CollectiveSave:
+    """One collective save, step by step; every step ends with the ranks agreeing on its outcome."""
+
+    def __init__(self, ps: ParamSet, collective: Collective, base: Path, orders: Mapping[str, Any]):
+        self.ps, self.collective, self.base, self.orders = ps, collective, base, orders
+        self.rank = collective.rank
+        self.pending: AtomicFile | None = None  # this rank's file, before it is put in place
+        self.placed: Path | None = None  # ... and after
+        self.earlier: Earlier | None = None  # on rank 0: the checkpoint this save replaces
+
+    def run(self, metadata: Mapping[str, str] | None, progress: ProgressArg) -> Path:
+        meta, blocks = self._step(lambda: self._plan(metadata))
+        proposal = self._step(self._propose_names)  # no collective inside a step: a failing rank must reach settle
+        checkpoint_id, names = self.collective.all_gather(proposal)[0]
+        meta.checkpoint_id = checkpoint_id
+        file_name = str(names[self.rank])
+        entries = self._step(lambda: self._write_own_file(file_name, blocks, meta, progress), self._drop)
+        manifests = self.collective.all_gather((file_name if blocks else None, entries))
+        weight_map, slices = self._step(lambda: self._commit_own_file(manifests), self._drop)
+        index = index_path(self.base)
+        self._step(lambda: self._write_index(index, manifests, weight_map, slices, meta), self._drop)
+        if self.rank == 0 and self.earlier is not None:
+            from .save import _remove_replaced
+
+            _remove_replaced(self.earlier, {index, *(self.base.parent / f for f, _ in manifests if f)})
+        self.collective.barrier()  # every rank returns once the checkpoint is complete on disk
+        return index
+
+    def _step(self, work: Callable[[], Any], cleanup: Callable[[], None] | None = None) -> Any:
+        """``work()`` on this rank (local work only: no collective, so that a rank failing in it meets
+        the others here), then every rank's outcome: if any failed, clean up and raise the same error."""
+        error: BaseException | None = None
+        result = None
+        try:
+            result = work()
+        except Exception as exc:
+            error = exc
+        common = settle(self.collective, f"saving {self.base}", error)
+        if common is None:
+            return result
+        if cleanup is not None:
+            cleanup()
+        if error is not None:
+            raise common from error
+        raise common
+
+    def _plan(self, metadata: Mapping[str, str] | None) -> tuple[CheckpointMeta, list[Block]]:
+        """What this rank stores, and the metadata; refuses what cannot be saved before any write."""
         from .save import _families, stored_names
 
+        ps = self.ps
         stored, groups = stored_names(ps)
-        sharded_orders = [n for n in stored if n in orders and region_of(ps[n]) is not None]
-        if sharded_orders:
+        reordered = [n for n in stored if n in self.orders and region_of(ps[n]) is not None]
+        if reordered:
             raise CheckpointError(
-                f"{sharded_orders[0]!r} is sharded and needs its flatten order converted, which a collective save "
+                f"{reordered[0]!r} is sharded and needs its flatten order converted, which a collective save "
                 f"does not do block by block; save from an unsharded model"
             )
-        blocks = _my_blocks(ps, stored, rank)
         meta = CheckpointMeta(backend=ps.backend or None, ties=groups, user=dict(metadata or {}), layers=_families(ps))
         meta.encode()  # refuses bad user metadata before anything is written
-    except Exception as exc:
-        error = exc
-    _raise_settled(collective, what, error)
+        return meta, _my_blocks(ps, stored, self.rank)
 
-    # rank 0 names the files (new names: the earlier checkpoint stays whole until the index switch)
-    names: list[str] | None = None
-    checkpoint_id = uuid.uuid4().hex
-    try:
-        if rank == 0:
-            remove_stale_temporaries(base)
-            earlier = earlier_checkpoint(base)
-            names = new_shard_names(base, collective.size, checkpoint_id)
-    except Exception as exc:
-        error = exc
-    _raise_settled(collective, what, error)
-    checkpoint_id, names = collective.all_gather((checkpoint_id, names))[0]
-    meta.checkpoint_id = checkpoint_id
-    assert names is not None
-    mine = names[rank]
+    def _propose_names(self) -> tuple[str, list[str]] | None:
+        """On rank 0: the save's id and every rank's file name (new names, so nothing of the earlier
+        checkpoint is replaced before the index); None on the other ranks."""
+        if self.rank != 0:
+            return None
+        remove_stale_temporaries(self.base)
+        self.earlier = earlier_checkpoint(self.base)
+        checkpoint_id = uuid.uuid4().hex
+        return checkpoint_id, new_shard_names(self.base, self.collective.size, checkpoint_id)
 
-    # each rank writes its file under a temporary name
-    manifest: list[tuple[str, tuple[int, ...] | None, tuple[int, ...], str, tuple[int, ...]]] = []
-    try:
-        if blocks:
-            pending = AtomicFile(base.parent / mine)
-            pending_file = pending
-            offsets = {n: (r.offsets if r is not None else (0,) * ps[n].ndim) for n, r in blocks}
-            shapes = {n: (r.shape if r is not None else tuple(int(d or 0) for d in ps[n].shape)) for n, r in blocks}
-            infos = plan_offsets((n, ps[n].dtype, shapes[n]) for n, _ in blocks)  # type: ignore[misc]
-            encoded = {**meta.encode(), **encode_offsets(offsets)}
-            with resolve(progress if rank == 0 else False, "saving") as bar:
+    def _write_own_file(
+        self, file_name: str, blocks: list[Block], meta: CheckpointMeta, progress: ProgressArg,
+    ) -> list[Entry]:
+        """This rank's blocks into its file, under a temporary name (none when it stores nothing)."""
+        if not blocks:
+            return []
+        ps = self.ps
+        offsets = {n: (r.offsets if r is not None else (0,) * ps[n].ndim) for n, r in blocks}
+        shapes = {n: (r.shape if r is not None else tuple(int(d or 0) for d in ps[n].shape)) for n, r in blocks}
+        infos = plan_offsets((n, ps[n].dtype, shapes[n]) for n, _ in blocks)  # type: ignore[misc]
+        regions = dict(blocks)
+        self.pending = pending = AtomicFile(self.base.parent / file_name)
+        with resolve(progress if self.rank == 0 else False, "saving") as bar:
+            if bar is not None and bar.active:
+                bar.start(sum(i.nbytes for i in infos))
+
+            def value_of(name: str) -> np.ndarray:
+                value = _block_value(ps, name, regions[name], self.orders)
                 if bar is not None and bar.active:
-                    bar.start(sum(i.nbytes for i in infos))
-                regions = dict(blocks)
+                    bar.advance(value.nbytes)
+                return value
 
-                def value_of(name: str) -> np.ndarray:
-                    value = _block_value(ps, name, regions[name], orders)
-                    if bar is not None and bar.active:
-                        bar.advance(value.nbytes)
-                    return value
+            write_file(pending.file, infos, value_of, {**meta.encode(), **encode_offsets(offsets)})
+        pending.finish()
+        return [(n, r.global_shape if r is not None else None, offsets[n], str(ps[n].dtype), shapes[n])
+                for n, r in blocks]
 
-                write_file(pending_file.file, infos, value_of, encoded)
-            pending.finish()
-            for n, r in blocks:
-                global_shape = r.global_shape if r is not None else None
-                manifest.append((n, global_shape, offsets[n], str(ps[n].dtype), shapes[n]))
-    except Exception as exc:
-        error = exc
-    _raise_settled(collective, what, error, cleanup=lambda: pending.discard() if pending else None)
-    manifests = collective.all_gather((mine if blocks else None, manifest))
+    def _commit_own_file(self, manifests: list[Any]) -> tuple[dict[str, str], dict[str, Any]]:
+        """Rank 0 checks that the blocks tile every tensor; every rank puts its file in place."""
+        entries = _index_entries(manifests) if self.rank == 0 else ({}, {})
+        if self.pending is not None:
+            if self.pending.path.exists():
+                raise CheckpointError(f"a file appeared under the new shard's name {self.pending.path.name} while saving")
+            self.pending.commit()
+            self.placed = self.pending.path
+        return entries
 
-    # rank 0 checks that the blocks tile every tensor; then every rank puts its file in place
-    try:
-        weight_map, slices = _index_entries(manifests) if rank == 0 else ({}, {})
-        if pending is not None:
-            if (base.parent / mine).exists():
-                raise CheckpointError(f"a file appeared under the new shard's name {mine} while saving")
-            pending.commit()
-            placed = pending.path
-    except Exception as exc:
-        error = exc
-
-    def drop_mine() -> None:
-        if pending is not None:
-            pending.discard()
-        if placed is not None:
-            with contextlib.suppress(OSError):
-                placed.unlink()
-
-    _raise_settled(collective, what, error, cleanup=drop_mine)
-
-    # the switch: rank 0 writes the index, then removes what the new checkpoint replaced
-    index = index_path(base)
-    try:
-        if rank == 0:
-            fsync_dir(base.parent)
+    def _write_index(
+        self, index: Path, manifests: list[Any], weight_map: dict[str, str], slices: dict[str, Any],
+        meta: CheckpointMeta,
+    ) -> None:
+        """The switch, on rank 0: the index naming every rank's file, written atomically."""
+        if self.rank != 0:
+            return
+        try:
+            fsync_dir(self.base.parent)
             total = sum(int(np.prod(s)) * np.dtype(d).itemsize for _, m in manifests for _, _, _, d, s in m)
             with atomic_write(index) as out:
                 out.write(encode_index(weight_map, meta.encode(), total, slices))
-    except Exception as exc:
-        left = "" if earlier is None or earlier.changed() else " The earlier checkpoint there is unchanged (verified)."
-        error = CheckpointError(f"writing the index {index} failed: {exc}.{left}")
-    _raise_settled(collective, what, error, cleanup=drop_mine)
-    if rank == 0 and earlier is not None:
-        from .save import _remove_replaced
+        except Exception as exc:
+            kept = self.earlier is None or not self.earlier.changed()
+            raise CheckpointError(
+                f"writing the index {index} failed: {exc}." + (" The earlier checkpoint there is unchanged (verified)."
+                                                              if kept and self.earlier is not None else "")
+            ) from exc
 
-        _remove_replaced(earlier, {index, *(base.parent / f for f, _ in manifests if f)})
-    collective.barrier()  # every rank returns once the checkpoint is complete on disk
-    return index
+    def _drop(self) -> None:
+        """Remove this rank's new file, whether still temporary or already in place."""
+        if self.pending is not None:
+            self.pending.discard()
+        if self.placed is not None:
+            with contextlib.suppress(OSError):
+                self.placed.unlink()
 
 
 def _my_blocks(ps: ParamSet, stored: list[str], rank: int) -> list[Block]:
@@ -181,10 +214,13 @@ def _my_blocks(ps: ParamSet, stored: list[str], rank: int) -> list[Block]:
 
 
 def _block_value(ps: ParamSet, name: str, region: Region | None, orders: Mapping[str, Any]) -> np.ndarray:
+    from .save import canonical_copy
+
     p = ps[name]
     if region is None:
-        value = p.numpy()
-        return orders[name].to_canonical(value) if name in orders else value  # type: ignore[no-any-return]
+        if name in orders:
+            return orders[name].to_canonical(p.numpy())  # type: ignore[no-any-return]
+        return canonical_copy(p)
     return p.layout.to_canonical(p.adapter.read_region(p.native))
 
 
@@ -203,18 +239,6 @@ def _index_entries(manifests: list[Any]) -> tuple[dict[str, str], dict[str, Any]
         check_tiling(name, shape, [(o, s) for _, o, s in where])
         slices[name] = {"shape": list(shape), "files": [f for f, _, _ in where]}
     return weight_map, slices
-
-
-def _raise_settled(collective: Collective, what: str, error: BaseException | None, cleanup: Any = None) -> None:
-    """Every rank's outcome of one step; if any failed, clean up here and raise the same error."""
-    common = settle(collective, what, error)
-    if common is None:
-        return
-    if cleanup is not None:
-        cleanup()
-    if error is not None:
-        raise common from error
-    raise common
 
 
 __all__ = ["save_collective"]
