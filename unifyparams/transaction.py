@@ -19,6 +19,12 @@ hands its prepared values to :func:`write_all`, which
    says that every parameter written before it was restored only when that was verified;
    otherwise it lists those that were not.
 
+4. on a model sharded over processes (:mod:`unifyparams.distributed`) every rank runs the same
+   write: the ranks' verdicts of step 1 are agreed before anything is written (one rank refusing
+   makes every rank refuse), each rank keeps a copy of its own blocks only, and after the last
+   value the ranks agree again: if one failed part way, every rank puts back its blocks (verified)
+   and every rank raises the same error, saying what is true on each.
+
 Memory: with ``atomic=True`` (the default) one copy of each parameter written is held until the
 write ends: up to one model's worth of extra memory for a whole-model load (plus, for callable
 values, the one value being written). ``atomic=False`` holds no copy and is **not atomic**: a
