@@ -263,3 +263,40 @@ def test_saving_again_replaces_the_earlier_files(tmp_path: Path) -> None:
     plain = sn.Sequential(*sn.build(7).layers)
     up.load(plain, target.with_name(target.name + ".index.json"))
     assert same({n: p.numpy() for n, p in up.params(plain).items()}, plain_values(2))
+
+
+def test_a_port_from_a_sharded_model_failing_on_one_rank_fails_on_every_rank(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every value of a sharded source is a collective read; rank 1's destination refuses its third
+    write: the ranks agree after each value, so none waits for another, and every rank's
+    destination is put back, with one error."""
+    rank_of = _RankOf()
+    real = sn.NumpyAdapter.write
+    writes: dict[int, int] = {}
+
+    def refusing(self: Any, native: Any, value: np.ndarray) -> None:
+        rank = rank_of.get()
+        writes[rank] = writes.get(rank, 0) + 1
+        if rank == 1 and writes[rank] == 3:
+            raise RuntimeError("destination full")
+        real(self, native, value)
+
+    monkeypatch.setattr(sn.NumpyAdapter, "write", refusing)
+
+    def body(rank: int, net: Any) -> Any:
+        rank_of.set(rank)
+        plain = sn.Sequential(*sn.build(8).layers)
+        before = {n: p.numpy(copy=True) for n, p in up.params(plain).items()}
+        try:
+            up.port(net, plain)
+        except up.UnifyParamsError as exc:
+            after = {n: p.numpy() for n, p in up.params(plain).items()}
+            return str(exc), same(after, before)
+        return "ported", False
+
+    results = on_ranks(2, body)
+    assert results[0][0] == results[1][0] and "failed on rank 1" in results[0][0] and "destination full" in results[0][0]
+    assert all(kept for _, kept in results)
+    monkeypatch.setattr(sn.NumpyAdapter, "write", real)
+    ported = on_ranks(2, lambda rank, net: (up.port(net, plain := sn.Sequential(*sn.build(8).layers)),
+                                            {n: p.numpy(copy=True) for n, p in up.params(plain).items()})[1])
+    assert all(same(values_, plain_values(0)) for values_ in ported)

@@ -267,8 +267,10 @@ def write_all(
     items = list(plan)
     collective = collective_for(p for p, _ in items)
     with collective_operation(collective, what) as operation:
-        _write_all(items, atomic=atomic, what=what, finish=finish, progress=progress,
-                   operation=operation if collective is not None else None)
+        # an operation under way with parameters here that are not sharded (a port from a sharded
+        # source): the values are computed with collectives, so the ranks agree after every one
+        _write_all(items, atomic=atomic, what=what, finish=finish, progress=progress, operation=operation,
+                   each=collective is None and operation is not None)
 
 
 def _write_all(
@@ -279,6 +281,7 @@ def _write_all(
     finish: Callable[[], None] | None,
     progress: Progress | None,
     operation: Any,
+    each: bool,
 ) -> None:
     _refuse_unwritable(items, what)
     if operation is not None:
@@ -308,7 +311,11 @@ def _write_all(
                 failed = _failure(what, p, exc, stage, items, order, written, done, atomic)
                 if operation is None or not isinstance(exc, Exception):
                     _reraise(failed, exc)
+                if each:
+                    operation.collective.any(True)  # the other ranks learn it after this same value
                 _agree_outcome(operation, failed, done, written, atomic, exc)
+            if each and operation.collective.any(False):  # another rank failed at this value
+                _agree_outcome(operation, None, done, written + [p.name], atomic, None)
             written.append(p.name)
             if sizes is not None and progress is not None:
                 progress.advance(sizes[position])

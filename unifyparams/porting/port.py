@@ -29,6 +29,7 @@ import numpy as np
 from ..access import params
 from ..capabilities import PortingFacts
 from ..dataflow import FLATTENED, UNKNOWN, DenseInput, agreement
+from ..distributed import collective_for, collective_operation
 from ..errors import DtypeMismatchError, ShapeMismatchError, UnifyParamsError
 from ..layouts import Layout, Transpose
 from ..param import Param, format_shape
@@ -100,7 +101,10 @@ def port(
     default) a bar only on a terminal, outside CI, for a port still running after half a second
     (:mod:`unifyparams.progress`).
     """
-    with resolve(progress, "porting") as bar:
+    # either side sharded over processes: every rank ports together (its reads of a sharded source are
+    # collectives), and one rank's failure is every rank's (unifyparams.distributed)
+    collective = collective_for(params(src_model).values()) or collective_for(params(dst_model).values())
+    with collective_operation(collective, "port"), resolve(progress, "porting") as bar:
         return _port(src_model, dst_model, match=match, strict=strict, dry_run=dry_run, example_input=example_input,
                      dst_example_input=dst_example_input, rename=rename, src_dense_inputs=src_dense_inputs,
                      dst_dense_inputs=dst_dense_inputs, atomic=atomic, progress=bar)
