@@ -97,10 +97,10 @@ def _seeded_plain() -> tuple[Any, Any]:
     return script, plain
 
 
-def test_the_collective_save_loads_in_one_process_into_torch_and_keras(
+def test_the_collective_save_loads_in_one_process_into_torch_keras_and_gluon(
     fsdp_run: tuple[Path, list[dict[str, Any]]],
 ) -> None:
-    """What N ranks saved, each its own blocks, one process loads into PyTorch and into Keras."""
+    """What N ranks saved, each its own blocks, one process loads into PyTorch, Keras and Gluon."""
     script, plain = _seeded_plain()
     index = fsdp_run[0] / "collective" / "model.safetensors.index.json"
     ranks = fsdp_run[1][0]["size"]
@@ -115,7 +115,11 @@ def test_the_collective_save_loads_in_one_process_into_torch_and_keras(
     x = np.linspace(-1, 1, 12, dtype=np.float32).reshape(4, 3)
     plain.eval()
     with torch.no_grad():
-        np.testing.assert_allclose(script.keras_out(keras_net, x), plain(torch.from_numpy(x)).numpy(), atol=1e-5)
+        expected = plain(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(script.keras_out(keras_net, x), expected, atol=1e-5)
+    gluon_net = script.gluon_twin()
+    up.load(gluon_net, index)
+    np.testing.assert_allclose(script.gluon_out(gluon_net, x), expected, atol=1e-5)
 
 
 def test_torch_distributed_checkpoint_files_load_in_one_process(fsdp_run: tuple[Path, list[dict[str, Any]]]) -> None:
