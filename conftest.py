@@ -8,7 +8,13 @@ of doctests fails if any framework got imported: the core's examples must not ne
 
 from __future__ import annotations
 
+import os
 import sys
+
+# JAX reads XLA_FLAGS when it first starts: four host devices, so that the tests of Keras'
+# distribution API on JAX run (not skip) wherever pytest runs them; .ci/test sets it too.
+if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4").strip()
 from typing import Any
 
 import numpy as np

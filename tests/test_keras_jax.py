@@ -222,8 +222,10 @@ def test_sharded_variables_read_write_and_keep_their_sharding() -> None:
     import jax
     from keras import distribution
 
-    if len(jax.devices()) < 4:
-        pytest.skip("fewer than four devices: run with XLA_FLAGS=--xla_force_host_platform_device_count=4")
+    assert len(jax.devices()) >= 4, (
+        f"JAX sees {len(jax.devices())} device(s); these tests need 4 (the root conftest.py sets "
+        f"XLA_FLAGS=--xla_force_host_platform_device_count=4 before JAX starts: was JAX started earlier?)"
+    )
     mesh = distribution.DeviceMesh((2, 2), ["batch", "model"], jax.devices()[:4])
     layouts = distribution.LayoutMap(mesh)
     layouts[".*dense.*kernel"] = (None, "model")

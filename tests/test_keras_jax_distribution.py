@@ -2,9 +2,10 @@
 (``unifyparams_keras.distribution``), checkpoints between distributed and plain models, seeded
 init and refused loads that keep every variable's sharding.
 
-Four host devices come from ``XLA_FLAGS=--xla_force_host_platform_device_count=4``; with fewer,
-each test skips and says so. As in tests/test_keras_jax.py, the module is skipped on the
-*backend* Keras reports (the TensorFlow and torch passes collect it too), never on an import failure.
+Four host devices come from ``XLA_FLAGS=--xla_force_host_platform_device_count=4``, which the root
+conftest.py sets before JAX starts; with fewer, each test fails and says why. As in
+tests/test_keras_jax.py, the module is skipped on the *backend* Keras reports (the TensorFlow and
+torch passes collect it too), never on an import failure.
 """
 
 from __future__ import annotations
@@ -29,8 +30,10 @@ L = keras.layers
 def devices() -> list[Any]:
     import jax
 
-    if len(jax.devices()) < 4:
-        pytest.skip("fewer than four devices: run with XLA_FLAGS=--xla_force_host_platform_device_count=4")
+    assert len(jax.devices()) >= 4, (
+        f"JAX sees {len(jax.devices())} device(s); these tests need 4 (the root conftest.py sets "
+        f"XLA_FLAGS=--xla_force_host_platform_device_count=4 before JAX starts: was JAX started earlier?)"
+    )
     return jax.devices()[:4]
 
 

@@ -136,7 +136,8 @@ def load(
     """
     if rollback is not None:
         atomic = rollback
-    collective = collective_for(params(model).values())  # sharded over processes: every rank loads together
+    ps = params(model)
+    collective = collective_for(ps.values())  # sharded over processes: every rank loads together
     with collective_operation(collective, "load"), resolve(progress, "loading") as bar:
         if _is_transformers_folder(path, match, rename):
             return _load_transformers(model, path, strict=strict, mmap=mmap, atomic=atomic, progress=bar)
@@ -147,18 +148,19 @@ def load(
         kind = _native_kind(path)
         if kind is not None:
             return _load_native(model, path, kind, strict=strict, cast=cast, atomic=atomic, orders=orders,
-                                progress=bar)
+                                progress=bar, ps=ps)
         with open_checkpoint(path, mmap=mmap) as ckpt:
             return _load_checkpoint(model, ckpt, str(path), strict=strict, cast=cast, atomic=atomic, orders=orders,
-                                    progress=bar)
+                                    progress=bar, ps=ps)
 
 
 def _load_checkpoint(
     model: Any, ckpt: Checkpoint, source: str, *, strict: bool, cast: bool, atomic: bool, orders: Mapping[str, Any],
-    progress: Progress | None = None,
+    progress: Progress | None = None, ps: ParamSet | None = None,
 ) -> CheckpointReport:
-    """Load an open safetensors checkpoint: checked whole, then written (with its ties) as one transaction."""
-    ps = params(model)
+    """Load an open safetensors checkpoint: checked whole, then written (with its ties) as one transaction
+    (``ps``: the model's parameters when the caller has them already)."""
+    ps = params(model) if ps is None else ps
     # a tensor in pieces stays a PiecedTensor (read block by block when written; it acts as an array)
     sharded = {name for name in ckpt.names if name in ps and region_of(ps[name]) is not None}
     # a sharded parameter reads its own block's bytes only; other tensors are mapped (or, in pieces,
@@ -294,12 +296,12 @@ def _read_loadable(path: str | os.PathLike[str], kind: str) -> Any:
 
 def _load_native(
     model: Any, path: str | os.PathLike[str], kind: str, *, strict: bool, cast: bool, atomic: bool = True,
-    orders: Mapping[str, Any] | None = None, progress: Progress | None = None,
+    orders: Mapping[str, Any] | None = None, progress: Progress | None = None, ps: ParamSet | None = None,
 ) -> CheckpointReport:
     """A framework's own file (a PyTorch state dict, a Gluon ``.params`` file), read by its adapter
     without running code from it; all or nothing, like our format."""
     ckpt = _read_loadable(path, kind)
-    ps = params(model)
+    ps = params(model) if ps is None else ps
     state = ckpt.expanded()
     _into_model_order(ps, state, orders)
     converted = _conversions(ps, state)

@@ -214,13 +214,12 @@ def _my_blocks(ps: ParamSet, stored: list[str], rank: int) -> list[Block]:
 
 
 def _block_value(ps: ParamSet, name: str, region: Region | None, orders: Mapping[str, Any]) -> np.ndarray:
-    from .save import canonical_copy
+    """This rank's block of ``name`` (canonical), or the whole tensor as a single-process save stores it."""
+    from .save import stored_value
 
     p = ps[name]
     if region is None:
-        if name in orders:
-            return orders[name].to_canonical(p.numpy())  # type: ignore[no-any-return]
-        return canonical_copy(p)
+        return stored_value(p, orders)
     return p.layout.to_canonical(p.adapter.read_region(p.native))
 
 

@@ -139,12 +139,18 @@ def save(
     orders = facts_for(ps, model)  # dense weights after a channels-last flatten: stored channels-first
 
     def value_of(name: str) -> np.ndarray:
-        if name in orders:
-            return orders[name].to_canonical(ps[name].numpy())  # type: ignore[no-any-return]
-        return canonical_copy(ps[name])
+        return stored_value(ps[name], orders)
 
     with resolve(progress, "saving") as bar:
         return switch_in(plan, earlier, lambda: write_shards(plan, ps, value_of, progress=bar))
+
+
+def stored_value(p: Any, orders: Mapping[str, Any]) -> np.ndarray:
+    """What a file stores for the whole parameter ``p``: canonical layout, and a dense weight read
+    after a channels-last flatten in channels-first order (``orders``, from :func:`facts_for`)."""
+    if p.name in orders:
+        return orders[p.name].to_canonical(p.numpy())  # type: ignore[no-any-return]
+    return canonical_copy(p)
 
 
 def canonical_copy(p: Any) -> np.ndarray:

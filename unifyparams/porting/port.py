@@ -103,15 +103,16 @@ def port(
     """
     # either side sharded over processes: every rank ports together (its reads of a sharded source are
     # collectives), and one rank's failure is every rank's (unifyparams.distributed)
-    collective = collective_for(params(src_model).values()) or collective_for(params(dst_model).values())
+    src_ps, dst_ps = params(src_model), params(dst_model)
+    collective = collective_for(src_ps.values()) or collective_for(dst_ps.values())
     with collective_operation(collective, "port"), resolve(progress, "porting") as bar:
-        return _port(src_model, dst_model, match=match, strict=strict, dry_run=dry_run, example_input=example_input,
+        return _port(src_model, dst_model, src_ps, dst_ps, match=match, strict=strict, dry_run=dry_run, example_input=example_input,
                      dst_example_input=dst_example_input, rename=rename, src_dense_inputs=src_dense_inputs,
                      dst_dense_inputs=dst_dense_inputs, atomic=atomic, progress=bar)
 
 
 def _port(
-    src_model: Any, dst_model: Any, *, match: str | Mapping[str, str], strict: bool, dry_run: bool,
+    src_model: Any, dst_model: Any, src_ps: ParamSet, dst_ps: ParamSet, *, match: str | Mapping[str, str], strict: bool, dry_run: bool,
     example_input: Any, dst_example_input: Any, rename: Sequence[tuple[str, str]],
     src_dense_inputs: Mapping[str, DenseInput] | None, dst_dense_inputs: Mapping[str, DenseInput] | None,
     atomic: bool, progress: Progress,
@@ -123,7 +124,6 @@ def _port(
             "rules would not apply. Pass one of them (a mapping whose names are the renamed ones: rename first "
             "with up.port(..., rename=...) and match by name)", None,
         )
-    src_ps, dst_ps = params(src_model), params(dst_model)
     if mode in ("auto", "recipe") and not rename:
         pair = _recipe_pair(src_model, dst_model, required=mode == "recipe")
         if pair is not None:
