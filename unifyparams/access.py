@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from .errors import UnifyParamsError
+from .listing import remember, remembered
 from .param import Param
 from .paramset import ParamSet
 from .registry import adapter_for
@@ -22,13 +23,18 @@ from .registry import adapter_for
 def params(model: Any) -> ParamSet:
     """Every parameter of ``model`` (a whole model or any sub-block) by canonical name.
 
-    A :class:`ParamSet` or :class:`Param` passed in is returned as a ParamSet unchanged.
+    A :class:`ParamSet` or :class:`Param` passed in is returned as a ParamSet unchanged. Where the
+    adapter can tell cheaply that the model's structure is unchanged since the last call, that
+    call's ParamSet is returned again (:mod:`unifyparams.listing`); its values are read live.
     """
     if isinstance(model, ParamSet):
         return model
     if isinstance(model, Param):
         return ParamSet({model.name: model}, backend=model.backend, model=model.model)
     adapter = adapter_for(model)
+    kept = remembered(model, adapter.name)
+    if kept is not None:
+        return kept
     storage_key = adapter.storage_key
     # Few objects per parameter: with tens of thousands of them, every container kept alive here
     # is one more for Python's cyclic garbage collector to trace, and enough of them trigger a
@@ -58,7 +64,9 @@ def params(model: Any) -> ParamSet:
     for group in ties.values():
         for name in group:
             built[name].shared_with = tuple(n for n in group if n != name)
-    return ParamSet(built, title=type(model).__name__, backend=adapter.name, model=model)
+    result = ParamSet(built, title=type(model).__name__, backend=adapter.name, model=model)
+    remember(model, adapter.name, adapter.structure_check(model, slots), result)
+    return result
 
 
 def tree(model: Any) -> str:

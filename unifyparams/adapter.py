@@ -37,6 +37,7 @@ from .capabilities import (
     CAPABILITIES,
     Gradients,
     LazyShapes,
+    Listing,
     PortingFacts,
     StorageFacts,
     TyingHooks,
@@ -144,7 +145,7 @@ def contiguous_source(value: np.ndarray) -> tuple[np.ndarray, tuple[int, ...]] |
     return base, tuple(int(a) for a in np.argsort(order))
 
 
-class Adapter(StorageFacts, WriteSafety, LazyShapes, TyingHooks, Gradients, PortingFacts, ShardedStorage, ABC):
+class Adapter(Listing, StorageFacts, WriteSafety, LazyShapes, TyingHooks, Gradients, PortingFacts, ShardedStorage, ABC):
     """Base class of framework adapters: the primitives, and what the core derives from them.
 
     Subclasses set :attr:`name` and :attr:`framework_module` and implement the abstract

@@ -4,6 +4,7 @@
 describe, read, write). Everything else is optional and comes in small groups, each with defaults
 that are right for a framework without the feature:
 
+- :class:`Listing` — telling cheaply that a model's structure is unchanged, so its listing is reused;
 - :class:`StorageFacts` — which parameters share memory (ties, overlapping views);
 - :class:`WriteSafety` — refusing a write before it starts, restoring after a failed one, writing
   straight into the parameter's memory;
@@ -27,7 +28,7 @@ implements, plus any reasons the class states itself (a capability its framework
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -86,6 +87,21 @@ def missing_capabilities(cls: type, base: type) -> dict[str, str]:
         missing[cap.name] = f"{cls.__qualname__} does not implement {hooks}, so it cannot {cap.does}"
     missing.update(getattr(cls, "declared_missing", {}))
     return missing
+
+
+class Listing:
+    """Seeing a model's parameters again without walking it. Default: every ``up.params`` walks."""
+
+    def structure_check(self, root: Any, slots: Sequence[Slot]) -> Callable[[], bool] | None:
+        """A check, a fraction of :meth:`~unifyparams.adapter.Adapter.walk`'s cost, that returns True
+        only while a walk of ``root`` would yield ``slots`` again: the same names, objects, roles and
+        layouts, and the same storage keys (ties). :func:`unifyparams.params` then returns its
+        previous ParamSet (:mod:`unifyparams.listing`). It must see every change that alters the walk
+        (a layer added, replaced or removed, a parameter re-registered, a storage swapped); shapes,
+        dtypes and values are read live and need not count. When in doubt it must say False. ``None``
+        (the default): not offered for this model, every call walks it.
+        """
+        return None
 
 
 class StorageFacts:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, ItemsView, Iterator, KeysView, Mapping, ValuesView
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -106,6 +106,16 @@ class ParamSet(Mapping[str, Param]):
 
     def __contains__(self, name: object) -> bool:
         return name in self._params
+
+    # the dict's own views (read-only): the Mapping mixins would look every name up again
+    def keys(self) -> KeysView[str]:
+        return self._params.keys()
+
+    def values(self) -> ValuesView[Param]:
+        return self._params.values()
+
+    def items(self) -> ItemsView[str, Param]:
+        return self._params.items()
 
     # --- selection ------------------------------------------------------------------------
     def select(

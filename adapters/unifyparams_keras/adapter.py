@@ -20,7 +20,7 @@ Names, leaf rules and layouts are in :mod:`.structure` and :mod:`.rules`; ties i
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -71,6 +71,9 @@ class KerasAdapter(Adapter):
 
     def walk(self, root: Any) -> Iterator[Slot]:
         return structure.walk(root, self.types)
+
+    def structure_check(self, root: Any, slots: Sequence[Slot]) -> Callable[[], bool] | None:
+        return structure.structure_check(root, list(slots), self.types)
 
     # --- describing one variable --------------------------------------------------------------
     def native_shape(self, native: Any) -> Shape:

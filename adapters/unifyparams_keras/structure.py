@@ -19,7 +19,7 @@ A layer object reached under two names (used twice) yields its variables under b
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,7 +46,7 @@ _INTERNAL = frozenset(
         "_seed_generators", "_torch_params", "_modules", "_parameters", "_buffers", "_losses",
         "_losses_override", "_loss_ids", "_compile_loss", "_compile_metrics", "_loss_tracker",
         "optimizer", "_input_layers", "_output_layers", "inputs", "outputs", "_inputs_struct",
-        "_outputs_struct", "_nodes", "_nodes_by_depth", "_operations_by_depth",
+        "_outputs_struct", "_nodes", "_nodes_by_depth", "_operations_by_depth", "_unifyparams_listing",
     }
 )
 
@@ -375,3 +375,96 @@ def unbuilt_names(model: Any, types: KerasTypes) -> list[str]:
 
     visit(model, (), frozenset())
     return names
+
+
+# --- seeing the same structure again ------------------------------------------------------------
+def structure_check(root: Any, slots: list[Slot], types: KerasTypes) -> Callable[[], bool] | None:
+    """A check that a walk of ``root`` would still yield ``slots`` (:meth:`Adapter.structure_check`).
+
+    Every layer reachable from ``root`` (tracked sublayers, and a model's positional layers) must
+    keep its class, its ``built`` state, its tracked sublayers and its own variables, as the same
+    objects in the same order; a layer whose names come from its attributes (a container of named
+    sublayers, or variables no rule names) must also keep which layer or variable each attribute
+    holds. Variables' names and shapes are fixed once they exist, and their values are read live.
+
+    Not offered (``None``) while a layer is unbuilt (its stand-in variables are made per walk) or
+    for a ``TorchModuleWrapper`` (its names come from the torch module inside it).
+    """
+    if any(type(s.native).__name__ == "PendingVariable" for s in slots):
+        return None
+    layers: list[Any] = []
+    seen: set[int] = set()
+    stack = [root]
+    while stack:
+        layer = stack.pop()
+        if id(layer) in seen or not isinstance(layer, types.Layer):
+            continue
+        seen.add(id(layer))
+        if "TorchModuleWrapper" in mro_names(layer):
+            return None
+        layers.append(layer)
+        stack.extend(reversed(_sublayers(layer, types)))
+    named_by_attributes = [layer for layer in layers if _named_by_attributes(layer, types)]
+    stamps = [_stamp(layer, types) for layer in layers]
+    attributes = [_attribute_stamp(layer) for layer in named_by_attributes]
+
+    def unchanged() -> bool:
+        return [_stamp(layer, types) for layer in layers] == stamps and [
+            _attribute_stamp(layer) for layer in named_by_attributes
+        ] == attributes
+
+    return unchanged
+
+
+def _sublayers(layer: Any, types: KerasTypes) -> list[Any]:
+    found = list(layer._layers)
+    if is_positional(layer, types):
+        found.extend(positional_layers(layer, types))
+    return found
+
+
+def _ids(objects: Any) -> tuple[int, ...]:
+    return tuple(map(id, objects))
+
+
+def _stamp(layer: Any, types: KerasTypes) -> tuple[Any, ...]:
+    """What the walk reads of ``layer`` itself, by identity."""
+    return (
+        type(layer), bool(layer.built), _ids(layer._layers), _ids(layer._trainable_variables),
+        _ids(layer._non_trainable_variables),
+        _ids(positional_layers(layer, types)) if is_positional(layer, types) else (),
+    )
+
+
+def _named_by_attributes(layer: Any, types: KerasTypes) -> bool:
+    """True if the walk names some of ``layer``'s children or variables after its attributes."""
+    if is_positional(layer, types):
+        return False
+    if layer._layers:
+        return True
+    names = mro_names(layer)
+    return any(layer_leaf(names, v.name, tuple(v.shape), layer) is None for v in own_variables(layer))
+
+
+def _attribute_stamp(layer: Any) -> tuple[Any, ...]:
+    """``(attribute, ids of the layers and variables it holds)`` in definition order."""
+    stamp = []
+    for sequence in _attribute_sequences(layer):
+        for name, value in sequence:
+            held = _held(value, 0)
+            if held is not None:
+                stamp.append((name, held))
+    return tuple(stamp)
+
+
+def _held(value: Any, depth: int) -> Any:
+    """The ids of the layers and variables in ``value`` (through lists, tuples and dicts, as
+    :func:`_scan` goes), positions kept; ``None`` for anything else."""
+    types = _KERAS_TYPES
+    if types is not None and isinstance(value, (types.Layer, types.Variable)):
+        return id(value)
+    if depth < 8 and isinstance(value, (list, tuple)) and not hasattr(value, "_fields"):
+        return tuple(_held(item, depth + 1) for item in value)
+    if depth < 8 and isinstance(value, dict):
+        return tuple((key, _held(item, depth + 1)) for key, item in value.items() if isinstance(key, str))
+    return None

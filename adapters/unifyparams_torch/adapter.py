@@ -18,7 +18,7 @@ time: the registry creates :class:`TorchAdapter` only once ``torch`` is already 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Hashable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -52,6 +52,8 @@ class TorchAdapter(Adapter):
         from . import running, sharding, sharing, structure, tensors
 
         self._torch = torch
+        #: exact classes of plain tensors (not lazy, not DTensor subclasses): ``read``'s fast path
+        self._plain_classes = frozenset({torch.Tensor, torch.nn.Parameter})
         self._structure = structure
         self._tensors = tensors
         self._running = running
@@ -80,6 +82,9 @@ class TorchAdapter(Adapter):
         gathered ones it holds then are scratch that FSDP frees (writes to them would be lost)."""
         self._sharding.reshard_fsdp(root)
         return self._structure.walk(root)
+
+    def structure_check(self, root: Any, slots: Sequence[Slot]) -> Callable[[], bool] | None:
+        return self._structure.structure_check(root, list(slots))
 
     # --- describing one native parameter --------------------------------------------------
     def native_shape(self, native: Any) -> Shape:
@@ -115,6 +120,11 @@ class TorchAdapter(Adapter):
 
     # --- values ---------------------------------------------------------------------------
     def read(self, native: Any) -> np.ndarray:
+        if type(native) in self._plain_classes:  # the common case first: a CPU tensor NumPy can view
+            try:
+                return native.detach().numpy()  # type: ignore[no-any-return]
+            except (TypeError, RuntimeError):  # meta, other devices, bfloat16, conjugate/negative views
+                pass
         self._require_values(native)
         if self._sharding.is_dtensor(native):  # the global value: a collective (every rank reads)
             return self._sharding.read(native)

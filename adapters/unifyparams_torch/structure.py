@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import re
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from operator import attrgetter, is_
 from typing import Any
 
 import torch
@@ -27,6 +28,8 @@ from torch.utils.weak import WeakIdKeyDictionary
 
 from unifyparams.adapter import Role, Slot
 from unifyparams.layouts import IDENTITY, Layout, Shape, Transpose
+
+from .tensors import storage_key as storage_key_of
 
 #: Buffers reported as (non-trainable) parameters. ``num_batches_tracked`` is deliberately absent:
 #: it is a step counter used only when ``momentum=None``, not a value anything is computed from.
@@ -292,3 +295,92 @@ def lazy_shape(tensor: Any) -> Shape:
             return (None, module.out_channels // module.groups, *kernel)
         return (module.out_channels, None, *kernel)
     return (None,)
+
+
+def structure_check(root: nn.Module, slots: list[Slot]) -> Callable[[], bool] | None:
+    """A check that a walk of ``root`` would still yield ``slots`` (:meth:`Adapter.structure_check`):
+    every module keeps its class and exactly the submodules, parameters and buffers it had, as the
+    same objects under the same names, and every tensor keeps its memory (``p.data = ...`` and
+    ``.to(...)`` swap it, which can make or break a tie). Reads a handful of attributes per module
+    in C-level loops: a fraction of ``named_parameters()``' cost.
+
+    Not offered (``None``) for DTensors (their memory is a shard, and FSDP2 swaps what a module
+    holds between its forward and backward), lazy modules' uninitialized tensors (they change class
+    and memory when materialized) or tensors without strided memory (sparse).
+
+    >>> net = nn.Sequential(nn.Linear(2, 2))
+    >>> check = structure_check(net, list(walk(net)))
+    >>> check(), (net.append(nn.Linear(2, 2)) and check())
+    (True, False)
+    """
+    tensors = [s.native for s in slots]
+    if not all(map(_check_friendly, {type(t) for t in tensors})):
+        return None
+    try:
+        addresses = [t.data_ptr() for t in tensors]
+    except (RuntimeError, ValueError):  # sparse; uninitialized
+        return None
+    modules: dict[int, nn.Module] = {}
+    edges: list[tuple[nn.Module, str, Any]] = []  # parent, name, child as registered
+    for block in blocks(root):
+        module = block.module
+        if id(module) not in modules:
+            modules[id(module)] = module
+            edges.extend((module, name, child) for name, child in module._modules.items())
+    mods = list(modules.values())
+    classes = list(map(type, mods))
+    sizes = _sizes(mods)
+    parents, names, children = [e[0] for e in edges], [e[1] for e in edges], [e[2] for e in edges]
+    owners, leaves = [s.block for s in slots], [s.leaf for s in slots]
+    kinds = [_PARAMETERS if leaf in owner._parameters else _BUFFERS for owner, leaf in zip(owners, leaves)]
+    # a Hugging Face Conv1D's layout depends on its weight's shape: asked again each time
+    transposed = [(m, is_transposed_linear(m)) for m in mods if _CONV1D_CLASSES.get(type(m))]
+    # two tensors at one address are compared in full (shape, strides, dtype): they are, or may
+    # become, a tie with no address changing
+    count: dict[int, int] = {}
+    for a in addresses:
+        count[a] = count.get(a, 0) + 1
+    shared = [(t, storage_key_of(t)) for t, a in zip(tensors, addresses) if a and count[a] > 1]
+    data_ptr = torch.Tensor.data_ptr
+
+    def unchanged() -> bool:
+        # the same classes and registry sizes, then every registered name holds the same object:
+        # together, exactly the registries the walk saw
+        if list(map(type, mods)) != classes or _sizes(mods) != sizes:
+            return False
+        if not all(map(is_, map(dict.get, map(_MODULES, parents), names), children)):
+            return False
+        if not all(map(is_, map(dict.get, map(_registry, owners, kinds), leaves), tensors)):
+            return False
+        if list(map(data_ptr, tensors)) != addresses:
+            return False
+        if any(is_transposed_linear(m) is not was for m, was in transposed):
+            return False
+        return all(storage_key_of(t) == key for t, key in shared)
+
+    return unchanged
+
+
+_MODULES, _PARAMETERS, _BUFFERS = attrgetter("_modules"), attrgetter("_parameters"), attrgetter("_buffers")
+
+
+def _registry(module: nn.Module, kind: Callable[[nn.Module], dict[str, Any]]) -> dict[str, Any]:
+    return kind(module)
+
+
+def _sizes(mods: list[nn.Module]) -> list[int]:
+    """The three registries' sizes of each module, flattened."""
+    return [*map(len, map(_MODULES, mods)), *map(len, map(_PARAMETERS, mods)), *map(len, map(_BUFFERS, mods))]
+
+
+_FRIENDLY: dict[type, bool] = {}
+
+
+def _check_friendly(cls: type) -> bool:
+    """True for tensor classes whose memory the check can follow: not DTensors, not uninitialized."""
+    known = _FRIENDLY.get(cls)
+    if known is None:
+        known = _FRIENDLY[cls] = not any(c.__name__ == "DTensor" for c in cls.__mro__) and not issubclass(
+            cls, (UninitializedParameter, UninitializedBuffer)
+        )
+    return known
