@@ -54,7 +54,9 @@ def machine() -> dict[str, Any]:
 
 
 def _work(rec: dict[str, Any]) -> str:
-    return WORK.get((rec["kind"], rec["case"])) or WORK.get((rec["kind"], None)) or rec["kind"]
+    """What the row says: the work, and its variant (``atomic=False``) where it has one."""
+    work = WORK.get((rec["kind"], rec["case"])) or WORK.get((rec["kind"], None)) or rec["kind"]
+    return f"{work}, {rec['variant']}" if rec.get("variant") else work
 
 
 def _size(rec: dict[str, Any]) -> str:
@@ -73,12 +75,12 @@ def _peak(rec: dict[str, Any]) -> str:
 
 def groups(records: Iterable[dict[str, Any]]) -> list[list[dict[str, Any]]]:
     """Records of one (work, backend), sizes ascending, in the report's order."""
-    by: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    by: dict[tuple[str, str, str, str], list[dict[str, Any]]] = {}
     for rec in records:
         case = rec["case"] if rec["kind"] in ("enumerate", "read", "init") else ""  # else the shape
-        by.setdefault((rec["kind"], case, rec["backend"]), []).append(rec)
+        by.setdefault((rec["kind"], case, rec.get("variant", ""), rec["backend"]), []).append(rec)
     keyed = sorted(by.items(), key=lambda kv: (ORDER.index(kv[0][0]) if kv[0][0] in ORDER else 99, kv[0][1],
-                                               kv[0][2]))
+                                               kv[0][2], kv[0][3]))
     return [sorted(recs, key=lambda r: r["size"]) for _, recs in keyed]
 
 
@@ -176,6 +178,7 @@ def plot(records: list[dict[str, Any]], path: Path) -> None:
         for i, recs in enumerate(g for g in groups(records) if g[0]["kind"] == kind):
             color = f"C{i % 10}"
             name = recs[0]["backend"] + (f" {recs[0]['case']}" if kind == "init" else "")
+            name += f" ({recs[0]['variant']})" if recs[0].get("variant") else ""
             sizes = [r["size"] for r in recs]
             ax.plot(sizes, [r["ours"]["gbps"] for r in recs], "o-", color=color, label=f"{name}: unifyparams")
             ax.plot(sizes, [r["reference"]["gbps"] for r in recs], "x--", color=color, alpha=0.6,

@@ -97,6 +97,12 @@ def records(backend: str, size_mib: float, repeat: int, folder: str | None = Non
             for t in targets:
                 f.readinto(memoryview(t).cast("B"))
 
+    def floor_atomic_load() -> None:
+        """The least an all-or-nothing load moves: a new copy of what it overwrites, then the file's bytes."""
+        kept = [np.array(t, copy=True) for t in targets]
+        floor_load()
+        del kept
+
     label = keras_label() if backend == "keras" else backend
     case = f"{layers} x {w}^2"
     try:
@@ -104,10 +110,16 @@ def records(backend: str, size_mib: float, repeat: int, folder: str | None = Non
         out = [record("save", label, case, round(nbytes / 2**20), "MiB", nbytes,
                       [("up.save(model, path)", mine), ("write + fsync", floor)],
                       ratio_kind="throughput", goal=SAVE_GOAL)]
-        mine, floor = measure([lambda: up.load(model, ours_path), floor_load], repeat)
+        mine, direct, floor, atomic_floor = measure(
+            [lambda: up.load(model, ours_path), lambda: load_not_atomic(model, ours_path), floor_load,
+             floor_atomic_load], repeat)
         out.append(record("load", label, case, round(nbytes / 2**20), "MiB", nbytes,
-                          [("up.load(model, path)", mine), ("readinto preallocated arrays", floor)],
+                          [("up.load(model, path)", mine), ("readinto preallocated arrays", floor),
+                           ("readinto + a new copy of what it overwrites", atomic_floor)],
                           ratio_kind="throughput", goal=LOAD_GOAL))
+        out.append(record("load", label, case, round(nbytes / 2**20), "MiB", nbytes,
+                          [("up.load(model, path, atomic=False)", direct), ("readinto preallocated arrays", floor)],
+                          ratio_kind="throughput", goal=LOAD_GOAL, variant="atomic=False"))
     finally:
         for path in (ours_path, floor_path):
             path.unlink(missing_ok=True)

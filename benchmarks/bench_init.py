@@ -161,19 +161,25 @@ def records(backend: str, size_mib: float, repeat: int, layers: int = LAYERS) ->
         for t in weights:
             torch.nn.init.normal_(t, 0.0, 0.01)
 
+    def ours(init: Any, atomic: bool) -> Callable[[], Any]:
+        return lambda: up.initialize(model, init, select="*.weight", seed=0, atomic=atomic)
+
     cases = (
-        ("xavier_uniform", lambda: up.initialize(model, up.init.XavierUniform(), select="*.weight", seed=0),
-         torch_xavier, "up.initialize(XavierUniform)", "torch xavier_uniform_"),
-        ("normal", lambda: up.initialize(model, up.init.Normal(0.0, 0.01), select="*.weight", seed=0),
-         torch_normal, "up.initialize(Normal)", "torch normal_"),
+        ("xavier_uniform", up.init.XavierUniform(), torch_xavier, "up.initialize(XavierUniform)",
+         "torch xavier_uniform_"),
+        ("normal", up.init.Normal(0.0, 0.01), torch_normal, "up.initialize(Normal)", "torch normal_"),
     )
     label = keras_label() if backend == "keras" else backend
     out = []
-    for case, ours, reference, ours_name, ref_name in cases:
-        mine, theirs = measure([ours, reference], repeat)
+    for case, init, reference, ours_name, ref_name in cases:
+        mine, direct, theirs = measure([ours(init, True), ours(init, False), reference], repeat)
         out.append(record("init", label, case, round(nbytes / 2**20), "MiB", nbytes,
                           [(ours_name, mine), (ref_name, theirs)], ratio_kind="throughput",
                           goal=GOALS[case], layers=f"{layers} x {w}^2"))
+        out.append(record("init", label, case, round(nbytes / 2**20), "MiB", nbytes,
+                          [(f"{ours_name[:-1]}, atomic=False)", direct), (ref_name, theirs)],
+                          ratio_kind="throughput", goal=GOALS[case], layers=f"{layers} x {w}^2",
+                          variant="atomic=False"))
     return out
 
 

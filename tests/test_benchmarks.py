@@ -40,6 +40,8 @@ def test_quick_benchmark_writes_reports(tmp_path: Path) -> None:
         assert r["reference"]["label"] and r["reference"]["seconds"] > 0, r
         assert r["ratio"] > 0 and r["goal"] and isinstance(r["met"], bool), r
         assert r["ratio_kind"] in ("time", "throughput")
+    # all-or-nothing writes beside the same work with atomic=False, each against the same floor
+    assert {r["kind"] for r in records if r.get("variant") == "atomic=False"} == {"port", "load", "init"}
     for kind in KINDS:  # three sizes each, so scaling shows
         assert len({r["size"] for r in records if r["kind"] == kind}) == 3, kind
     markdown = (out / "benchmarks.md").read_text(encoding="utf-8")

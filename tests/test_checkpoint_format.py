@@ -139,7 +139,7 @@ def test_file_layout_header_padding_alignment_and_metadata(tmp_path: Path) -> No
     save_file(arrays, path, metadata={"k": "v"})
     raw = path.read_bytes()
     n = int.from_bytes(raw[:8], "little")
-    assert n % 8 == 0 and raw[8:9] == b"{"
+    assert n % 8 == 0 and (8 + n) % 64 == 0 and raw[8:9] == b"{"
     header = header_of(path)
     assert header["__metadata__"] == {"k": "v"}
     assert header["b"] == {"dtype": "F64", "shape": [2, 3], "data_offsets": [0, 48]}

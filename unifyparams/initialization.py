@@ -196,8 +196,10 @@ def _write(
         if not use.builtin
     }
     scratch = Scratch()
+    # straight into the parameters' memory where adapters offer it: an atomic write has taken its
+    # snapshot of a parameter before its values are computed, and puts it back if anything fails
     values = [
-        (p, builtin_value(p, use, seed_value, scratch, not atomic, keys[p.name], orders.get(p.name))
+        (p, builtin_value(p, use, seed_value, scratch, True, keys[p.name], orders.get(p.name))
          if use.builtin else custom[id(p)])
         for p, use in ready
     ]

@@ -31,7 +31,7 @@ from unifyparams.common import calling_after
 from unifyparams.errors import NotMaterializedError, TieError, UnifyParamsError
 from unifyparams.layouts import Shape
 
-from . import native_files, sharing, structure
+from . import native_files, sharing, structure, transient
 from .pending import PendingVariable
 
 #: Kept for compatibility: the NumPy dtype of a Keras dtype name (one table for every adapter).
@@ -134,7 +134,10 @@ class KerasAdapter(Adapter):
         source = contiguous_source(value)
         if source is not None:  # a transposed view: transpose with the backend's op, not NumPy's
             base, perm = source
-            native.assign(self.keras.ops.transpose(self.keras.ops.convert_to_tensor(base), perm))
+            if self.backend == "tensorflow":  # straight from base's memory, no copy of it first
+                native.assign(transient.transposed(base, perm))
+            else:
+                native.assign(self.keras.ops.transpose(self.keras.ops.convert_to_tensor(base), perm))
         else:
             native.assign(value)
 
@@ -328,12 +331,11 @@ class KerasAdapter(Adapter):
         return value if value.dtype == self.dtype(native) else None
 
     def write_permuted(self, native: Any, base: np.ndarray, axes: tuple[int, ...]) -> bool:
-        """On TensorFlow, one transpose (and reshape) of ``base`` assigned as it is."""
+        """On TensorFlow, one transpose (and reshape) of ``base`` read in place, assigned as it is."""
         if self.backend != "tensorflow" or isinstance(native, PendingVariable):
             return False
-        tf_ops = self.keras.ops
-        value = tf_ops.transpose(tf_ops.convert_to_tensor(base), axes)
-        native.assign(tf_ops.reshape(value, tuple(int(d) for d in native.shape)))
+        value = transient.transposed(base, axes)
+        native.assign(self.keras.ops.reshape(value, tuple(int(d) for d in native.shape)))
         return True
 
     def channels_last(self, block: Any) -> bool:

@@ -75,11 +75,18 @@ class TensorInfo:
 
 
 # --- writing ------------------------------------------------------------------------------------
+#: Where the data after the header starts: a multiple of this many bytes (a cache line, and the
+#: alignment TensorFlow and oneDNN want before they use memory in place).
+DATA_ALIGNMENT = 64
+
+
 def plan_offsets(specs: Iterable[tuple[str, Any, Sequence[int]]]) -> list[TensorInfo]:
     """Offsets for ``(name, dtype, shape)`` specs, data ordered by item size, largest first.
 
-    With the header padded to 8 bytes this keeps every tensor aligned to its item size, so a
-    reader can map it without copying. The list keeps the order of ``specs``.
+    With the header padded so that the data starts at a multiple of 64 bytes, this keeps every
+    tensor aligned to its item size (and the first, and every one after tensors of whole 64-byte
+    blocks, to 64: what frameworks need to use mapped memory in place), so a reader can map it
+    without copying. The list keeps the order of ``specs``.
     """
     items = [(name, np.dtype(dtype), tuple(int(d) for d in shape)) for name, dtype, shape in specs]
     for _, dtype, _ in items:
@@ -104,7 +111,8 @@ def check_metadata(metadata: Mapping[Any, Any]) -> None:
 
 
 def encode_header(infos: Sequence[TensorInfo], metadata: Mapping[str, str] | None = None) -> bytes:
-    """The length prefix and JSON header for ``infos``, padded with spaces to a multiple of 8."""
+    """The length prefix and JSON header for ``infos``, padded with spaces so that the data after
+    it starts at a multiple of 64 bytes (the format allows padding; its own writer pads to 8)."""
     header: dict[str, Any] = {}
     if metadata:
         check_metadata(metadata)
@@ -114,7 +122,7 @@ def encode_header(infos: Sequence[TensorInfo], metadata: Mapping[str, str] | Non
             raise CheckpointError(f"a tensor cannot be named {METADATA_KEY!r}: the format reserves that key")
         header[info.name] = info.header_entry()
     raw = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-    raw += b" " * (-len(raw) % 8)
+    raw += b" " * (-(8 + len(raw)) % DATA_ALIGNMENT)
     return len(raw).to_bytes(8, "little") + raw
 
 

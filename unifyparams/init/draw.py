@@ -85,8 +85,10 @@ def builtin_value(
     """A catalog initializer's values for ``p``, computed when the write reaches ``p`` (memory holds
     one generated parameter at a time).
 
-    Into a reused scratch buffer in *native* layout; a transposed layout is filled through its
-    canonical view, so no second copy is made. With ``direct`` (a non-atomic initialize) the values
+    Into a reused scratch buffer: in *native* layout, or for a transposed layout in canonical
+    layout, handed over as its native (transposed) view, which adapters write with their own
+    transposing kernel (faster than NumPy's strided writes, and the values are drawn contiguously,
+    in parallel). With ``direct`` the values
     go straight into the parameter's memory when the adapter offers it (:meth:`Adapter.writable_view
     <unifyparams.adapter.Adapter.writable_view>`) and the callable returns None. A weight read in
     another ``order`` than canonical is drawn canonical, then permuted. Catalog output needs no
@@ -108,8 +110,14 @@ def builtin_value(
             p.adapter.after_direct_write(p.native)
             return None
         if as_view and p.dtype in (np.float32, np.float64):
+            if layout is not IDENTITY:
+                # drawn in canonical order (contiguous, so by several threads), handed over as the
+                # native view, which the adapter's write transposes with the framework's own kernel
+                canonical = scratch.get(shape, p.dtype)
+                _fill_into(canonical, init, shape, info, seed)
+                return layout.to_native(canonical)
             native = scratch.get(tuple(int(d) for d in p.native_shape if d is not None), p.dtype)
-            _fill_into(layout.to_canonical(native), init, shape, info, seed)
+            _fill_into(native, init, shape, info, seed)
             return native
         return p.prepare(init.fill(shape, info, seed), cast=True)
 

@@ -51,24 +51,46 @@ def name_words(name: str) -> tuple[int, ...]:
 
 def generator(seed: int, name: str, chunk: int = 0) -> np.random.Generator:
     """The stream for chunk ``chunk`` of parameter ``name`` under ``seed``."""
-    return np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(*name_words(name), chunk))))
+    return np.random.Generator(_bits(seed, name, chunk))
+
+
+def _bits(seed: int, name: str, chunk: int) -> np.random.PCG64:
+    return np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(*name_words(name), chunk)))
 
 
 def _fill(shape: Sequence[int], name: str, seed: int, dtype: np.dtype,
-          draw: Callable[[np.random.Generator, np.ndarray], None], out: np.ndarray | None = None) -> np.ndarray:
+          draw: Callable[[np.random.Generator, np.ndarray], None], out: np.ndarray | None = None,
+          split: Split | None = None) -> np.ndarray:
     """Fill ``out`` (or a new array) chunk by chunk; chunk ``k`` holds the canonical elements
     ``[k * CHUNK, (k + 1) * CHUNK)`` in C order, drawn from stream ``(seed, name, k)``.
 
     ``out`` may be a parameter's own memory, and may be a strided view (the canonical view of a
     transposed native layout): then each chunk is drawn into a small per-thread buffer and
     copied to its place, so the values are the same and no parameter-sized scratch is needed.
+    With ``split`` (a drawer that can start part way through its stream), a contiguous ``out``
+    of fewer chunks than threads has each chunk drawn in parts by several threads, bit-identical.
     """
     if out is None or out.dtype != dtype or out.shape != tuple(shape):
         out = np.empty(tuple(shape), dtype=dtype)
     n = out.size
     chunks = max(1, math.ceil(n / CHUNK))
+    threads = _threads()
     if out.flags.c_contiguous:
         flat = out.reshape(-1)
+        if split is not None and chunks < threads and n >= 2 * _MIN_PART:
+            tasks: list[tuple[np.ndarray, int, int, int]] = []
+            for k in range(chunks):
+                view = flat[k * CHUNK : (k + 1) * CHUNK]
+                units = split.units(view.size)
+                parts = max(1, min(-(-threads // chunks), units // _MIN_PART))
+                tasks.extend((view, k, units * i // parts, units * (i + 1) // parts) for i in range(parts))
+
+            def part(task: tuple[np.ndarray, int, int, int]) -> None:
+                view, k, lo, hi = task
+                split.fill(lambda offset: stream_at(seed, name, k, offset, dtype), view, lo, hi)
+
+            list(_executor().map(part, tasks))
+            return out
 
         def work(k: int) -> None:
             draw(generator(seed, name, k), flat[k * CHUNK : (k + 1) * CHUNK])
@@ -85,6 +107,39 @@ def _fill(shape: Sequence[int], name: str, seed: int, dtype: np.dtype,
     else:
         list(_executor().map(work, range(chunks)))
     return out
+
+
+#: Fewest units (values, or Box-Muller pairs) one thread draws of a chunk split between threads.
+_MIN_PART = 1 << 18
+
+
+class Split:
+    """A drawer that can fill part of a chunk: ``units(m)`` independent positions in a chunk of
+    ``m`` values, and ``fill(stream_at, chunk, lo, hi)`` draws units ``[lo, hi)`` into ``chunk``,
+    with ``stream_at(offset)`` the chunk's stream after ``offset`` values of the fill's dtype."""
+
+    def units(self, m: int) -> int:
+        return m
+
+    def fill(self, stream_at: Callable[[int], np.random.Generator], chunk: np.ndarray, lo: int, hi: int) -> None:
+        raise NotImplementedError
+
+
+def stream_at(seed: int, name: str, chunk: int, offset: int, dtype: np.dtype) -> np.random.Generator:
+    """Chunk ``chunk``'s stream as it is after ``offset`` values of ``dtype`` (float32: a 32-bit draw
+    each, two per 64-bit output; float64: one output each) were drawn with ``Generator.random``.
+
+    >>> whole = generator(1, "w").random(7, dtype=np.float32)
+    >>> bool((stream_at(1, "w", 0, 3, np.dtype(np.float32)).random(4, dtype=np.float32) == whole[3:]).all())
+    True
+    """
+    bits = _bits(seed, name, chunk)
+    if np.dtype(dtype) == np.float32:
+        rng = np.random.Generator(bits.advance(offset // 2))
+        if offset % 2:  # the low half of the next output was drawn; its high half is what comes next
+            rng.random(1, dtype=np.float32)
+        return rng
+    return np.random.Generator(bits.advance(offset))
 
 
 _local = threading.local()
@@ -140,7 +195,11 @@ def uniform(shape: Sequence[int], name: str, seed: int, low: float, high: float,
         out *= span
         out += offset
 
-    return _fill(shape, name, seed, gen_dtype, draw, out)
+    class Part(Split):
+        def fill(self, stream_at: Callable[[int], np.random.Generator], chunk: np.ndarray, lo: int, hi: int) -> None:
+            draw(stream_at(lo), chunk[lo:hi])
+
+    return _fill(shape, name, seed, gen_dtype, draw, out, Part())
 
 
 def normal(shape: Sequence[int], name: str, seed: int, mean: float, std: float, dtype: np.dtype,
@@ -155,10 +214,26 @@ def normal(shape: Sequence[int], name: str, seed: int, mean: float, std: float, 
     two_pi = gen_dtype.type(2 * np.pi)
 
     def draw(rng: np.random.Generator, out: np.ndarray) -> None:
-        n = out.size
-        half = (n + 1) // 2
+        half = (out.size + 1) // 2
         radius = rng.random(dtype=gen_dtype, size=half)
         angle = rng.random(dtype=gen_dtype, size=half)
+        pairs(radius, angle, out[:half], out[half:])
+
+    class Part(Split):
+        """Pair ``i`` of a chunk of ``m`` values: uniforms ``i`` and ``half + i`` of its stream, values
+        ``i`` and ``half + i`` of the chunk."""
+
+        def units(self, m: int) -> int:
+            return (m + 1) // 2
+
+        def fill(self, stream_at: Callable[[int], np.random.Generator], chunk: np.ndarray, lo: int, hi: int) -> None:
+            half = (chunk.size + 1) // 2
+            radius = stream_at(lo).random(dtype=gen_dtype, size=hi - lo)
+            angle = stream_at(half + lo).random(dtype=gen_dtype, size=hi - lo)
+            pairs(radius, angle, chunk[lo:hi], chunk[half + lo : half + min(hi, chunk.size - half)])
+
+    def pairs(radius: np.ndarray, angle: np.ndarray, first: np.ndarray, second: np.ndarray) -> None:
+        """Box-Muller: ``first = r cos(angle)``, ``second = r sin(angle)`` (one value short at an odd end)."""
         np.subtract(gen_dtype.type(1), radius, out=radius)  # (0, 1]: log is finite
         np.log(radius, out=radius)
         np.multiply(radius, gen_dtype.type(-2), out=radius)
@@ -166,15 +241,16 @@ def normal(shape: Sequence[int], name: str, seed: int, mean: float, std: float, 
         if std != 1.0:
             radius *= gen_dtype.type(std)  # not folded into the -2 above: std**2 can underflow float32
         np.multiply(angle, two_pi, out=angle)
-        first, second = out[:half], out[half:]
         np.cos(angle, out=first)
         first *= radius
-        np.sin(angle[: n - half], out=second)
-        second *= radius[: n - half]
+        k = second.size
+        np.sin(angle[:k], out=second)
+        second *= radius[:k]
         if mean != 0.0:
-            out += gen_dtype.type(mean)
+            first += gen_dtype.type(mean)
+            second += gen_dtype.type(mean)
 
-    return _fill(shape, name, seed, gen_dtype, draw, out)
+    return _fill(shape, name, seed, gen_dtype, draw, out, Part())
 
 
 def truncated_normal(shape: Sequence[int], name: str, seed: int, mean: float, std: float,
