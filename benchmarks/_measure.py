@@ -4,7 +4,9 @@ Peak memory comes from the kernel's high-water mark (``VmHWM`` in /proc/self/sta
 every allocation (tracemalloc sees only Python's): ``/proc/self/clear_refs`` resets it to the
 current resident size before each call, and the call's figure is the peak above the resident size
 just before it (the model, the interpreter and the frameworks already loaded). Where the reset is
-not possible the figure is None. ``python -m benchmarks`` runs every measurement in a fresh
+not possible the figure is None. That high-water mark also counts the pages of a memory-mapped file
+a load reads (the page cache, shared and reclaimable), so the untimed warm-up run also samples the
+peak of anonymous memory (``RssAnon``: what the process itself allocated) every 2 ms. ``python -m benchmarks`` runs every measurement in a fresh
 process, so memory freed by an earlier measurement cannot hide a later one's peak.
 """
 
@@ -14,6 +16,7 @@ import gc
 import os
 import resource
 import statistics
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -47,6 +50,45 @@ def reset_peak() -> bool:
         return False
 
 
+class PeakMemory:
+    """Peak anonymous resident memory above the level at entry, sampled every 2 ms in a thread."""
+
+    def __init__(self, *, active: bool = True) -> None:
+        self.active = active
+        self.extra = 0
+
+    def _rss(self) -> int:
+        """Anonymous resident memory (``RssAnon``): what the process allocated, not the file pages
+        a memory map makes resident (those are the page cache, shared, and counted by the kernel once)."""
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("RssAnon:"):
+                    return int(line.split()[1]) * 1024
+        raise RuntimeError("no RssAnon in /proc/self/status")
+
+    def __enter__(self) -> PeakMemory:
+        if not self.active:
+            return self
+        self.base = self._rss()
+        self.peak = self.base
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+        return self
+
+    def _watch(self) -> None:
+        while not self._stop.wait(0.002):
+            self.peak = max(self.peak, self._rss())
+
+    def __exit__(self, *exc: Any) -> None:
+        if not self.active:
+            return
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self._rss())
+        self.extra = self.peak - self.base
+
+
 def run_once(fn: Callable[[], Any]) -> tuple[float, int | None]:
     """(seconds, peak resident growth in bytes, or None where the peak cannot be reset) of one call."""
     gc.collect()
@@ -64,21 +106,25 @@ def measure(fns: Sequence[Callable[[], Any]], repeat: int, warmup: bool = True) 
     Interleaving spreads background noise evenly over the functions compared; the order alternates
     between rounds so no function always follows the same one.
     """
-    if warmup:
-        for fn in fns:
-            fn()
+    anon: list[int | None] = [None] * len(fns)
+    if warmup:  # untimed: where its peak anonymous memory is sampled, which would disturb the timing
+        for i, fn in enumerate(fns):
+            with PeakMemory(active=os.path.exists("/proc/self/status")) as peak:
+                fn()
+            anon[i] = peak.extra if peak.active else None
     samples: list[list[tuple[float, int | None]]] = [[] for _ in fns]
     for round_ in range(max(1, repeat)):
         order = list(range(len(fns)))
         for i in order if round_ % 2 == 0 else reversed(order):
             samples[i].append(run_once(fns[i]))
     results = []
-    for runs in samples:
+    for runs, anon_peak in zip(samples, anon):
         peaks = [g for _, g in runs if g is not None]
         results.append({
             "seconds": statistics.median(t for t, _ in runs),
             "best_seconds": min(t for t, _ in runs),
             "peak_extra_bytes": max(peaks) if peaks else None,
+            "peak_anon_bytes": anon_peak,
         })
     return results
 

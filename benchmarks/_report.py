@@ -63,13 +63,21 @@ def _size(rec: dict[str, Any]) -> str:
     return f"{rec['size']:g} {rec['size_unit']}"
 
 
+def _mib(nbytes: int) -> str:
+    return f"+{nbytes / MIB:.0f} MiB" if nbytes >= 10 * MIB else f"+{nbytes / MIB:.1f} MiB"
+
+
 def _peak(rec: dict[str, Any]) -> str:
+    """Resident peak (file pages a memory map made resident included), then the allocated peak."""
     peak = rec["ours"].get("peak_extra_bytes")
     if peak is None:
         return "n/a"
-    text = f"+{peak / MIB:.0f} MiB" if peak >= 10 * MIB else f"+{peak / MIB:.1f} MiB"
+    text = _mib(peak)
     if rec["kind"] in BYTE_KINDS and rec["nbytes"]:
         text += f" ({peak / rec['nbytes']:.2f}x model)"
+    anon = rec["ours"].get("peak_anon_bytes")
+    if anon is not None:
+        text += f"; allocated {_mib(anon)}"
     return text
 
 
@@ -146,7 +154,9 @@ def markdown(report: dict[str, Any], plot_name: str | None) -> str:
         "save and init unifyparams' throughput over the floor's (above 1 is faster). Times are medians of "
         f"{report['settings']['repeat']} round-robin runs after one warm-up. Extra peak is the rise of the "
         "process's resident high-water mark (VmHWM, reset before each call) above its resident size just "
-        "before the call, which already holds the model.", "",
+        "before the call, which already holds the model; it counts the pages of a memory-mapped checkpoint "
+        "a load reads (page cache: shared, reclaimable). \"allocated\" is the peak of anonymous memory "
+        "(RssAnon, sampled every 2 ms in the untimed warm-up run): what the call itself allocated.", "",
         "## Summary", "", summary_table(report["records"]), "",
     ]
     if plot_name:

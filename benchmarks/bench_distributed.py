@@ -28,52 +28,17 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
+if __package__:
+    from ._measure import PeakMemory
+else:  # run as a script (and by torch.distributed.run): python benchmarks/bench_distributed.py
+    from _measure import PeakMemory
+
 ROOT = Path(__file__).resolve().parents[1]
 LAYER = 4096  # a 4096 x 4096 float32 weight is 64 MiB
-
-
-class PeakMemory:
-    """Peak anonymous resident memory above the level at entry, sampled every 2 ms in a thread."""
-
-    def __init__(self, *, active: bool = True) -> None:
-        self.active = active
-        self.extra = 0
-
-    def _rss(self) -> int:
-        """Anonymous resident memory (``RssAnon``): what the process allocated, not the file pages
-        a memory map makes resident (those are the page cache, shared, and counted by the kernel once)."""
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("RssAnon:"):
-                    return int(line.split()[1]) * 1024
-        raise RuntimeError("no RssAnon in /proc/self/status")
-
-    def __enter__(self) -> PeakMemory:
-        if not self.active:
-            return self
-        self.base = self._rss()
-        self.peak = self.base
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._watch, daemon=True)
-        self._thread.start()
-        return self
-
-    def _watch(self) -> None:
-        while not self._stop.wait(0.002):
-            self.peak = max(self.peak, self._rss())
-
-    def __exit__(self, *exc: Any) -> None:
-        if not self.active:
-            return
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, self._rss())
-        self.extra = self.peak - self.base
 
 
 def _worker(args: argparse.Namespace) -> None:

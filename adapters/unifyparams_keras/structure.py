@@ -392,6 +392,30 @@ def structure_check(root: Any, slots: list[Slot], types: KerasTypes) -> Callable
     """
     if any(type(s.native).__name__ == "PendingVariable" for s in slots):
         return None
+    try:
+        layers = _reachable_layers(root, types)
+        if layers is None:
+            return None
+        named_by_attributes = [layer for layer in layers if _named_by_attributes(layer, types)]
+        stamps = [_stamp(layer, types) for layer in layers]
+        attributes = [_attribute_stamp(layer) for layer in named_by_attributes]
+    except AttributeError:  # a layer without Keras's tracking lists (its __init__ skipped Layer's)
+        return None
+
+    def unchanged() -> bool:
+        try:
+            return [_stamp(layer, types) for layer in layers] == stamps and [
+                _attribute_stamp(layer) for layer in named_by_attributes
+            ] == attributes
+        except AttributeError:
+            return False
+
+    return unchanged
+
+
+def _reachable_layers(root: Any, types: KerasTypes) -> list[Any] | None:
+    """Every layer reachable from ``root`` (tracked sublayers and positional layers), each once;
+    None if one is a ``TorchModuleWrapper``."""
     layers: list[Any] = []
     seen: set[int] = set()
     stack = [root]
@@ -404,16 +428,7 @@ def structure_check(root: Any, slots: list[Slot], types: KerasTypes) -> Callable
             return None
         layers.append(layer)
         stack.extend(reversed(_sublayers(layer, types)))
-    named_by_attributes = [layer for layer in layers if _named_by_attributes(layer, types)]
-    stamps = [_stamp(layer, types) for layer in layers]
-    attributes = [_attribute_stamp(layer) for layer in named_by_attributes]
-
-    def unchanged() -> bool:
-        return [_stamp(layer, types) for layer in layers] == stamps and [
-            _attribute_stamp(layer) for layer in named_by_attributes
-        ] == attributes
-
-    return unchanged
+    return layers
 
 
 def _sublayers(layer: Any, types: KerasTypes) -> list[Any]:
