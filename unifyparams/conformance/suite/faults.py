@@ -1,6 +1,7 @@
 """Fault injection: a framework that refuses a write part way changes nothing.
 
-The adapter instance's ``write`` is wrapped so that its k-th call fails, for every k of an
+The adapter instance's ``write`` (and every other way it writes: ``write_permuted``, and direct
+writes into the views ``writable_view`` hands out) is wrapped so that its k-th write fails, for every k of an
 operation (``ParamSet.load``, ``up.port`` between two builds, ``up.initialize``, ``up.load``), in
 two ways: refusing before writing, and writing then raising (what PyTorch does for a tensor
 created under ``torch.inference_mode()``). Afterwards every parameter must hold exactly its
@@ -33,11 +34,14 @@ class InjectedFault(RuntimeError):
 @contextmanager
 def refusing_write(adapter: Any, k: int | None, *, after: bool = False) -> Iterator[list[int]]:
     """Make the adapter's ``k``-th write fail (``None``: never; just count). Every way an adapter
-    writes counts: ``write`` and, where the adapter has one, ``write_permuted`` (a port's fused
-    reorder of a dense weight). With ``after`` the value is written first, then the call raises.
+    writes counts: ``write``; where the adapter has one, ``write_permuted`` (a port's fused reorder
+    of a dense weight); and a direct write into a parameter's memory (``writable_view`` handing out
+    a view, then ``after_direct_write``: initializers fill such views). With ``after`` the value is
+    written first, then the call (for a direct write, ``after_direct_write``) raises.
     Yields ``[calls so far]``."""
     calls = [0]
-    originals = {name: getattr(adapter, name) for name in ("write", "write_permuted") if hasattr(adapter, name)}
+    names = ("write", "write_permuted", "writable_view", "after_direct_write")
+    originals = {name: getattr(adapter, name) for name in names if hasattr(adapter, name)}
     own = {name for name in originals if name in vars(adapter)}
 
     def faulty(name: str) -> Callable[..., Any]:
@@ -54,14 +58,32 @@ def refusing_write(adapter: Any, k: int | None, *, after: bool = False) -> Itera
 
         return call
 
-    for name in originals:
-        setattr(adapter, name, faulty(name))
+    def faulty_view(*args: Any) -> Any:
+        view = originals["writable_view"](*args)
+        if view is None:  # not offered: the value will go through write
+            return None
+        calls[0] += 1
+        if calls[0] == k and not after:
+            raise InjectedFault(f"injected refusal of direct write #{k}")
+        return view
+
+    def faulty_after(*args: Any) -> Any:
+        result = originals["after_direct_write"](*args)
+        if calls[0] == k and after:
+            raise InjectedFault(f"injected failure after direct write #{k}")
+        return result
+
+    wrapped = {name: faulty(name) for name in ("write", "write_permuted") if name in originals}
+    if "writable_view" in originals and "after_direct_write" in originals:
+        wrapped.update(writable_view=faulty_view, after_direct_write=faulty_after)
+    for name, fn in wrapped.items():
+        setattr(adapter, name, fn)
     try:
         yield calls
     finally:
-        for name, original in originals.items():
+        for name in wrapped:
             if name in own:
-                setattr(adapter, name, original)
+                setattr(adapter, name, originals[name])
             else:
                 delattr(adapter, name)
 
