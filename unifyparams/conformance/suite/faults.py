@@ -73,9 +73,9 @@ def refusing_write(adapter: Any, k: int | None, *, after: bool = False) -> Itera
             raise InjectedFault(f"injected failure after direct write #{k}")
         return result
 
-    wrapped = {name: faulty(name) for name in ("write", "write_permuted") if name in originals}
+    wrapped: dict[str, Callable[..., Any]] = {n: faulty(n) for n in ("write", "write_permuted") if n in originals}
     if "writable_view" in originals and "after_direct_write" in originals:
-        wrapped.update(writable_view=faulty_view, after_direct_write=faulty_after)
+        wrapped["writable_view"], wrapped["after_direct_write"] = faulty_view, faulty_after
     for name, fn in wrapped.items():
         setattr(adapter, name, fn)
     try:
