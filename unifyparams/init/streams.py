@@ -59,7 +59,7 @@ def _bits(seed: int, name: str, chunk: int) -> np.random.PCG64:
 
 
 def _fill(shape: Sequence[int], name: str, seed: int, dtype: np.dtype,
-          draw: Callable[[np.random.Generator, np.ndarray], None], out: np.ndarray | None = None,
+          draw: Callable[[np.random.Generator, np.ndarray], None] | None, out: np.ndarray | None = None,
           split: Split | None = None) -> np.ndarray:
     """Fill ``out`` (or a new array) chunk by chunk; chunk ``k`` holds the canonical elements
     ``[k * CHUNK, (k + 1) * CHUNK)`` in C order, drawn from stream ``(seed, name, k)``.
@@ -74,23 +74,11 @@ def _fill(shape: Sequence[int], name: str, seed: int, dtype: np.dtype,
         out = np.empty(tuple(shape), dtype=dtype)
     n = out.size
     chunks = max(1, math.ceil(n / CHUNK))
-    threads = _threads()
+    if split is not None:
+        return _fill_split(out, n, chunks, name, seed, dtype, split)
+    assert draw is not None, "a drawer without a Split draws whole chunks"
     if out.flags.c_contiguous:
         flat = out.reshape(-1)
-        if split is not None and chunks < threads and n >= 2 * _MIN_PART:
-            tasks: list[tuple[np.ndarray, int, int, int]] = []
-            for k in range(chunks):
-                view = flat[k * CHUNK : (k + 1) * CHUNK]
-                units = split.units(view.size)
-                parts = max(1, min(-(-threads // chunks), units // _MIN_PART))
-                tasks.extend((view, k, units * i // parts, units * (i + 1) // parts) for i in range(parts))
-
-            def part(task: tuple[np.ndarray, int, int, int]) -> None:
-                view, k, lo, hi = task
-                split.fill(lambda offset: stream_at(seed, name, k, offset, dtype), view, lo, hi)
-
-            list(_executor().map(part, tasks))
-            return out
 
         def work(k: int) -> None:
             draw(generator(seed, name, k), flat[k * CHUNK : (k + 1) * CHUNK])
@@ -109,8 +97,46 @@ def _fill(shape: Sequence[int], name: str, seed: int, dtype: np.dtype,
     return out
 
 
+def _fill_split(out: np.ndarray, n: int, chunks: int, name: str, seed: int, dtype: np.dtype, split: Split) -> np.ndarray:
+    """:func:`_fill` through a :class:`Split` drawer: a contiguous ``out`` of fewer chunks than
+    threads has each chunk drawn in parts by several threads; a strided one is drawn chunk by
+    chunk into a per-thread buffer, then copied to its place. The values are the same either way."""
+    threads = _threads()
+    if out.flags.c_contiguous:
+        flat = out.reshape(-1)
+        tasks: list[tuple[np.ndarray, int, int, int]] = []
+        for k in range(chunks):
+            view = flat[k * CHUNK : (k + 1) * CHUNK]
+            units = split.units(view.size)
+            parts = max(1, min(-(-threads // chunks), units // _MIN_PART)) if chunks < threads else 1
+            tasks.extend((view, k, units * i // parts, units * (i + 1) // parts) for i in range(parts))
+
+        def part(task: tuple[np.ndarray, int, int, int]) -> None:
+            view, k, lo, hi = task
+            split.fill(lambda offset: stream_at(seed, name, k, offset, dtype), view, lo, hi)
+
+        if len(tasks) == 1:
+            part(tasks[0])
+        else:
+            list(_executor().map(part, tasks))
+        return out
+
+    def whole(k: int) -> None:
+        values = _thread_buffer(dtype)[: min(CHUNK, n - k * CHUNK)]
+        split.fill(lambda offset: stream_at(seed, name, k, offset, dtype), values, 0, split.units(values.size))
+        _scatter(out, k * CHUNK, values)
+
+    if chunks == 1:
+        whole(0)
+    else:
+        list(_executor().map(whole, range(chunks)))
+    return out
+
+
 #: Fewest units (values, or Box-Muller pairs) one thread draws of a chunk split between threads.
 _MIN_PART = 1 << 18
+#: Values drawn and transformed at a time: the temporaries stay in the CPU's cache.
+_BLOCK = 1 << 14
 
 
 class Split:
@@ -191,9 +217,11 @@ def uniform(shape: Sequence[int], name: str, seed: int, low: float, high: float,
     span, offset = high - low, low
 
     def draw(rng: np.random.Generator, out: np.ndarray) -> None:
-        rng.random(dtype=gen_dtype, out=out)
-        out *= span
-        out += offset
+        for start in range(0, out.size, _BLOCK):  # scaled while in cache: one pass over memory
+            block = out[start : start + _BLOCK]
+            rng.random(dtype=gen_dtype, out=block)
+            block *= span
+            block += offset
 
     class Part(Split):
         def fill(self, stream_at: Callable[[int], np.random.Generator], chunk: np.ndarray, lo: int, hi: int) -> None:
@@ -213,12 +241,6 @@ def normal(shape: Sequence[int], name: str, seed: int, mean: float, std: float, 
     gen_dtype = _float_dtype(dtype)
     two_pi = gen_dtype.type(2 * np.pi)
 
-    def draw(rng: np.random.Generator, out: np.ndarray) -> None:
-        half = (out.size + 1) // 2
-        radius = rng.random(dtype=gen_dtype, size=half)
-        angle = rng.random(dtype=gen_dtype, size=half)
-        pairs(radius, angle, out[:half], out[half:])
-
     class Part(Split):
         """Pair ``i`` of a chunk of ``m`` values: uniforms ``i`` and ``half + i`` of its stream, values
         ``i`` and ``half + i`` of the chunk."""
@@ -227,10 +249,16 @@ def normal(shape: Sequence[int], name: str, seed: int, mean: float, std: float, 
             return (m + 1) // 2
 
         def fill(self, stream_at: Callable[[int], np.random.Generator], chunk: np.ndarray, lo: int, hi: int) -> None:
-            half = (chunk.size + 1) // 2
-            radius = stream_at(lo).random(dtype=gen_dtype, size=hi - lo)
-            angle = stream_at(half + lo).random(dtype=gen_dtype, size=hi - lo)
-            pairs(radius, angle, chunk[lo:hi], chunk[half + lo : half + min(hi, chunk.size - half)])
+            m = chunk.size
+            half = (m + 1) // 2
+            radii, angles = stream_at(lo), stream_at(half + lo)
+            size = min(_BLOCK, hi - lo)
+            radius, angle = np.empty(size, gen_dtype), np.empty(size, gen_dtype)  # cache-sized temporaries
+            for start in range(lo, hi, _BLOCK):
+                end = min(start + _BLOCK, hi)
+                r = radii.random(dtype=gen_dtype, out=radius[: end - start])
+                a = angles.random(dtype=gen_dtype, out=angle[: end - start])
+                pairs(r, a, chunk[start:end], chunk[half + start : half + min(end, m - half)])
 
     def pairs(radius: np.ndarray, angle: np.ndarray, first: np.ndarray, second: np.ndarray) -> None:
         """Box-Muller: ``first = r cos(angle)``, ``second = r sin(angle)`` (one value short at an odd end)."""
@@ -250,7 +278,7 @@ def normal(shape: Sequence[int], name: str, seed: int, mean: float, std: float, 
             first += gen_dtype.type(mean)
             second += gen_dtype.type(mean)
 
-    return _fill(shape, name, seed, gen_dtype, draw, out, Part())
+    return _fill(shape, name, seed, gen_dtype, None, out, Part())
 
 
 def truncated_normal(shape: Sequence[int], name: str, seed: int, mean: float, std: float,
