@@ -18,6 +18,7 @@ import hashlib
 import math
 import os
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
@@ -74,20 +75,28 @@ def _fill(shape: Sequence[int], name: str, seed: int, dtype: np.dtype,
         out = np.empty(tuple(shape), dtype=dtype)
     n = out.size
     chunks = max(1, math.ceil(n / CHUNK))
-    if split is not None:
-        return _fill_split(out, n, chunks, name, seed, dtype, split)
-    assert draw is not None, "a drawer without a Split draws whole chunks"
+    if split is not None and out.flags.c_contiguous:
+        _fill_parts(out.reshape(-1), chunks, name, seed, dtype, split)
+        return out
+
+    def draw_chunk(k: int, values: np.ndarray) -> None:
+        if split is not None:
+            split.fill(lambda offset: stream_at(seed, name, k, offset, dtype), values, 0, split.units(values.size))
+        else:
+            assert draw is not None, "a drawer is either whole-chunk or a Split"
+            draw(generator(seed, name, k), values)
+
     if out.flags.c_contiguous:
         flat = out.reshape(-1)
 
         def work(k: int) -> None:
-            draw(generator(seed, name, k), flat[k * CHUNK : (k + 1) * CHUNK])
+            draw_chunk(k, flat[k * CHUNK : (k + 1) * CHUNK])
 
     else:
 
         def work(k: int) -> None:
             values = _thread_buffer(dtype)[: min(CHUNK, n - k * CHUNK)]
-            draw(generator(seed, name, k), values)
+            draw_chunk(k, values)
             _scatter(out, k * CHUNK, values)
 
     if chunks == 1:
@@ -97,40 +106,25 @@ def _fill(shape: Sequence[int], name: str, seed: int, dtype: np.dtype,
     return out
 
 
-def _fill_split(out: np.ndarray, n: int, chunks: int, name: str, seed: int, dtype: np.dtype, split: Split) -> np.ndarray:
-    """:func:`_fill` through a :class:`Split` drawer: a contiguous ``out`` of fewer chunks than
-    threads has each chunk drawn in parts by several threads; a strided one is drawn chunk by
-    chunk into a per-thread buffer, then copied to its place. The values are the same either way."""
+def _fill_parts(flat: np.ndarray, chunks: int, name: str, seed: int, dtype: np.dtype, split: Split) -> None:
+    """Contiguous values through a :class:`Split`: with fewer chunks than threads, each chunk is
+    drawn in parts by several threads (the values are the same as drawn whole)."""
     threads = _threads()
-    if out.flags.c_contiguous:
-        flat = out.reshape(-1)
-        tasks: list[tuple[np.ndarray, int, int, int]] = []
-        for k in range(chunks):
-            view = flat[k * CHUNK : (k + 1) * CHUNK]
-            units = split.units(view.size)
-            parts = max(1, min(-(-threads // chunks), units // _MIN_PART)) if chunks < threads else 1
-            tasks.extend((view, k, units * i // parts, units * (i + 1) // parts) for i in range(parts))
+    tasks: list[tuple[np.ndarray, int, int, int]] = []
+    for k in range(chunks):
+        view = flat[k * CHUNK : (k + 1) * CHUNK]
+        units = split.units(view.size)
+        parts = max(1, min(-(-threads // chunks), units // _MIN_PART)) if chunks < threads else 1
+        tasks.extend((view, k, units * i // parts, units * (i + 1) // parts) for i in range(parts))
 
-        def part(task: tuple[np.ndarray, int, int, int]) -> None:
-            view, k, lo, hi = task
-            split.fill(lambda offset: stream_at(seed, name, k, offset, dtype), view, lo, hi)
+    def part(task: tuple[np.ndarray, int, int, int]) -> None:
+        view, k, lo, hi = task
+        split.fill(lambda offset: stream_at(seed, name, k, offset, dtype), view, lo, hi)
 
-        if len(tasks) == 1:
-            part(tasks[0])
-        else:
-            list(_executor().map(part, tasks))
-        return out
-
-    def whole(k: int) -> None:
-        values = _thread_buffer(dtype)[: min(CHUNK, n - k * CHUNK)]
-        split.fill(lambda offset: stream_at(seed, name, k, offset, dtype), values, 0, split.units(values.size))
-        _scatter(out, k * CHUNK, values)
-
-    if chunks == 1:
-        whole(0)
+    if len(tasks) == 1:
+        part(tasks[0])
     else:
-        list(_executor().map(whole, range(chunks)))
-    return out
+        list(_executor().map(part, tasks))
 
 
 #: Fewest units (values, or Box-Muller pairs) one thread draws of a chunk split between threads.
@@ -139,7 +133,7 @@ _MIN_PART = 1 << 18
 _BLOCK = 1 << 14
 
 
-class Split:
+class Split(ABC):
     """A drawer that can fill part of a chunk: ``units(m)`` independent positions in a chunk of
     ``m`` values, and ``fill(stream_at, chunk, lo, hi)`` draws units ``[lo, hi)`` into ``chunk``,
     with ``stream_at(offset)`` the chunk's stream after ``offset`` values of the fill's dtype."""
@@ -147,8 +141,9 @@ class Split:
     def units(self, m: int) -> int:
         return m
 
+    @abstractmethod
     def fill(self, stream_at: Callable[[int], np.random.Generator], chunk: np.ndarray, lo: int, hi: int) -> None:
-        raise NotImplementedError
+        """Draw units ``[lo, hi)`` of ``chunk``."""
 
 
 def stream_at(seed: int, name: str, chunk: int, offset: int, dtype: np.dtype) -> np.random.Generator:
