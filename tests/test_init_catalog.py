@@ -100,6 +100,34 @@ def test_streams_are_keyed_by_name_and_independent_of_threads(monkeypatch: pytes
     assert np.array_equal(big1, big2)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("kind", ["uniform", "normal"])
+def test_a_chunk_drawn_in_parts_by_threads_has_the_same_bits(monkeypatch: pytest.MonkeyPatch, kind: str,
+                                                             dtype: type) -> None:
+    """Parts start part way through a chunk's stream (PCG64 advanced, an odd float32 offset too) and
+    are drawn in cache-sized blocks: the values are those of the chunk drawn whole, in one thread, and
+    of a strided destination (drawn chunk by chunk into a buffer), for every number of threads."""
+    monkeypatch.setattr(streams, "CHUNK", 1001)  # odd chunks: odd part offsets, a Box-Muller pair short
+    monkeypatch.setattr(streams, "_MIN_PART", 7)
+    monkeypatch.setattr(streams, "_BLOCK", 64)
+
+    def draw(out: np.ndarray | None = None) -> np.ndarray:
+        args = (-0.5, 2.0) if kind == "uniform" else (0.1, 0.03)
+        return getattr(streams, kind)((3, 1001), "enc.w", 11, *args, np.dtype(dtype), out)
+
+    monkeypatch.setattr(streams, "_threads", lambda: 1)
+    monkeypatch.setattr(streams, "_pool", None)
+    whole = draw()
+    for threads in (2, 5, 8):
+        monkeypatch.setattr(streams, "_threads", lambda t=threads: t)
+        monkeypatch.setattr(streams, "_pool", None)
+        assert draw().tobytes() == whole.tobytes(), threads
+    strided = draw(np.empty((1001, 3), dtype).T)
+    assert np.ascontiguousarray(strided).tobytes() == whole.tobytes()
+    assert streams.stream_at(3, "w", 0, 5, np.dtype(dtype)).random(4, dtype=dtype).tobytes() == (
+        streams.generator(3, "w").random(9, dtype=dtype)[5:].tobytes())
+
+
 def test_get_resolves_names_classes_instances_and_callables() -> None:
     assert isinstance(up.init.get("glorot_uniform"), up.init.XavierUniform)
     assert isinstance(up.init.get("xavier_normal"), up.init.XavierNormal)

@@ -178,3 +178,21 @@ def test_layer_config_and_channels_last() -> None:
 
 def test_backend_is_the_one_requested() -> None:
     assert BACKEND == os.environ.get("KERAS_BACKEND", "tensorflow")
+
+
+def test_a_written_variable_never_aliases_the_values_it_was_given(tmp_path) -> None:  # noqa: ANN001
+    """On TensorFlow a transposed write reads its source in place (no defensive copy) and the
+    transpose makes the variable's new buffer: changing the source later, or closing the mapped
+    checkpoint it came from, leaves the variable as written."""
+    net = seq((3,), L.Dense(4))
+    ps = up.params(net)
+    base = np.arange(12, dtype=np.float32).reshape(4, 3)  # canonical (out, in): the kernel is its transpose
+    ps["0.weight"].set(base)
+    base[...] = -1
+    assert ps["0.weight"].numpy().tolist() == np.arange(12, dtype=np.float32).reshape(4, 3).tolist()
+    path = tmp_path / "w.safetensors"
+    up.save(net, path)
+    up.initialize(net, up.init.Zeros(), select="*")
+    up.load(net, path)
+    path.unlink()  # the mapped file is closed and gone
+    assert float(np.asarray(net.layers[0].kernel.numpy())[2, 1]) == 5.0  # kernel = weight.T
