@@ -110,3 +110,39 @@ def test_untie_keeps_grad_req() -> None:
     up.untie(net, "4.weight")
     assert net[4].weight.grad_req == "null" and not up.params(net)["4.weight"].trainable
     assert up.ties(net) == [("2.bias", "4.bias")]
+
+
+@pytest.mark.parametrize("mode", ["plain", "hybridized", "onednn-fused"])
+def test_writes_reach_the_outputs_of_hybridized_and_fused_blocks(mode: str) -> None:
+    """Writes go straight into a CPU array's memory (unifyparams_gluon.host_memory), after MXNet
+    put a oneDNN-layout weight back into the default layout, and advance the array's version, which
+    a fused oneDNN subgraph checks before it reuses the weights it reordered: the outputs after a
+    load are those of a block given the same values with MXNet's own set_data."""
+    def build() -> object:
+        net = nn.HybridSequential()
+        net.add(nn.Conv2D(16, 3, in_channels=8, use_bias=False), nn.BatchNorm(in_channels=16), nn.Activation("relu"),
+                nn.Dense(4))
+        net.initialize()
+        return net
+
+    x = mx.nd.array(rng(3).random((2, 8, 8, 8)).astype(np.float32))
+    net = build()
+    if mode == "hybridized":
+        net.hybridize(static_alloc=True, static_shape=True)
+    elif mode == "onednn-fused":
+        net.optimize_for(x, backend="MKLDNN")
+    with mx.autograd.predict_mode():
+        before = net(x).asnumpy()  # weights now in oneDNN's layout, fused weights cached
+    ps = up.params(net)
+    new = {k: (v * 0.5 + 0.01).astype(v.dtype) for k, v in ps.numpy(copy=True).items()}
+    ps.load(new)
+    with mx.autograd.predict_mode():
+        after = net(x).asnumpy()
+    reference = build()
+    reference(x)
+    for value, p in zip(new.values(), reference.collect_params().values()):
+        p.set_data(mx.nd.array(value))
+    with mx.autograd.predict_mode():
+        expected = reference(x).asnumpy()
+    assert not np.allclose(before, after)
+    np.testing.assert_allclose(after, expected, rtol=1e-5, atol=1e-5)

@@ -25,7 +25,7 @@ from unifyparams.common import calling_after, check_loss, primary_output
 from unifyparams.errors import NotMaterializedError, UnifyParamsError
 from unifyparams.layouts import Shape
 
-from . import native_files, rules, running, sharing, structure
+from . import host_memory, native_files, rules, running, sharing, structure
 from .compat import INSTALL_HINT, import_mxnet
 
 
@@ -96,7 +96,8 @@ class GluonAdapter(Adapter):
         self._copy_into(native._data, value)
 
     def _copy_into(self, arrays: list[Any], value: np.ndarray) -> None:
-        """Copy ``value`` into each array with MXNet's own copy (``copyto``), outside autograd.
+        """Copy ``value`` into each array, outside autograd: straight into a CPU array's memory
+        (:mod:`unifyparams_gluon.host_memory`), else with MXNet's own copy (``copyto``).
 
         ``array[:] = numpy_array`` reads the destination as a plain buffer, which MXNet refuses once
         an inference forward left a convolution weight in MKLDNN's own layout (``Check failed:
@@ -107,7 +108,9 @@ class GluonAdapter(Adapter):
         mx = self.mx
         with self.autograd.pause():
             for array in arrays:
-                if value.ndim == 0:  # 0-d: the plain path (MKLDNN never holds a scalar)
+                if host_memory.write(mx, array, value):  # at memory speed, MXNet told
+                    pass
+                elif value.ndim == 0:  # 0-d: the plain path (MKLDNN never holds a scalar)
                     array[()] = value
                 else:
                     make = mx.np.array if isinstance(array, mx.np.ndarray) else mx.nd.array

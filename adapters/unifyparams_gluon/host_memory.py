@@ -1,0 +1,61 @@
+"""Writing an MXNet CPU array's memory straight from NumPy, with MXNet told it was written.
+
+MXNet's own ways to put NumPy values into an existing array copy them at about a quarter of memory
+speed (``array[:] = values`` is a synchronous copy; ``mx.nd.array(values).copyto(array)`` copies
+twice). ``MXNDArrayGetData`` gives the array's own memory after waiting for every pending operation
+on it, and first puts an array that a oneDNN (MKLDNN) operator left in its own blocked layout back
+into the default layout (MXNet 1.9's ``c_api.cc``: ``Reorder2DefaultAsync(); WaitToRead()``), so the
+memory holds the values in C order. NumPy then copies at memory speed.
+
+A write behind MXNet's engine does not advance the array's version, which cached operators (fused
+oneDNN subgraphs keep reordered weights until the version changes) use to notice new values: after
+the copy, one element is written again through the engine (``copyto``), which advances it.
+
+>>> from unifyparams_gluon import import_mxnet; mx = import_mxnet()   # doctest: +SKIP
+>>> a = mx.nd.zeros((2, 3)); write(mx, a, np.ones((2, 3), np.float32)); a.sum().asscalar()   # doctest: +SKIP
+6.0
+"""
+
+from __future__ import annotations
+
+import ctypes
+from typing import Any
+
+import numpy as np
+
+
+def view(mx: Any, array: Any) -> np.ndarray | None:
+    """A writable NumPy array over ``array``'s own memory, or None where there is none to offer
+    (not on the CPU, sparse storage, a dtype NumPy has no name for, no memory yet)."""
+    if array.context.device_type != "cpu" or getattr(array, "stype", "default") != "default":
+        return None
+    try:
+        dtype = np.dtype(array.dtype)
+    except TypeError:
+        return None
+    lib, check_call = mx.base._LIB, mx.base.check_call
+    check_call(lib.MXNDArrayWaitToWrite(array.handle))  # nothing reads or writes it meanwhile
+    pointer = ctypes.c_void_p()
+    check_call(lib.MXNDArrayGetData(array.handle, ctypes.byref(pointer)))
+    if not pointer.value:
+        return None
+    shape = tuple(int(d) for d in array.shape)
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    memory = (ctypes.c_char * nbytes).from_address(pointer.value)
+    return np.frombuffer(memory, dtype=dtype).reshape(shape)
+
+
+def write(mx: Any, array: Any, value: np.ndarray) -> bool:
+    """Copy ``value`` (``array``'s shape) into ``array`` through :func:`view`, then advance its
+    version; False (nothing written) where there is no view, and the caller copies MXNet's way."""
+    if value.ndim == 0 or value.size == 0:
+        return False
+    target = view(mx, array)
+    if target is None or target.shape != value.shape:
+        return False
+    np.copyto(target, value, casting="same_kind")
+    del target
+    first = array.reshape(-1)[0:1] if isinstance(array, mx.np.ndarray) else array.reshape((-1,))[0:1]
+    make = mx.np.array if isinstance(array, mx.np.ndarray) else mx.nd.array
+    make(value.reshape(-1)[:1], dtype=array.dtype, ctx=array.context).copyto(first)  # the engine's write
+    return True
