@@ -14,6 +14,7 @@ mode (``npx.set_np()``), and with deferred initialization (unknown dimensions re
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, ClassVar
 
@@ -74,10 +75,17 @@ class GluonAdapter(Adapter):
 
     # --- values ---------------------------------------------------------------------------------
     def read(self, native: Any) -> np.ndarray:
-        """``data().asnumpy()`` (a copy) from the first context; works for NDArray and mxnet.numpy."""
+        """A copy of the first context's values, at memory speed from a CPU array's own memory
+        (:mod:`unifyparams_gluon.host_memory`), else ``asnumpy()``; NDArray and mxnet.numpy alike."""
         if native._data is None:
             raise NotMaterializedError(_not_initialized(native))
-        return native._data[0].asnumpy()
+        array = native._data[0]
+        try:  # the Parameter's own shape and dtype: no call into MXNet for small parameters
+            nbytes = math.prod(native.shape) * np.dtype(native.dtype).itemsize
+        except TypeError:
+            nbytes = 0
+        memory = host_memory.view(self.mx, array, nbytes)
+        return np.array(memory, copy=True) if memory is not None else array.asnumpy()
 
     def write(self, native: Any, value: np.ndarray) -> None:
         """In place on every context, outside autograd recording; the Parameter object stays.

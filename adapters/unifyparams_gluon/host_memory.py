@@ -23,10 +23,17 @@ from typing import Any
 
 import numpy as np
 
+#: Arrays smaller than this keep MXNet's own copies: below it, the calls around a direct copy cost more
+#: than they save.
+MIN_BYTES = 1 << 20
 
-def view(mx: Any, array: Any) -> np.ndarray | None:
+
+def view(mx: Any, array: Any, nbytes: int) -> np.ndarray | None:
     """A writable NumPy array over ``array``'s own memory, or None where there is none to offer
-    (not on the CPU, sparse storage, a dtype NumPy has no name for, no memory yet)."""
+    (``nbytes``, its size as the caller knows it without asking MXNet, below :data:`MIN_BYTES`; not
+    on the CPU, sparse storage, a dtype NumPy has no name for, no memory yet)."""
+    if nbytes < MIN_BYTES:
+        return None
     if array.context.device_type != "cpu" or getattr(array, "stype", "default") != "default":
         return None
     try:
@@ -48,9 +55,9 @@ def view(mx: Any, array: Any) -> np.ndarray | None:
 def write(mx: Any, array: Any, value: np.ndarray) -> bool:
     """Copy ``value`` (``array``'s shape) into ``array`` through :func:`view`, then advance its
     version; False (nothing written) where there is no view, and the caller copies MXNet's way."""
-    if value.ndim == 0 or value.size == 0:
+    if value.ndim == 0:
         return False
-    target = view(mx, array)
+    target = view(mx, array, value.nbytes)
     if target is None or target.shape != value.shape:
         return False
     np.copyto(target, value, casting="same_kind")
