@@ -21,6 +21,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
+
 MIB = 2**20
 
 
@@ -87,6 +89,18 @@ class PeakMemory:
         self._thread.join()
         self.peak = max(self.peak, self._rss())
         self.extra = self.peak - self.base
+
+
+def atomic_floor(overwritten: Sequence[Any], work: Callable[[], Any]) -> Callable[[], None]:
+    """The least an all-or-nothing write moves: a new copy of the arrays it overwrites, then ``work``
+    (the one-pass floor), the copies held until it is done."""
+
+    def floor() -> None:
+        kept = [np.array(a, copy=True) for a in overwritten]
+        work()
+        del kept
+
+    return floor
 
 
 def run_once(fn: Callable[[], Any]) -> tuple[float, int | None]:

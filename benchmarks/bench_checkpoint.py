@@ -36,10 +36,10 @@ from typing import Any
 import numpy as np
 
 if __package__:
-    from ._measure import describe, keras_label, measure, record, rss_bytes, square_width
+    from ._measure import atomic_floor, describe, keras_label, measure, record, rss_bytes, square_width
     from .bench_port import build
 else:  # run as a script: python benchmarks/bench_checkpoint.py
-    from _measure import describe, keras_label, measure, record, rss_bytes, square_width
+    from _measure import atomic_floor, describe, keras_label, measure, record, rss_bytes, square_width
     from bench_port import build
 
 GIB = 2**30
@@ -97,12 +97,7 @@ def records(backend: str, size_mib: float, repeat: int, folder: str | None = Non
             for t in targets:
                 f.readinto(memoryview(t).cast("B"))
 
-    def floor_atomic_load() -> None:
-        """The least an all-or-nothing load moves: a new copy of what it overwrites, then the file's bytes."""
-        kept = [np.array(t, copy=True) for t in targets]
-        floor_load()
-        del kept
-
+    floor_atomic_load = atomic_floor(targets, floor_load)
     label = keras_label() if backend == "keras" else backend
     case = f"{layers} x {w}^2"
     try:
@@ -110,12 +105,12 @@ def records(backend: str, size_mib: float, repeat: int, folder: str | None = Non
         out = [record("save", label, case, round(nbytes / 2**20), "MiB", nbytes,
                       [("up.save(model, path)", mine), ("write + fsync", floor)],
                       ratio_kind="throughput", goal=SAVE_GOAL)]
-        mine, direct, floor, atomic_floor = measure(
+        mine, direct, floor, atomic = measure(
             [lambda: up.load(model, ours_path), lambda: load_not_atomic(model, ours_path), floor_load,
              floor_atomic_load], repeat)
         out.append(record("load", label, case, round(nbytes / 2**20), "MiB", nbytes,
                           [("up.load(model, path)", mine), ("readinto preallocated arrays", floor),
-                           ("readinto + a new copy of what it overwrites", atomic_floor)],
+                           ("readinto + a new copy of what it overwrites", atomic)],
                           ratio_kind="throughput", goal=LOAD_GOAL))
         out.append(record("load", label, case, round(nbytes / 2**20), "MiB", nbytes,
                           [("up.load(model, path, atomic=False)", direct), ("readinto preallocated arrays", floor)],

@@ -313,10 +313,9 @@ class KerasAdapter(Adapter):
         if source is None and not array.flags.c_contiguous:
             return np.ascontiguousarray(array.transpose(axes))
         composed = tuple(perm[a] for a in axes)
-        result = self.keras.ops.transpose(base, composed)
-        if self.backend == "tensorflow" and hasattr(result, "numpy"):
-            return np.asarray(result.numpy())  # one copy (ops.convert_to_numpy is ~5x slower here)
-        return np.asarray(self.keras.ops.convert_to_numpy(result))
+        if self.backend == "tensorflow":  # read in place (transient), one copy out
+            return np.asarray(transient.transposed(base, composed).numpy())  # (ops.convert_to_numpy is ~5x slower)
+        return np.asarray(self.keras.ops.convert_to_numpy(self.keras.ops.transpose(base, composed)))
 
     def read_permuted(self, native: Any, shape: tuple[int, ...], axes: tuple[int, ...]) -> np.ndarray | None:
         """On TensorFlow, one transpose of the variable's own tensor (no copy of it first); the result

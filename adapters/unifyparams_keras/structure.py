@@ -398,14 +398,14 @@ def structure_check(root: Any, slots: list[Slot], types: KerasTypes) -> Callable
             return None
         named_by_attributes = [layer for layer in layers if _named_by_attributes(layer, types)]
         stamps = [_stamp(layer, types) for layer in layers]
-        attributes = [_attribute_stamp(layer) for layer in named_by_attributes]
+        attributes = [_attribute_stamp(layer, types) for layer in named_by_attributes]
     except AttributeError:  # a layer without Keras's tracking lists (its __init__ skipped Layer's)
         return None
 
     def unchanged() -> bool:
         try:
             return [_stamp(layer, types) for layer in layers] == stamps and [
-                _attribute_stamp(layer) for layer in named_by_attributes
+                _attribute_stamp(layer, types) for layer in named_by_attributes
             ] == attributes
         except AttributeError:
             return False
@@ -461,25 +461,12 @@ def _named_by_attributes(layer: Any, types: KerasTypes) -> bool:
     return any(layer_leaf(names, v.name, tuple(v.shape), layer) is None for v in own_variables(layer))
 
 
-def _attribute_stamp(layer: Any) -> tuple[Any, ...]:
-    """``(attribute, ids of the layers and variables it holds)`` in definition order."""
-    stamp = []
-    for sequence in _attribute_sequences(layer):
-        for name, value in sequence:
-            held = _held(value, 0)
-            if held is not None:
-                stamp.append((name, held))
-    return tuple(stamp)
-
-
-def _held(value: Any, depth: int) -> Any:
-    """The ids of the layers and variables in ``value`` (through lists, tuples and dicts, as
-    :func:`_scan` goes), positions kept; ``None`` for anything else."""
-    types = _KERAS_TYPES
-    if types is not None and isinstance(value, (types.Layer, types.Variable)):
-        return id(value)
-    if depth < 8 and isinstance(value, (list, tuple)) and not hasattr(value, "_fields"):
-        return tuple(_held(item, depth + 1) for item in value)
-    if depth < 8 and isinstance(value, dict):
-        return tuple((key, _held(item, depth + 1)) for key, item in value.items() if isinstance(key, str))
-    return None
+def _attribute_stamp(layer: Any, types: KerasTypes) -> tuple[Any, ...]:
+    """Every layer and variable its attributes hold, as :func:`attribute_children` finds them (its
+    name parts, through lists, tuples and dicts), by identity, in definition order."""
+    return tuple(
+        (parts, id(found))
+        for sequence in _attribute_sequences(layer)
+        for name, value in sequence
+        for parts, _, found in _scan(value, (name,), (), types)
+    )

@@ -52,7 +52,7 @@ class TorchAdapter(Adapter):
         from . import running, sharding, sharing, structure, tensors
 
         self._torch = torch
-        #: exact classes of plain tensors (not lazy, not DTensor subclasses): ``read``'s fast path
+        #: exact classes of plain tensors (not lazy, not DTensor subclasses): ``read`` skips their checks
         self._plain_classes = frozenset({torch.Tensor, torch.nn.Parameter})
         self._structure = structure
         self._tensors = tensors
@@ -120,14 +120,10 @@ class TorchAdapter(Adapter):
 
     # --- values ---------------------------------------------------------------------------
     def read(self, native: Any) -> np.ndarray:
-        if type(native) in self._plain_classes:  # the common case first: a CPU tensor NumPy can view
-            try:
-                return native.detach().numpy()  # type: ignore[no-any-return]
-            except (TypeError, RuntimeError):  # meta, other devices, bfloat16, conjugate/negative views
-                pass
-        self._require_values(native)
-        if self._sharding.is_dtensor(native):  # the global value: a collective (every rank reads)
-            return self._sharding.read(native)
+        if type(native) not in self._plain_classes:  # plain tensors (most) need neither check
+            self._require_values(native)
+            if self._sharding.is_dtensor(native):  # the global value: a collective (every rank reads)
+                return self._sharding.read(native)
         return self._tensors.tensor_to_numpy(native)
 
     def write(self, native: Any, value: np.ndarray) -> None:

@@ -83,8 +83,10 @@ def numpy_dtype(torch_dtype: torch.dtype) -> np.dtype:
 def tensor_to_numpy(tensor: torch.Tensor) -> np.ndarray:
     """The tensor's values as NumPy; shares memory for CPU tensors (copies from other devices)."""
     t = tensor.detach()
-    if t.dtype in _PLAIN and t.is_cpu and not (t.is_conj() or t.is_neg()):
-        return t.numpy()  # the common case, first and fast
+    try:  # the common case first: a CPU tensor NumPy can view (one call; the checks cost more)
+        return t.numpy()
+    except (TypeError, RuntimeError):  # meta, other devices, bfloat16, conjugate/negative views
+        pass
     if t.device.type == "meta":
         raise NotMaterializedError(
             f"a tensor of shape {tuple(t.shape)} lives on the 'meta' device: it has a shape but no values. "
