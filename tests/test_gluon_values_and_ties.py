@@ -113,11 +113,19 @@ def test_untie_keeps_grad_req() -> None:
 
 
 @pytest.mark.parametrize("mode", ["plain", "hybridized", "onednn-fused"])
-def test_writes_reach_the_outputs_of_hybridized_and_fused_blocks(mode: str) -> None:
+@pytest.mark.parametrize("direct", [False, True], ids=["small-through-mxnet", "all-in-memory"])
+def test_writes_reach_the_outputs_of_hybridized_and_fused_blocks(mode: str, direct: bool,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     """Writes go straight into a CPU array's memory (unifyparams_gluon.host_memory), after MXNet
     put a oneDNN-layout weight back into the default layout, and advance the array's version, which
     a fused oneDNN subgraph checks before it reuses the weights it reordered: the outputs after a
-    load are those of a block given the same values with MXNet's own set_data."""
+    load are those of a block given the same values with MXNet's own set_data. ``all-in-memory``
+    lowers the 1 MiB threshold, so every parameter is a plain copy of the core's
+    (``write_target``: the version advanced before the copy)."""
+    from unifyparams_gluon import host_memory
+
+    if direct:
+        monkeypatch.setattr(host_memory, "MIN_BYTES", 0)
     def build() -> object:
         net = nn.HybridSequential()
         net.add(nn.Conv2D(16, 3, in_channels=8, use_bias=False), nn.BatchNorm(in_channels=16), nn.Activation("relu"),

@@ -68,10 +68,27 @@ def test_written_then_raised_is_restored_through_the_safe_path(monkeypatch: pyte
     net = torch.nn.Sequential(torch.nn.Linear(3, 4), frozen)
     adapter = up.params(net)["0.weight"].adapter
     monkeypatch.setattr(type(adapter), "check_writable", lambda self, native: None)
+    monkeypatch.setattr(type(adapter), "write_target", lambda self, native: None)  # every write through PyTorch
     before = bits(net)
     with pytest.raises(up.WriteError, match="'1.weight'.*Inplace update to inference tensor") as err:
         up.params(net).load(plus_one(net))
     assert "Every parameter written before it (2) was restored" in str(err.value)
+    assert "the model is unchanged" in str(err.value) and err.value.changed is False
+    assert bits(net) == before
+
+
+def test_plain_copies_wait_until_every_framework_write_landed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The plain CPU tensors are copied into last, without snapshots: when PyTorch refuses the
+    inference tensor, none of them has been touched, and nothing needs restoring."""
+    with torch.inference_mode():
+        frozen = torch.nn.Linear(4, 2)
+    net = torch.nn.Sequential(torch.nn.Linear(3, 4), frozen)
+    adapter = up.params(net)["0.weight"].adapter
+    monkeypatch.setattr(type(adapter), "check_writable", lambda self, native: None)
+    before = bits(net)
+    with pytest.raises(up.WriteError, match="'1.weight'.*Inplace update to inference tensor") as err:
+        up.params(net).load(plus_one(net))
+    assert "No parameter had been written before it" in str(err.value)
     assert "the model is unchanged" in str(err.value) and err.value.changed is False
     assert bits(net) == before
 
@@ -88,6 +105,7 @@ def test_a_restore_that_fails_is_named_and_the_message_does_not_claim_unchanged(
         real_restore(self, native, value)
 
     monkeypatch.setattr(type(adapter), "restore", restore)
+    monkeypatch.setattr(type(adapter), "write_target", lambda self, native: None)  # every write through PyTorch
     before = up.params(net).numpy(copy=True)
     with refusing_write(adapter, 3), pytest.raises(up.WriteError) as err:
         up.params(net).load(plus_one(net))
@@ -100,8 +118,10 @@ def test_a_restore_that_fails_is_named_and_the_message_does_not_claim_unchanged(
     assert all(np.array_equal(after[n], before[n]) for n in ("0.bias", "1.weight", "1.bias"))
 
 
-def test_non_atomic_write_says_so_and_names_what_landed() -> None:
+def test_non_atomic_write_says_so_and_names_what_landed(monkeypatch: pytest.MonkeyPatch) -> None:
     net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 2))
+    adapter = up.params(net)["0.weight"].adapter
+    monkeypatch.setattr(type(adapter), "write_target", lambda self, native: None)  # every write through PyTorch
     before = up.params(net).numpy(copy=True)
     with refusing_write(up.params(net)["0.weight"].adapter, 3), pytest.raises(up.WriteError) as err:
         up.params(net).load(plus_one(net), atomic=False)

@@ -163,6 +163,21 @@ class WriteSafety:
     def after_direct_write(self, native: Any) -> None:  # noqa: B027  (optional hook, no-op by default)
         """Called after values were written through :meth:`writable_view` (e.g. to tell autograd)."""
 
+    def write_target(self, native: Any) -> np.ndarray | None:
+        """The parameter's own host memory (native shape and dtype, any strides) when copying
+        values into it is *all* a :meth:`write` does; ``None`` (the default) where a write needs the
+        framework (another device, a dtype NumPy has no name for, several copies to keep in step, a
+        trainer holding its own copy).
+
+        The core then writes a whole set of parameters without snapshots
+        (:mod:`unifyparams.memory_write`): it asks for every target first, and only then copies, with
+        NumPy alone, so nothing can refuse part way. So this method is called before any value of the
+        write is copied and nothing is called after: tell the framework here whatever a write
+        tells it (advance a version counter), without changing any value. Raising here stops the
+        write with the model unchanged. The array must stay valid until the write ends.
+        """
+        return None
+
 
 class LazyShapes:
     """Parameters that wait for their shapes. Defaults: nothing is ever lazy.

@@ -10,7 +10,12 @@ hands its prepared values to :func:`write_all`, which
    listing every reason before anything changed;
 2. writes the values one at a time, in plan order, parameters that hold no values yet last (a lazy
    layer is the hardest thing to take back, so it is given values only once everything else
-   landed); with ``atomic=True`` each parameter is copied just before it is overwritten;
+   landed); with ``atomic=True`` each parameter is copied just before it is overwritten, except
+   those whose write is a plain copy into memory the adapter hands out
+   (:meth:`Adapter.write_target <unifyparams.adapter.Adapter.write_target>`): their memory is
+   asked for before anything is written, and they are copied last, once every write that can fail
+   landed, with NumPy alone and signal handlers held (:mod:`unifyparams.memory_write`), so they
+   need no copy of their old values;
 3. if the framework still refuses a write part way (or a value cannot be computed), restores every
    parameter written so far in reverse order, the failing one included (PyTorch writes an
    inference tensor and then raises), through :meth:`Adapter.restore
@@ -25,9 +30,10 @@ hands its prepared values to :func:`write_all`, which
    value the ranks agree again: if one failed part way, every rank puts back its blocks (verified)
    and every rank raises the same error, saying what is true on each.
 
-Memory: with ``atomic=True`` (the default) one copy of each parameter written is held until the
-write ends: up to one model's worth of extra memory for a whole-model load (plus, for callable
-values, the one value being written). ``atomic=False`` holds no copy and is **not atomic**: a
+Memory: with ``atomic=True`` (the default) one copy of each parameter written through the
+framework is held until the write ends: up to one model's worth of extra memory for a whole-model
+load (plus, for callable values, the one value being written); parameters written by plain copies
+(a CPU PyTorch model, a CPU Gluon model) need none. ``atomic=False`` holds no copy and is **not atomic**: a
 refusal part way leaves the parameters written before it with their new values, and the error
 says which.
 
@@ -44,6 +50,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from . import memory_write
 from .distributed import agree, collective_for, collective_operation, region_of
 from .errors import WriteError, describe_names
 from .lifetime import ObjectMap
@@ -289,14 +296,40 @@ def _write_all(
     sizes = [nbytes_of(p, value) for p, value in items] if progress is not None and progress.active else None
     if sizes is not None and progress is not None:
         progress.start(sum(sizes))
+    # Parameters whose write is a plain copy into their memory go last, without snapshots, once
+    # every write that can fail has landed (:mod:`unifyparams.memory_write`); with such copies the
+    # whole write holds signal handlers (a Ctrl-C arrives once it is done, not between two copies).
+    copies = memory_write.plan(items, what) if operation is None and finish is None else []
+    memory_write.unalias(items, copies)
+    with memory_write.guarded(items, copies):
+        _write_planned(items, copies, sizes, atomic=atomic, what=what, finish=finish, progress=progress,
+                       operation=operation, each=each)
+
+
+def _write_planned(
+    items: list[tuple[Param, np.ndarray | Callable[[], np.ndarray | None]]],
+    copies: list[memory_write.Target],
+    sizes: list[int] | None,
+    *,
+    atomic: bool,
+    what: str,
+    finish: Callable[[], None] | None,
+    progress: Progress | None,
+    operation: Any,
+    each: bool,
+) -> None:
     # Parameters that already hold values first: giving a lazy layer values is the hardest thing
-    # to take back, so it happens only once everything else landed.
+    # to take back, so it happens only once everything else landed; the plain copies after them.
     lazy = [not p.materialized for p, _ in items]
-    order = [i for i, waits in enumerate(lazy) if not waits] + [i for i, waits in enumerate(lazy) if waits]
+    copied = {target.position for target in copies}
+    order = [i for i, waits in enumerate(lazy) if not waits and i not in copied]
+    order += [i for i, waits in enumerate(lazy) if waits]
+    through_framework = len(order)
+    order += [target.position for target in copies]  # named in messages as not written yet
     done: list[tuple[Param, np.ndarray | _NoValues]] = []
     written: list[str] = []
     with _holding_callbacks(any(lazy)) as queue:
-        for position in order:
+        for position in order[:through_framework]:
             p, value = items[position]
             stage = "snapshot"
             try:
@@ -319,6 +352,8 @@ def _write_all(
             written.append(p.name)
             if sizes is not None and progress is not None:
                 progress.advance(sizes[position])
+        if copies:
+            memory_write.copy_all(copies, what, None if sizes is None else _advance(progress, sizes, copies))
         if operation is not None:
             _agree_outcome(operation, None, done, written, atomic, None)
         if finish is not None:
@@ -329,6 +364,16 @@ def _write_all(
     _note_filled([p for (p, _), waits in zip(items, lazy) if waits])
     for callback in queue:
         callback()
+
+
+def _advance(
+    progress: Progress | None, sizes: list[int], copies: Sequence[memory_write.Target]
+) -> Callable[[int], None] | None:
+    """Progress for the plain copies, by the sizes the progress was started with."""
+    if progress is None:
+        return None
+    left = iter([sizes[target.position] for target in copies])
+    return lambda _nbytes: progress.advance(next(left))
 
 
 def _agree_outcome(

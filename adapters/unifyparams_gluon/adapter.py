@@ -103,6 +103,24 @@ class GluonAdapter(Adapter):
                 trainer._reset_kvstore()
         self._copy_into(native._data, value)
 
+    def write_target(self, native: Any) -> np.ndarray | None:
+        """A CPU array's own memory (:func:`unifyparams_gluon.host_memory.target`, its version
+        advanced now through MXNet's engine) for a Parameter with values on one context, 1 MiB or
+        more; smaller ones, several contexts, or a Trainer that keeps its own copy on a kvstore are
+        written through MXNet (:meth:`write`)."""
+        data = native._data
+        if data is None or len(data) != 1:
+            return None
+        trainer = native._trainer
+        if trainer is not None and trainer._kv_initialized and trainer._update_on_kvstore:
+            return None
+        try:
+            nbytes = math.prod(native.shape) * np.dtype(native.dtype).itemsize
+        except TypeError:
+            return None
+        with self.autograd.pause():
+            return host_memory.target(self.mx, data[0], nbytes)
+
     def _copy_into(self, arrays: list[Any], value: np.ndarray) -> None:
         """Copy ``value`` into each array, outside autograd: straight into a CPU array's memory
         (:mod:`unifyparams_gluon.host_memory`), else with MXNet's own copy (``copyto``).

@@ -52,6 +52,22 @@ def view(mx: Any, array: Any, nbytes: int) -> np.ndarray | None:
     return np.frombuffer(memory, dtype=dtype).reshape(shape)
 
 
+def target(mx: Any, array: Any, nbytes: int) -> np.ndarray | None:
+    """:func:`view` of ``array`` for a write that will copy into it later, its version advanced
+    first: element 0 is written again with its own value through the engine (values unchanged),
+    and the view is taken after that write finished. None where :func:`view` offers none."""
+    if nbytes < MIN_BYTES or not array.shape:
+        return None
+    first = _first(mx, array)
+    first.copy().copyto(first)  # an engine write of the same value: the version advances
+    return view(mx, array, nbytes)
+
+
+def _first(mx: Any, array: Any) -> Any:
+    """Element 0 of ``array`` as a 1-element array sharing its memory (NDArray or mxnet.numpy)."""
+    return array.reshape(-1)[0:1] if isinstance(array, mx.np.ndarray) else array.reshape((-1,))[0:1]
+
+
 def write(mx: Any, array: Any, value: np.ndarray) -> bool:
     """Copy ``value`` (``array``'s shape) into ``array`` through :func:`view`, then advance its
     version; False (nothing written) where there is no view, and the caller copies MXNet's way."""
@@ -62,7 +78,7 @@ def write(mx: Any, array: Any, value: np.ndarray) -> bool:
         return False
     np.copyto(target, value, casting="same_kind")
     del target
-    first = array.reshape(-1)[0:1] if isinstance(array, mx.np.ndarray) else array.reshape((-1,))[0:1]
+    first = _first(mx, array)
     make = mx.np.array if isinstance(array, mx.np.ndarray) else mx.nd.array
     make(value.reshape(-1)[:1], dtype=array.dtype, ctx=array.context).copyto(first)  # the engine's write
     return True

@@ -232,6 +232,24 @@ class TorchAdapter(Adapter):
         """Bump the version counter, as an in-place torch op would, so autograd notices the change."""
         self._torch.autograd.graph.increment_version(native)
 
+    def write_target(self, native: Any) -> np.ndarray | None:
+        """A plain CPU tensor's own memory as NumPy (any dtype NumPy names, any strides), its
+        version counter advanced now, as the in-place copy of :meth:`write` would (autograd then
+        refuses a backward through values saved before the write). Not for tensor subclasses,
+        lazy or meta tensors, DTensors, inference tensors (no version counter), sparse,
+        conjugate or negated views, or other devices: those are written by PyTorch."""
+        torch = self._torch
+        if type(native) not in self._plain_classes or native.device.type != "cpu" or native.layout != torch.strided:
+            return None
+        if native.is_inference() or native.is_conj() or native.is_neg():
+            return None
+        try:
+            memory = native.detach().numpy()
+        except (TypeError, RuntimeError):  # a dtype NumPy has no name for (bfloat16)
+            return None
+        torch.autograd.graph.increment_version(native)
+        return memory
+
     def grad(self, native: Any) -> np.ndarray | None:
         g = getattr(native, "grad", None)
         if g is not None and self._sharding.is_dtensor(g):

@@ -16,32 +16,16 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from ..workers import executor as _executor
+from ..workers import threads as _threads
+
 CHUNK = 1 << 22  # elements per independent stream (16 MiB of float32)
-_pool: ThreadPoolExecutor | None = None
-
-
-def _threads() -> int:
-    """Threads for filling chunks: the CPUs this process may use, at most 8."""
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # not on Linux
-        cpus = os.cpu_count() or 1
-    return max(1, min(8, cpus))
-
-
-def _executor() -> ThreadPoolExecutor:
-    global _pool
-    if _pool is None:
-        _pool = ThreadPoolExecutor(max_workers=_threads(), thread_name_prefix="unifyparams-init")
-    return _pool
 
 
 def name_words(name: str) -> tuple[int, ...]:

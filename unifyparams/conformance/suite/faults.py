@@ -1,7 +1,7 @@
 """Fault injection: a framework that refuses a write part way changes nothing.
 
-The adapter instance's ``write`` (and every other way it writes: ``write_permuted``, and direct
-writes into the views ``writable_view`` hands out) is wrapped so that its k-th write fails, for every k of an
+The adapter instance's ``write`` (and every other way it writes: ``write_permuted``, direct
+writes into the views ``writable_view`` hands out, and the memory ``write_target`` hands out) is wrapped so that its k-th write fails, for every k of an
 operation (``ParamSet.load``, ``up.port`` between two builds, ``up.initialize``, ``up.load``), in
 two ways: refusing before writing, and writing then raising (what PyTorch does for a tensor
 created under ``torch.inference_mode()``). Afterwards every parameter must hold exactly its
@@ -35,12 +35,14 @@ class InjectedFault(RuntimeError):
 def refusing_write(adapter: Any, k: int | None, *, after: bool = False) -> Iterator[list[int]]:
     """Make the adapter's ``k``-th write fail (``None``: never; just count). Every way an adapter
     writes counts: ``write``; where the adapter has one, ``write_permuted`` (a port's fused reorder
-    of a dense weight); and a direct write into a parameter's memory (``writable_view`` handing out
-    a view, then ``after_direct_write``: initializers fill such views). With ``after`` the value is
-    written first, then the call (for a direct write, ``after_direct_write``) raises.
+    of a dense weight); a direct write into a parameter's memory (``writable_view`` handing out
+    a view, then ``after_direct_write``: initializers fill such views); and handing out the memory
+    of a plain copy (``write_target``; the core copies into it once every other write landed). With
+    ``after`` the value is written first, then the call (for a direct write, ``after_direct_write``;
+    for a plain copy, ``write_target`` after giving its memory) raises.
     Yields ``[calls so far]``."""
     calls = [0]
-    names = ("write", "write_permuted", "writable_view", "after_direct_write")
+    names = ("write", "write_permuted", "writable_view", "after_direct_write", "write_target")
     originals = {name: getattr(adapter, name) for name in names if hasattr(adapter, name)}
     own = {name for name in originals if name in vars(adapter)}
 
@@ -73,7 +75,18 @@ def refusing_write(adapter: Any, k: int | None, *, after: bool = False) -> Itera
             raise InjectedFault(f"injected failure after direct write #{k}")
         return result
 
+    def faulty_target(*args: Any) -> Any:
+        target = originals["write_target"](*args)
+        if target is None:  # not offered: the value will go through write
+            return None
+        calls[0] += 1  # the core copies into it later, with NumPy: the adapter can only fail here
+        if calls[0] == k:
+            raise InjectedFault(f"injected failure {'after giving' if after else 'giving'} the memory of write #{k}")
+        return target
+
     wrapped: dict[str, Callable[..., Any]] = {n: faulty(n) for n in ("write", "write_permuted") if n in originals}
+    if "write_target" in originals:
+        wrapped["write_target"] = faulty_target
     if "writable_view" in originals and "after_direct_write" in originals:
         wrapped["writable_view"], wrapped["after_direct_write"] = faulty_view, faulty_after
     for name, fn in wrapped.items():

@@ -1,0 +1,145 @@
+"""Atomic writes without snapshots (unifyparams.memory_write) on real PyTorch and Gluon models.
+
+Where the adapter hands out a parameter's memory (``write_target``), the value is copied in by
+NumPy after every write that needs the framework landed: no copy of the old values is taken, a
+refusal of any other write still leaves the model unchanged, Ctrl-C waits for the copies, autograd
+and MXNet's fused blocks learn of the change, and values read from the model itself are not
+overwritten before they are copied.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+import unifyparams as up
+from unifyparams import memory_write, transaction
+from unifyparams_gluon import host_memory, import_mxnet
+
+mx = import_mxnet()
+
+
+def _mlp() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 4))
+
+
+def _shifted(model: Any) -> dict[str, np.ndarray]:
+    return {n: (v + 1).astype(v.dtype) for n, v in up.params(model).numpy(copy=True).items()}
+
+
+def _no_snapshots(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(p: Any) -> None:
+        raise AssertionError(f"a snapshot of {p.name!r} was taken")
+
+    monkeypatch.setattr(transaction, "_snapshot", refuse)
+
+
+@pytest.mark.parametrize("atomic", [True, False])
+def test_a_torch_load_takes_no_snapshot_and_lands_whole(atomic: bool, monkeypatch: pytest.MonkeyPatch,
+                                                        tmp_path: Path) -> None:
+    source, net = _mlp(), torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 4))
+    up.save(source, tmp_path / "m.safetensors")
+    _no_snapshots(monkeypatch)
+    up.load(net, tmp_path / "m.safetensors", atomic=atomic)
+    x = torch.randn(3, 8)
+    assert torch.equal(net(x), source(x))
+
+
+def test_autograd_learns_of_the_plain_copy() -> None:
+    """As after PyTorch's own in-place copy: a backward through values saved before the write fails."""
+    net = _mlp()
+    out = net(torch.randn(2, 8)).sum()
+    up.params(net).load(_shifted(net))
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        out.backward()
+
+
+def test_a_framework_write_that_fails_leaves_the_plain_copies_untouched(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bfloat16 tensor (NumPy has no such dtype) goes through PyTorch, with a snapshot; when that write
+    is refused, no plain copy has started: nothing to restore, the model unchanged."""
+    net = _mlp()
+    net[2].bias.data = net[2].bias.data.to(torch.bfloat16)
+    ps = up.params(net)
+    before = {n: torch.clone(t) for n, t in net.state_dict().items()}
+    adapter = ps["0.weight"].adapter
+    real_write = type(adapter).write
+
+    def write(self: Any, native: Any, value: np.ndarray) -> None:
+        if native.dtype == torch.bfloat16:
+            raise RuntimeError("device lost")
+        real_write(self, native, value)
+
+    monkeypatch.setattr(type(adapter), "write", write)
+    copies: list[int] = []
+    monkeypatch.setattr(memory_write, "copy_all", lambda targets, *a: copies.append(len(targets)))
+    with pytest.raises(up.WriteError, match=r"'2.bias'.*device lost.*the model is unchanged") as err:
+        ps.load(_shifted(net), cast=True)
+    assert err.value.changed is False and copies == []
+    assert all(torch.equal(before[n], t) for n, t in net.state_dict().items())
+
+
+def test_ctrl_c_during_the_copies_arrives_once_they_are_done(monkeypatch: pytest.MonkeyPatch) -> None:
+    net, state = _mlp(), None
+    state = _shifted(net)
+    real_copy = memory_write.copy_into
+    calls = [0]
+
+    def copy_into(dst: np.ndarray, src: np.ndarray) -> None:
+        calls[0] += 1
+        if calls[0] == 1:
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C after the first copy
+        real_copy(dst, src)
+
+    monkeypatch.setattr(memory_write, "copy_into", copy_into)
+    with pytest.raises(KeyboardInterrupt):
+        up.params(net).load(state)
+    assert calls[0] == 4
+    now = up.params(net).numpy()
+    assert all(np.array_equal(now[n], v) for n, v in state.items())  # every value landed
+
+
+@pytest.mark.parametrize("atomic", [True, False])
+def test_values_read_from_the_model_itself_are_copied_before_they_are_overwritten(atomic: bool) -> None:
+    net = torch.nn.Sequential(torch.nn.Linear(4, 4, bias=False), torch.nn.Linear(4, 4, bias=False))
+    ps = up.params(net)
+    first, second = ps["0.weight"].numpy().copy(), ps["1.weight"].numpy().copy()
+    views = ps.numpy()  # views of the tensors' own memory
+    ps.load({"0.weight": views["1.weight"], "1.weight": views["0.weight"]}, atomic=atomic)
+    assert np.array_equal(ps["0.weight"].numpy(), second) and np.array_equal(ps["1.weight"].numpy(), first)
+
+
+def test_a_transposed_load_into_torch_is_exact() -> None:
+    """Values in another layout (a Keras kernel's ``(in, out)``) are tiled into PyTorch's ``(out, in)``."""
+    net = torch.nn.Linear(600, 700)  # over the tiled copy's threshold
+    kernel = np.random.default_rng(0).random((600, 700), dtype=np.float32)
+    up.params(net).load({"weight": kernel.T, "bias": np.zeros(700, np.float32)})
+    assert np.array_equal(net.weight.detach().numpy(), kernel.T)
+
+
+def test_a_gluon_load_copies_into_memory_and_the_hybridized_block_sees_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(host_memory, "MIN_BYTES", 0)  # every parameter, not only those of 1 MiB or more
+    net = mx.gluon.nn.HybridSequential()
+    net.add(mx.gluon.nn.Dense(16, in_units=8, activation="relu"), mx.gluon.nn.Dense(4, in_units=16))
+    net.initialize()
+    net.hybridize(static_alloc=True)
+    x = mx.nd.array(np.random.default_rng(1).random((2, 8), dtype=np.float32))
+    net(x)
+    ps = up.params(net)
+    state = _shifted(net)
+    _no_snapshots(monkeypatch)
+    targets: list[str] = []
+    real_plan = memory_write.plan
+    monkeypatch.setattr(memory_write, "plan", lambda items, what: [
+        t for t in real_plan(items, what) if not targets.append(t.param.name)])
+    ps.load(state)
+    assert sorted(targets) == sorted(state)
+    w0, b0, w1, b1 = (state[n] for n in ("0.weight", "0.bias", "1.weight", "1.bias"))
+    expected = np.maximum(x.asnumpy() @ w0.T + b0, 0) @ w1.T + b1
+    np.testing.assert_allclose(net(x).asnumpy(), expected, rtol=1e-5, atol=1e-5)

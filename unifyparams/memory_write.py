@@ -1,0 +1,169 @@
+"""All-or-nothing writes without snapshots, where a write is only a copy into host memory.
+
+An atomic write keeps a copy of each parameter before overwriting it, in case the framework
+refuses a later write part way (:mod:`unifyparams.transaction`). That copy is a second pass over
+fresh memory and one model's worth of it. It is only needed for writes that can fail: where the
+adapter hands out a parameter's own memory (:meth:`Adapter.write_target
+<unifyparams.adapter.Adapter.write_target>`: a plain CPU tensor, a CPU NDArray), a value already
+computed and checked is copied in by NumPy alone (:func:`unifyparams.copying.copy_into`), which
+has nothing to refuse.
+
+So :func:`plan` asks for the memory of every parameter that has some (and whose value is a
+ready array of the same shape that does not overlap it) before anything is written: a failure there
+changes no value. :mod:`~unifyparams.transaction` then writes every *other* parameter the usual way
+(with snapshots, restored on failure), and only once all of them landed, :func:`copy_all` copies
+the planned values in, with signal handlers held (:mod:`unifyparams.uninterrupted`: a Ctrl-C
+arrives once the copies are done). A load of a plain PyTorch model holds no copy of it and runs
+at the speed of one copy.
+
+>>> targets = plan(items)            # doctest: +SKIP
+>>> copy_all(targets, "load", None)   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .copying import PARALLEL_BYTES, copy_into
+from .distributed import region_of
+from .errors import WriteError, describe_names
+from .uninterrupted import uninterrupted
+
+if TYPE_CHECKING:
+    from .param import Param
+
+
+@dataclass(frozen=True)
+class Target:
+    """One planned copy: ``value`` into ``memory``, the memory of ``param`` (the plan's ``position``)."""
+
+    position: int
+    param: Param
+    memory: np.ndarray
+    value: np.ndarray
+
+
+def plan(items: Sequence[tuple[Param, Any]], what: str) -> list[Target]:
+    """The parameters of ``items`` that take their value by a plain copy, with their memory.
+
+    Raises :class:`~unifyparams.errors.WriteError` (nothing written: no value has been copied yet)
+    when an adapter fails to give memory it offers.
+    """
+    targets: list[Target] = []
+    for position, (p, value) in enumerate(items):
+        if not isinstance(value, np.ndarray) or not p.materialized or region_of(p) is not None:
+            continue
+        try:
+            memory = p.adapter.write_target(p.native)
+        except Exception as exc:
+            raise WriteError(
+                f"{what} failed at {p.name!r}: giving its memory to write into failed: {exc}. No value had been "
+                f"written yet: the model is unchanged.",
+                parameter=p.name,
+                changed=False,
+            ) from exc
+        if memory is None or memory.shape != value.shape or not np.can_cast(value.dtype, memory.dtype, "same_kind"):
+            continue
+        if np.may_share_memory(memory, value):  # its own memory (a model's values loaded back): the usual way
+            continue
+        targets.append(Target(position, p, memory, value))
+    return _distinct(targets)
+
+
+def unalias(items: list[tuple[Param, Any]], targets: list[Target]) -> None:
+    """Give every value that overlaps a planned parameter's memory its own copy, in ``items`` and
+    ``targets`` alike: a value read from the model itself (two weights swapped) would otherwise be
+    overwritten before it is copied. (A planned value never overlaps its own memory: :func:`plan`
+    leaves such a parameter to the framework.)"""
+    spans = sorted(_bounds(t.memory) for t in targets)
+    starts = [low for low, _ in spans]
+    reach = list(itertools.accumulate((high for _, high in spans), max))  # furthest end among the first k
+    for position, (p, value) in enumerate(items):
+        if not isinstance(value, np.ndarray) or not value.size:
+            continue
+        low, high = _bounds(value)
+        before = bisect.bisect_left(starts, high)  # the spans starting before this value ends
+        if before and reach[before - 1] > low:
+            items[position] = (p, np.array(value, copy=True))
+    for i, target in enumerate(targets):
+        value = items[target.position][1]
+        if value is not target.value:
+            targets[i] = Target(target.position, target.param, target.memory, value)
+
+
+def _bounds(array: np.ndarray) -> tuple[int, int]:
+    """The first and one-past-last byte addresses ``array``'s elements can occupy."""
+    low = high = int(array.__array_interface__["data"][0])
+    for n, stride in zip(array.shape, array.strides, strict=True):
+        reach = (n - 1) * stride
+        low, high = (low + reach, high) if reach < 0 else (low, high + reach)
+    return low, high + array.itemsize
+
+
+def _distinct(targets: list[Target]) -> list[Target]:
+    """Targets whose memory overlaps another's (a tie written twice, views of one buffer) go the usual way."""
+    spans = sorted(
+        ((t.memory.__array_interface__["data"][0], t.memory.nbytes, i) for i, t in enumerate(targets)),
+    )
+    shared: set[int] = set()
+    end, last = -1, -1
+    for start, size, i in spans:
+        if start < end:
+            shared.update((i, last))
+        if start + size > end:
+            end, last = start + size, i
+    return [t for i, t in enumerate(targets) if i not in shared]
+
+
+def guarded(items: Sequence[tuple[Param, Any]], targets: Sequence[Target]) -> AbstractContextManager[None]:
+    """What a write with plain copies runs in: signal handlers held (:func:`uninterrupted`), since
+    the copies cannot be taken back. Not needed (nothing) for a write of one small parameter, which
+    NumPy copies in one call, or one without plain copies, which restores what it wrote when
+    interrupted."""
+    if not targets or (len(items) == 1 and targets[0].value.nbytes < PARALLEL_BYTES):
+        return nullcontext()
+    return uninterrupted()
+
+
+def copy_all(targets: Sequence[Target], what: str, advance: Callable[[int], None] | None) -> None:
+    """Copy every planned value into its memory; ``advance(nbytes)`` after each. Run it
+    :func:`guarded`.
+
+    A progress callback that raises does not stop the copies: its error is raised once they are done.
+    """
+    failed: BaseException | None = None
+    done: list[str] = []
+    for target in targets:
+        try:
+            copy_into(target.memory, target.value)
+        except BaseException as exc:  # NumPy itself failed: say what is true, nothing to restore from
+            rest = [t.param.name for t in targets[len(done) + 1 :]]
+            raise WriteError(
+                f"{what} failed at {target.param.name!r} while copying values into parameters' memory "
+                f"({exc}). These copies are a write's last step and keep no copy of the old values: every "
+                f"parameter written through the framework before them and {len(done)} copied ones "
+                f"({describe_names(done)}) hold their new values, {target.param.name!r} may be partly written, "
+                f"and {len(rest)} keep their old values ({describe_names(rest)}). Reload or re-initialize the "
+                f"model before using it.",
+                parameter=target.param.name,
+                changed=True,
+                not_restored=(*done, target.param.name),
+            ) from exc
+        done.append(target.param.name)
+        if advance is not None and failed is None:
+            try:
+                advance(target.value.nbytes)
+            except BaseException as exc:
+                failed = exc
+    if failed is not None:
+        raise failed
+
+
+__all__ = ["Target", "copy_all", "guarded", "plan", "unalias"]
