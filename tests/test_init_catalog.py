@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import unifyparams as up
+from unifyparams import workers
 from unifyparams.init import ParamInfo, streams
 from unifyparams.init.fans import calculate_gain, compute_fans
 
@@ -95,7 +96,8 @@ def test_streams_are_keyed_by_name_and_independent_of_threads(monkeypatch: pytes
     monkeypatch.setattr(streams, "CHUNK", 4)  # many chunks, filled in parallel
     big1 = streams.uniform((50, 7), "w", 1, -1, 1, np.dtype(np.float32))
     monkeypatch.setattr(streams, "_threads", lambda: 1)
-    monkeypatch.setattr(streams, "_pool", None)
+    monkeypatch.setattr(workers, "threads", lambda: 1)
+    monkeypatch.setattr(workers, "_pool", None)  # a one-thread pool
     big2 = streams.uniform((50, 7), "w", 1, -1, 1, np.dtype(np.float32))
     assert np.array_equal(big1, big2)
 
@@ -116,11 +118,9 @@ def test_a_chunk_drawn_in_parts_by_threads_has_the_same_bits(monkeypatch: pytest
         return getattr(streams, kind)((3, 1001), "enc.w", 11, *args, np.dtype(dtype), out)
 
     monkeypatch.setattr(streams, "_threads", lambda: 1)
-    monkeypatch.setattr(streams, "_pool", None)
     whole = draw()
-    for threads in (2, 5, 8):
+    for threads in (2, 5, 8):  # split in that many parts (the shared pool runs them, whatever its size)
         monkeypatch.setattr(streams, "_threads", lambda t=threads: t)
-        monkeypatch.setattr(streams, "_pool", None)
         assert draw().tobytes() == whole.tobytes(), threads
     strided = draw(np.empty((1001, 3), dtype).T)
     assert np.ascontiguousarray(strided).tobytes() == whole.tobytes()

@@ -143,3 +143,48 @@ def test_a_gluon_load_copies_into_memory_and_the_hybridized_block_sees_it(monkey
     w0, b0, w1, b1 = (state[n] for n in ("0.weight", "0.bias", "1.weight", "1.bias"))
     expected = np.maximum(x.asnumpy() @ w0.T + b0, 0) @ w1.T + b1
     np.testing.assert_allclose(net(x).asnumpy(), expected, rtol=1e-5, atol=1e-5)
+
+
+def _keras_mlp() -> Any:
+    import keras
+
+    keras.utils.set_random_seed(0)
+    return keras.Sequential([keras.Input((8,)), keras.layers.Dense(16, activation="relu"), keras.layers.Dense(4)])
+
+
+def _gluon_mlp() -> Any:
+    net = mx.gluon.nn.HybridSequential()
+    net.add(mx.gluon.nn.Dense(16, in_units=8, activation="relu"), mx.gluon.nn.Dense(4, in_units=16))
+    net.initialize()
+    return net
+
+
+def _outputs(model: Any, x: np.ndarray) -> np.ndarray:
+    if isinstance(model, torch.nn.Module):
+        return model(torch.from_numpy(x)).detach().numpy()
+    if isinstance(model, mx.gluon.Block):
+        return model(mx.nd.array(x)).asnumpy()
+    return np.asarray(model(x))
+
+
+@pytest.mark.keras
+@pytest.mark.parametrize(("source", "destination"), [
+    (_keras_mlp, _mlp), (_gluon_mlp, _mlp), (_mlp, _gluon_mlp), (_keras_mlp, _gluon_mlp)],
+    ids=["keras-to-torch", "gluon-to-torch", "torch-to-gluon", "keras-to-gluon"])
+def test_a_port_borrows_its_sources_and_copies_without_snapshots(source: Any, destination: Any,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every source tensor is borrowed (a view of its memory, Keras kernels transposed on the way) and
+    copied into the destination's memory once nothing else is left to write: no snapshot at all."""
+    monkeypatch.setattr(host_memory, "MIN_BYTES", 0)
+    src, dst = source(), destination()
+    _no_snapshots(monkeypatch)
+    up.port(src, dst)
+    x = np.random.default_rng(2).random((3, 8), dtype=np.float32)
+    np.testing.assert_allclose(_outputs(dst, x), _outputs(src, x), rtol=1e-5, atol=1e-5)
+
+
+def test_a_port_of_a_model_into_itself_changes_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    net = _mlp()
+    before = {n: torch.clone(t) for n, t in net.state_dict().items()}
+    up.port(net, net)
+    assert all(torch.equal(before[n], t) for n, t in net.state_dict().items())

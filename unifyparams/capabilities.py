@@ -278,6 +278,17 @@ class PortingFacts:
     """Facts :func:`unifyparams.port` and checkpoints need about layers. Defaults: nothing known,
     channels first, and the core's convention for what a dense layer reads."""
 
+    def borrow(self, native: Any) -> np.ndarray | None:
+        """The parameter's values (native layout and dtype) as a read-only view of memory that no
+        later write changes while the view is held (the parameter's own memory, or a copy-on-write
+        tensor's), for a port copying them into another model within one call; ``None`` (the
+        default) where there is none, and the port reads them with :meth:`read` when it writes.
+
+        A port computes every value it can borrow before anything is written
+        (:mod:`unifyparams.memory_write`), so borrowing must cost no memory the size of the value.
+        """
+        return None
+
     def layer_family(self, block: Any) -> str:
         """The framework-neutral family of a layer (one of :data:`unifyparams.porting.FAMILIES`:
         ``"dense"``, ``"conv2d"``, ``"batchnorm"``...), following the class hierarchy so that

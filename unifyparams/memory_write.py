@@ -50,26 +50,53 @@ class Target:
     value: np.ndarray
 
 
-def plan(items: Sequence[tuple[Param, Any]], what: str) -> list[Target]:
-    """The parameters of ``items`` that take their value by a plain copy, with their memory.
+@dataclass(frozen=True)
+class Borrowed:
+    """A value that may be had without new memory: ``borrow()`` returns it as a view of memory that
+    exists already (a source model's parameter, :meth:`Adapter.borrow
+    <unifyparams.adapter.Adapter.borrow>`), or None where there is none; calling it computes the
+    value the usual way (a port's value for one destination parameter). A write may borrow such
+    values before anything is written, since holding them costs nothing.
+
+    >>> Borrowed(lambda: None, lambda: np.zeros(2))()
+    array([0., 0.])
+    """
+
+    borrow: Callable[[], np.ndarray | None]
+    compute: Callable[[], np.ndarray | None]
+
+    def __call__(self) -> np.ndarray | None:
+        return self.compute()
+
+
+def plan(items: list[tuple[Param, Any]], what: str) -> list[Target]:
+    """The parameters of ``items`` that take their value by a plain copy, with their memory; a
+    :class:`Borrowed` value is borrowed now and put in ``items`` in its place.
 
     Raises :class:`~unifyparams.errors.WriteError` (nothing written: no value has been copied yet)
-    when an adapter fails to give memory it offers.
+    when an adapter fails to give memory it offers, or a value fails to be borrowed.
     """
     targets: list[Target] = []
     for position, (p, value) in enumerate(items):
-        if not isinstance(value, np.ndarray) or not p.materialized or region_of(p) is not None:
+        if not isinstance(value, np.ndarray | Borrowed) or not p.materialized or region_of(p) is not None:
             continue
+        stage = "giving its memory to write into"
         try:
             memory = p.adapter.write_target(p.native)
+            if memory is not None and isinstance(value, Borrowed):
+                stage = "reading its value"
+                value = value.borrow()
         except Exception as exc:
             raise WriteError(
-                f"{what} failed at {p.name!r}: giving its memory to write into failed: {exc}. No value had been "
-                f"written yet: the model is unchanged.",
+                f"{what} failed at {p.name!r}: {stage} failed: {exc}. No value had been written yet: the model "
+                f"is unchanged.",
                 parameter=p.name,
                 changed=False,
             ) from exc
-        if memory is None or memory.shape != value.shape or not np.can_cast(value.dtype, memory.dtype, "same_kind"):
+        if memory is None or value is None:
+            continue
+        items[position] = (p, value)
+        if memory.shape != value.shape or not np.can_cast(value.dtype, memory.dtype, "same_kind"):
             continue
         if np.may_share_memory(memory, value):  # its own memory (a model's values loaded back): the usual way
             continue
@@ -166,4 +193,4 @@ def copy_all(targets: Sequence[Target], what: str, advance: Callable[[int], None
         raise failed
 
 
-__all__ = ["Target", "copy_all", "guarded", "plan", "unalias"]
+__all__ = ["Borrowed", "Target", "copy_all", "guarded", "plan", "unalias"]

@@ -103,6 +103,18 @@ class GluonAdapter(Adapter):
                 trainer._reset_kvstore()
         self._copy_into(native._data, value)
 
+    def borrow(self, native: Any) -> np.ndarray | None:
+        """A CPU array's own memory, read-only (:func:`unifyparams_gluon.host_memory.view`), for a
+        Parameter of 1 MiB or more with values on one context; it keeps the array alive."""
+        data = native._data
+        if data is None or len(data) != 1:
+            return None
+        try:
+            nbytes = math.prod(native.shape) * np.dtype(native.dtype).itemsize
+        except TypeError:
+            return None
+        return host_memory.borrowed(self.mx, data[0], nbytes)
+
     def write_target(self, native: Any) -> np.ndarray | None:
         """A CPU array's own memory (:func:`unifyparams_gluon.host_memory.target`, its version
         advanced now through MXNet's engine) for a Parameter with values on one context, 1 MiB or

@@ -52,6 +52,26 @@ def view(mx: Any, array: Any, nbytes: int) -> np.ndarray | None:
     return np.frombuffer(memory, dtype=dtype).reshape(shape)
 
 
+def borrowed(mx: Any, array: Any, nbytes: int) -> np.ndarray | None:
+    """:func:`view` of ``array``, read-only, holding a reference to ``array`` (so its memory lives
+    as long as the view); None where :func:`view` offers none."""
+    memory = view(mx, array, nbytes)
+    if memory is None:
+        return None
+    held = _Held(memory, array)
+    out = np.asarray(held)
+    out.flags.writeable = False
+    return out
+
+
+class _Held:
+    """An array interface that keeps the MXNet array whose memory it exposes alive."""
+
+    def __init__(self, memory: np.ndarray, owner: Any) -> None:
+        self.__array_interface__ = memory.__array_interface__
+        self._memory, self._owner = memory, owner
+
+
 def target(mx: Any, array: Any, nbytes: int) -> np.ndarray | None:
     """:func:`view` of ``array`` for a write that will copy into it later, its version advanced
     first: element 0 is written again with its own value through the engine (values unchanged),

@@ -153,6 +153,20 @@ class KerasAdapter(Adapter):
         value = np.asarray(read_value())
         return value if value.dtype == self.dtype(native) else None
 
+    def borrow(self, native: Any) -> np.ndarray | None:
+        """On TensorFlow the copy-on-write read of :meth:`snapshot`; on the torch backend's CPU a
+        view of the parameter's memory; otherwise None."""
+        if isinstance(native, PendingVariable) or not self.has_values(native):
+            return None
+        if self.backend == "tensorflow":
+            return self.snapshot(native)
+        value = native.value
+        if self.backend == "torch" and value.device.type == "cpu" and str(native.dtype) != "bfloat16":
+            memory = value.detach().numpy()
+            memory.flags.writeable = False
+            return memory
+        return None
+
     def check_writable(self, native: Any) -> str | None:
         """Assignments Keras would not make: inside a ``keras.StatelessScope`` an ``assign`` is only
         recorded in the scope (the variable keeps its value); on the torch backend, a variable

@@ -232,6 +232,17 @@ class TorchAdapter(Adapter):
         """Bump the version counter, as an in-place torch op would, so autograd notices the change."""
         self._torch.autograd.graph.increment_version(native)
 
+    def borrow(self, native: Any) -> np.ndarray | None:
+        """A plain CPU tensor's own memory as NumPy (for a port reading it as a source)."""
+        if type(native) not in self._plain_classes or native.device.type != "cpu" or native.layout != self._torch.strided:
+            return None
+        try:
+            memory = native.detach().numpy()
+        except (TypeError, RuntimeError):  # conjugate or negated views, bfloat16
+            return None
+        memory.flags.writeable = False
+        return memory
+
     def write_target(self, native: Any) -> np.ndarray | None:
         """A plain CPU tensor's own memory as NumPy (any dtype NumPy names, any strides), its
         version counter advanced now, as the in-place copy of :meth:`write` would (autograd then

@@ -21,6 +21,7 @@ nothing, and ``dry_run=True`` never writes.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -32,6 +33,7 @@ from ..dataflow import FLATTENED, UNKNOWN, DenseInput, agreement
 from ..distributed import collective_for, collective_operation
 from ..errors import DtypeMismatchError, ShapeMismatchError, UnifyParamsError
 from ..layouts import Layout, Transpose
+from ..memory_write import Borrowed
 from ..param import Param, format_shape
 from ..paramset import ParamSet
 from ..progress import Progress, ProgressArg, resolve
@@ -487,10 +489,28 @@ def _apply(
                 return plan.write_into(p)  # native already (or written by the adapter itself)
             return p.prepare(plan.compute() if value is None else value)
 
-        writes.append((dst_param, produce))
+        if value is None and plan.write_into is None and _copies_one_tensor(plan, dst_param):
+            writes.append((dst_param, Borrowed(functools.partial(_borrowed, plan.source, dst_param), produce)))
+        else:
+            writes.append((dst_param, produce))
     from ..transaction import write_all
 
     write_all(writes, atomic=atomic, what="port", progress=progress)
+
+
+def _copies_one_tensor(plan: LeafPlan, dst: Param) -> bool:
+    """A plan whose value is one source tensor, only its layout changed (no cast, no arithmetic)."""
+    return plan.conversion == "copy" and plan.source is not None and plan.source.dtype == dst.dtype
+
+
+def _borrowed(source: Param | None, dst: Param) -> np.ndarray | None:
+    """``source``'s values in ``dst``'s native layout as a view of memory that exists already
+    (:meth:`Adapter.borrow <unifyparams.adapter.Adapter.borrow>`), or None."""
+    assert source is not None
+    if not all(layout.is_identity or isinstance(layout, Transpose) for layout in (source.layout, dst.layout)):
+        return None  # a gate reorder gathers rows: new memory
+    memory = source.adapter.borrow(source.native)
+    return None if memory is None else dst.prepare(source.layout.to_canonical(memory))
 
 
 def _check_fits(source: Param, dst: Param) -> None:

@@ -341,3 +341,41 @@ class AccessTests:
             check("0.weight" in str(exc) and "(3, 3)" in str(exc), f"message: {exc}")
         else:
             check(False, "wrong-shape set did not raise")
+
+    def test_access__memory_contract(self, kit: Any) -> None:
+        """What ``write_target`` and ``borrow`` hand out (where an adapter offers them) is the
+        parameter's values in native shape and dtype: handing it out changes no value, a copy into a
+        target is the whole write (read back exactly, outputs follow), and a borrowed view keeps the
+        values it showed."""
+        net = kit.mlp()
+        ps = up.params(net)
+        _randomize(ps, seed=5)
+        offered = []
+        for name, p in ps.items():
+            adapter, native = p.adapter, p.native
+            before = np.array(adapter.read(native), copy=True)
+            borrowed = adapter.borrow(native)
+            if borrowed is not None:
+                check(borrowed.shape == before.shape and borrowed.dtype == before.dtype and
+                      np.array_equal(borrowed, before), f"{name}: borrow() differs from read()")
+                check(not borrowed.flags.writeable, f"{name}: borrow() handed out a writable array")
+            memory = adapter.write_target(native)
+            if memory is None:
+                continue
+            offered.append(name)
+            check(memory.shape == before.shape and memory.dtype == before.dtype,
+                  f"{name}: write_target() is {memory.shape} {memory.dtype}, the parameter {before.shape} {before.dtype}")
+            check(np.array_equal(adapter.read(native), before), f"{name}: write_target() changed its values")
+            new = (before + 1).astype(before.dtype)
+            np.copyto(memory, new)
+            check(np.array_equal(adapter.read(native), new), f"{name}: a copy into write_target() is not read back")
+            if borrowed is not None:
+                check(np.array_equal(borrowed, before) or np.array_equal(borrowed, new),
+                      f"{name}: a borrowed view shows neither the old nor the new values")
+        if offered:  # what the copies wrote is what the model computes with
+            x = _rng(6).random((2, 20)).astype(np.float32)
+            values = ps.numpy(copy=True)
+            out = kit.forward(net, x)
+            expected = np.maximum(x @ values["0.weight"].T + values["0.bias"], 0) @ values["2.weight"].T + values["2.bias"]
+            scale = max(1.0, float(np.abs(expected).max()))  # float32 sums over 256 hidden units
+            _close(out, expected, "outputs after copies into write_target()", atol=1e-5 * 256 * scale)
