@@ -24,7 +24,7 @@ SCENARIOS = scenario_tests(ConformanceTests)
 
 
 def test_every_scenario_is_a_test_with_a_title() -> None:
-    assert len(SCENARIOS) == 48
+    assert len(SCENARIOS) == 49
     for sid, fn in SCENARIOS.items():
         assert scenario_id(fn.__name__) == sid and scenario_test_name(sid) == fn.__name__
         assert scenario_title(fn), f"{sid}: a scenario's docstring is its title in --list and in reports"

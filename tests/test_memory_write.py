@@ -188,3 +188,45 @@ def test_a_port_of_a_model_into_itself_changes_nothing(monkeypatch: pytest.Monke
     before = {n: torch.clone(t) for n, t in net.state_dict().items()}
     up.port(net, net)
     assert all(torch.equal(before[n], t) for n, t in net.state_dict().items())
+
+
+@pytest.mark.parametrize("init", [up.init.XavierUniform(), up.init.Normal(0.0, 0.02), up.init.Zeros()],
+                         ids=["xavier", "normal", "zeros"])
+def test_a_seeded_init_fills_memory_without_snapshots_with_the_same_bits(init: Any,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Catalog draws go straight into PyTorch's and MXNet's memory, last, with no snapshot; the values
+    are those of a non-atomic init and the same in both frameworks."""
+    monkeypatch.setattr(host_memory, "MIN_BYTES", 0)
+    pairs = [(_mlp(), _mlp()), (_gluon_mlp(), _gluon_mlp())]
+    for reference, _ in pairs:
+        up.initialize(reference, init, seed=4, atomic=False)
+    _no_snapshots(monkeypatch)
+    for reference, model in pairs:
+        up.initialize(model, init, seed=4)
+        expected, now = up.params(reference).numpy(copy=True), up.params(model).numpy()
+        assert all(now[n].tobytes() == v.tobytes() for n, v in expected.items())
+    torch_values, gluon_values = (up.params(model).numpy() for _, model in pairs)
+    for gluon_name, torch_name in (("0.weight", "0.weight"), ("1.weight", "2.weight")):  # the same layers
+        assert gluon_values[gluon_name].tobytes() == torch_values[torch_name].tobytes()
+
+
+def test_an_init_whose_framework_write_fails_fills_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Orthogonal weights (not a stream) go through PyTorch with snapshots, the biases' zeros are
+    streamed fills; when PyTorch refuses a weight, none of the fills has started."""
+    net = _mlp()
+    before = {n: torch.clone(t) for n, t in net.state_dict().items()}
+    adapter = up.params(net)["0.weight"].adapter
+    real_view = type(adapter).writable_view  # orthogonal values are written into the tensor's memory
+
+    def writable_view(self: Any, native: Any) -> np.ndarray | None:
+        if native is net[2].weight:
+            raise RuntimeError("device lost")
+        return real_view(self, native)
+
+    monkeypatch.setattr(type(adapter), "writable_view", writable_view)
+    fills: list[int] = []
+    monkeypatch.setattr(memory_write, "copy_all", lambda targets, *a: fills.append(len(targets)))
+    with pytest.raises(up.WriteError, match=r"'2.weight'.*device lost.*the model is unchanged"):
+        up.initialize(net, up.init.Orthogonal(), seed=1)
+    assert fills == []
+    assert all(torch.equal(before[n], t) for n, t in net.state_dict().items())

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from . import workers
 from .copying import PARALLEL_BYTES, copy_into
 from .distributed import region_of
 from .errors import WriteError, describe_names
@@ -42,12 +43,14 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Target:
-    """One planned copy: ``value`` into ``memory``, the memory of ``param`` (the plan's ``position``)."""
+    """One planned write into ``memory``, the memory of ``param`` (the plan's ``position``): a
+    copy of ``value``, or (``value`` None) ``fill(memory)``."""
 
     position: int
     param: Param
     memory: np.ndarray
-    value: np.ndarray
+    value: np.ndarray | None
+    fill: Callable[[np.ndarray], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,24 @@ class Borrowed:
         return self.compute()
 
 
+@dataclass(frozen=True)
+class Fill:
+    """A value the library's own seeded streams write straight into memory (a catalog
+    initializer's draw, :meth:`Initializer.streams_into <unifyparams.init.Initializer.streams_into>`):
+    ``into(memory)`` fills the parameter's native memory; calling it computes the value the usual
+    way. A write fills such parameters last, like plain copies.
+
+    >>> out = np.empty(2); Fill(lambda m: m.fill(1.0), lambda: None).into(out); out
+    array([1., 1.])
+    """
+
+    into: Callable[[np.ndarray], None]
+    compute: Callable[[], np.ndarray | None]
+
+    def __call__(self) -> np.ndarray | None:
+        return self.compute()
+
+
 def plan(items: list[tuple[Param, Any]], what: str) -> list[Target]:
     """The parameters of ``items`` that take their value by a plain copy, with their memory; a
     :class:`Borrowed` value is borrowed now and put in ``items`` in its place.
@@ -78,7 +99,7 @@ def plan(items: list[tuple[Param, Any]], what: str) -> list[Target]:
     """
     targets: list[Target] = []
     for position, (p, value) in enumerate(items):
-        if not isinstance(value, np.ndarray | Borrowed) or not p.materialized or region_of(p) is not None:
+        if not isinstance(value, np.ndarray | Borrowed | Fill) or not p.materialized or region_of(p) is not None:
             continue
         stage = "giving its memory to write into"
         try:
@@ -93,6 +114,10 @@ def plan(items: list[tuple[Param, Any]], what: str) -> list[Target]:
                 parameter=p.name,
                 changed=False,
             ) from exc
+        if memory is not None and isinstance(value, Fill):
+            if memory.dtype == p.dtype and memory.shape == tuple(p.native_shape):
+                targets.append(Target(position, p, memory, None, value.into))
+            continue
         if memory is None or value is None:
             continue
         items[position] = (p, value)
@@ -121,7 +146,7 @@ def unalias(items: list[tuple[Param, Any]], targets: list[Target]) -> None:
             items[position] = (p, np.array(value, copy=True))
     for i, target in enumerate(targets):
         value = items[target.position][1]
-        if value is not target.value:
+        if target.value is not None and value is not target.value:
             targets[i] = Target(target.position, target.param, target.memory, value)
 
 
@@ -154,8 +179,9 @@ def guarded(items: Sequence[tuple[Param, Any]], targets: Sequence[Target]) -> Ab
     the copies cannot be taken back. Not needed (nothing) for a write of one small parameter, which
     NumPy copies in one call, or one without plain copies, which restores what it wrote when
     interrupted."""
-    if not targets or (len(items) == 1 and targets[0].value.nbytes < PARALLEL_BYTES):
+    if not targets or (len(items) == 1 and targets[0].fill is None and targets[0].memory.nbytes < PARALLEL_BYTES):
         return nullcontext()
+    workers.start()  # the copies and fills use the worker threads: none is started half way
     return uninterrupted()
 
 
@@ -169,7 +195,10 @@ def copy_all(targets: Sequence[Target], what: str, advance: Callable[[int], None
     done: list[str] = []
     for target in targets:
         try:
-            copy_into(target.memory, target.value)
+            if target.fill is not None:
+                target.fill(target.memory)
+            elif target.value is not None:
+                copy_into(target.memory, target.value)
         except BaseException as exc:  # NumPy itself failed: say what is true, nothing to restore from
             rest = [t.param.name for t in targets[len(done) + 1 :]]
             raise WriteError(
@@ -186,11 +215,11 @@ def copy_all(targets: Sequence[Target], what: str, advance: Callable[[int], None
         done.append(target.param.name)
         if advance is not None and failed is None:
             try:
-                advance(target.value.nbytes)
+                advance(target.memory.nbytes)
             except BaseException as exc:
                 failed = exc
     if failed is not None:
         raise failed
 
 
-__all__ = ["Borrowed", "Target", "copy_all", "guarded", "plan", "unalias"]
+__all__ = ["Borrowed", "Fill", "Target", "copy_all", "guarded", "plan", "unalias"]

@@ -13,9 +13,11 @@ True
 from __future__ import annotations
 
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 _pool: ThreadPoolExecutor | None = None
+_started = False
 
 
 def threads() -> int:
@@ -27,6 +29,20 @@ def threads() -> int:
     return max(1, min(8, cpus))
 
 
+def start() -> None:
+    """Start every worker thread now (once): work that must not fail half way (plain copies into a
+    model, :mod:`unifyparams.memory_write`) then never has to start one."""
+    global _started
+    if _started:
+        return
+    pool, count = executor(), threads()
+    if count > 1:
+        gate = threading.Barrier(count)
+        for future in [pool.submit(gate.wait, 10.0) for _ in range(count)]:  # each waits for all: one thread each
+            future.result()
+    _started = True
+
+
 def executor() -> ThreadPoolExecutor:
     """The shared pool, started on first use."""
     global _pool
@@ -35,4 +51,4 @@ def executor() -> ThreadPoolExecutor:
     return _pool
 
 
-__all__ = ["executor", "threads"]
+__all__ = ["executor", "start", "threads"]

@@ -78,9 +78,11 @@ def target(mx: Any, array: Any, nbytes: int) -> np.ndarray | None:
     and the view is taken after that write finished. None where :func:`view` offers none."""
     if nbytes < MIN_BYTES or not array.shape:
         return None
+    if view(mx, array, nbytes) is None:  # also puts a oneDNN-layout array back in the default layout,
+        return None  # which a slice of it (below) needs
     first = _first(mx, array)
     first.copy().copyto(first)  # an engine write of the same value: the version advances
-    return view(mx, array, nbytes)
+    return view(mx, array, nbytes)  # after that write finished
 
 
 def _first(mx: Any, array: Any) -> Any:

@@ -65,6 +65,14 @@ class Initializer:
     #: one parameter at a time. A user's output is checked for every parameter before any write.
     builtin: bool = False
 
+    def streams_into(self) -> bool:
+        """True when :meth:`fill` with ``out`` writes every value into ``out`` by the library's
+        seeded streams alone, in cache-sized blocks (no array the size of the value, no call that
+        can refuse part way): an atomic ``up.initialize`` then fills such parameters' memory last,
+        without snapshots (:class:`unifyparams.memory_write.Fill`). False (the default) for anything
+        else: orthogonal matrices, custom initializers."""
+        return False
+
     def __call__(self, shape: Sequence[int], rng: np.random.Generator) -> np.ndarray:
         raise NotImplementedError  # abstract: subclasses return an array of ``shape``
 

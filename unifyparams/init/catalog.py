@@ -92,6 +92,9 @@ class Zeros(Initializer):
 
     builtin = True
 
+    def streams_into(self) -> bool:
+        return True
+
     def __call__(self, shape: Shape, rng: np.random.Generator) -> np.ndarray:
         return np.zeros(tuple(shape))
 
@@ -104,6 +107,9 @@ class Ones(Initializer):
 
     builtin = True
 
+    def streams_into(self) -> bool:
+        return True
+
     def __call__(self, shape: Shape, rng: np.random.Generator) -> np.ndarray:
         return np.ones(tuple(shape))
 
@@ -115,6 +121,9 @@ class Constant(Initializer):
     """Every element ``value``."""
 
     builtin = True
+
+    def streams_into(self) -> bool:
+        return True
 
     def __init__(self, value: float):
         self.value = _number("value", value)
@@ -138,6 +147,9 @@ class Uniform(Initializer):
 
     builtin = True
 
+    def streams_into(self) -> bool:
+        return True
+
     def __init__(self, low: float = 0.0, high: float = 1.0):
         self.low, self.high = _number("low", low), _number("high", high)
         if not self.low < self.high:
@@ -157,6 +169,9 @@ class Normal(Initializer):
     """N(mean, std**2); PyTorch's ``normal_`` defaults (0, 1)."""
 
     builtin = True
+
+    def streams_into(self) -> bool:
+        return True
 
     def __init__(self, mean: float = 0.0, std: float = 1.0):
         self.mean, self.std = _number("mean", mean), _number("std", std, positive=True)
@@ -200,6 +215,9 @@ class _Scaled(Initializer):
     builtin = True
 
     distribution = "uniform"  # or "normal" / "truncated_normal"
+
+    def streams_into(self) -> bool:
+        return self.distribution in ("uniform", "normal")
 
     def scale(self, shape: Shape, name: str = "") -> float:
         raise NotImplementedError  # abstract: each subclass defines its scale

@@ -24,6 +24,7 @@ from ..adapter import Role
 from ..dataflow import UNKNOWN, DenseInput
 from ..errors import InitializerError, UnifyParamsError
 from ..layouts import IDENTITY, Transpose
+from ..memory_write import Fill
 from ..param import Param
 from ..paramset import ParamSet
 from ..porting.flatten import advice, dense_facts
@@ -97,6 +98,11 @@ def builtin_value(
     >>> write_all([(p, builtin_value(p, up.init.Zeros(), 0, Scratch(), False))])   # doctest: +SKIP
     """
 
+    def into(memory: np.ndarray) -> None:  # the parameter's native memory (memory_write.Fill)
+        shape = known_shape(p)
+        _fill_into(p.layout.to_canonical(memory), init, shape, ParamInfo(p.name, p.role, shape, p.dtype, p.backend,
+                                                                          stream), seed)
+
     def compute() -> np.ndarray | None:
         shape = known_shape(p)
         info = ParamInfo(p.name, p.role, shape, p.dtype, p.backend, stream)
@@ -121,6 +127,11 @@ def builtin_value(
             return native
         return p.prepare(init.fill(shape, info, seed), cast=True)
 
+    layout = p.layout
+    in_place = layout is IDENTITY or isinstance(layout, Transpose)  # to_canonical: a view of the same memory
+    if direct and in_place and init.streams_into() and (order is None or not order.permutes) and (
+            p.dtype in (np.float32, np.float64)):
+        return Fill(into, compute)
     return compute
 
 
