@@ -4,6 +4,7 @@
     python -m benchmarks --quick --out /tmp/b     # tiny sizes, one process per framework (< 1 minute)
     python -m benchmarks --sizes 64,256,1024 --tensors 100,1000,10000 --only port,load
     python -m benchmarks --real-models            # also the vgg16 and GPT-2 ports (torchvision, keras-hub)
+    python -m benchmarks --keras-backends tensorflow   # Keras on TensorFlow only (default: also on torch)
 
 Work measured, each against its reference in the same run: enumeration and reads (``access``,
 against the framework's own calls), ``port`` (against a transposing copy and ``np.copyto``),
@@ -32,6 +33,8 @@ KINDS = ("access", "port", "checkpoint", "init")
 BACKENDS = ("torch", "keras", "gluon")
 DIRECTIONS = ("torch-keras", "keras-torch", "torch-gluon", "gluon-torch")
 REAL_MODELS = ("bench_zoo_port.py", "bench_families.py")
+#: Keras backends the ports, loads and initializations run on (each job in a process of its own).
+KERAS_BACKENDS = ("tensorflow", "torch")
 
 
 def _numbers(text: str) -> list[float]:
@@ -47,6 +50,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--only", default=",".join(KINDS), help=f"comma-separated, of {', '.join(KINDS)}")
     parser.add_argument("--backends", default=",".join(BACKENDS))
     parser.add_argument("--directions", default=",".join(DIRECTIONS), help="port directions")
+    parser.add_argument("--keras-backends", default=",".join(KERAS_BACKENDS),
+                        help="Keras backends for the byte-moving work (enumeration and reads run on the first)")
     parser.add_argument("--quick", action="store_true",
                         help="tiny sizes, one round, one process per framework (for the tests)")
     parser.add_argument("--real-models", action="store_true",
@@ -79,9 +84,13 @@ def jobs(args: argparse.Namespace) -> list[dict[str, Any]]:
         targets = directions if kind == "port" else backends
         sizes = _numbers(args.tensors) if kind == "access" else _numbers(args.sizes)
         repeat = args.access_repeat if kind == "access" else args.repeat
+        keras_backends = [b for b in args.keras_backends.split(",") if b]
         for target in targets:
-            for size in sizes:
-                out.append({"kind": kind, "target": target, "size": size, "repeat": repeat, "dir": args.dir})
+            uses_keras = "keras" in target.split("-")
+            for keras_backend in (keras_backends if uses_keras and kind != "access" else keras_backends[:1]):
+                for size in sizes:
+                    out.append({"kind": kind, "target": target, "size": size, "repeat": repeat, "dir": args.dir,
+                                "keras_backend": keras_backend})
     return out
 
 
@@ -92,13 +101,14 @@ def batches(all_jobs: list[dict[str, Any]], quick: bool) -> list[list[dict[str, 
     by: dict[str, list[dict[str, Any]]] = {}
     for job in all_jobs:
         other = [f for f in job["target"].split("-") if f != "torch"]
-        by.setdefault(other[0] if other else "torch", []).append(job)
+        key = other[0] if other else "torch"
+        by.setdefault(f"{key}[{job['keras_backend']}]" if key == "keras" else key, []).append(job)
     return list(by.values())
 
 
 def run_batch(batch: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": os.pathsep.join(
-        p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)}
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "KERAS_BACKEND": batch[0].get("keras_backend", "tensorflow"),
+           "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)}
     proc = subprocess.run([sys.executable, "-m", "benchmarks._worker", json.dumps(batch)], cwd=ROOT, env=env,
                           capture_output=True, text=True)
     records, errors = [], []
@@ -147,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     errors: list[dict[str, Any]] = []
     work = batches(all_jobs, args.quick)
     for i, batch in enumerate(work, 1):
-        names = ", ".join(f"{j['kind']} {j['target']} {j['size']:g}" for j in batch)
+        names = ", ".join(f"{j['kind']} {j['target']} {j['size']:g}" + (
+            f" (keras on {j['keras_backend']})" if "keras" in j["target"] else "") for j in batch)
         print(f"benchmarks [{i}/{len(work)}] {names}", file=sys.stderr, flush=True)
         start = time.perf_counter()
         got, failed = run_batch(batch)

@@ -9,15 +9,20 @@ computed and checked is copied in by NumPy alone (:func:`unifyparams.copying.cop
 has nothing to refuse.
 
 So :func:`plan` asks for the memory of every parameter that has some (and whose value is a
-ready array of the same shape that does not overlap it) before anything is written: a failure there
+ready array of the same shape that does not overlap it, a :class:`Borrowed` view of a port's
+source, or a :class:`Fill` of a seeded initializer) before anything is written: a failure there
 changes no value. :mod:`~unifyparams.transaction` then writes every *other* parameter the usual way
 (with snapshots, restored on failure), and only once all of them landed, :func:`copy_all` copies
-the planned values in, with signal handlers held (:mod:`unifyparams.uninterrupted`: a Ctrl-C
-arrives once the copies are done). A load of a plain PyTorch model holds no copy of it and runs
-at the speed of one copy.
+the planned values in (or fills them), with signal handlers held (:func:`guarded`: a Ctrl-C
+arrives once the write is done). A load, port or seeded init of a CPU PyTorch model holds no copy
+of it and runs at the speed of one copy.
 
->>> targets = plan(items)            # doctest: +SKIP
->>> copy_all(targets, "load", None)   # doctest: +SKIP
+What stays possible is NumPy itself failing on valid arrays (a bug, or no memory left for a
+few kilobytes); the error then says exactly which parameters hold new values.
+
+>>> targets = plan(items, "load")           # doctest: +SKIP
+>>> with guarded(items, targets):           # doctest: +SKIP
+...     copy_all(targets, "load", None)
 """
 
 from __future__ import annotations

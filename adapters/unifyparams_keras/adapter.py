@@ -153,6 +153,24 @@ class KerasAdapter(Adapter):
         value = np.asarray(read_value())
         return value if value.dtype == self.dtype(native) else None
 
+    def write_target(self, native: Any) -> np.ndarray | None:
+        """On the torch backend's CPU, the variable's own torch memory (an ``assign`` there is
+        ``value.copy_(...)`` under ``no_grad``), its version counter advanced now as that copy would;
+        otherwise None (TensorFlow and JAX variables are written by their ``assign``)."""
+        if self.backend != "torch" or isinstance(native, PendingVariable) or not self.has_values(native):
+            return None
+        import torch
+
+        value = native.value
+        if type(value) not in (torch.Tensor, torch.nn.Parameter) or value.device.type != "cpu" or value.is_inference():
+            return None
+        try:
+            memory = value.detach().numpy()
+        except (TypeError, RuntimeError):  # bfloat16, conjugate or negated views
+            return None
+        torch.autograd.graph.increment_version(value)
+        return memory
+
     def borrow(self, native: Any) -> np.ndarray | None:
         """On TensorFlow the copy-on-write read of :meth:`snapshot`; on the torch backend's CPU a
         view of the parameter's memory; otherwise None."""
