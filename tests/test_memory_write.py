@@ -230,3 +230,17 @@ def test_an_init_whose_framework_write_fails_fills_nothing(monkeypatch: pytest.M
         up.initialize(net, up.init.Orthogonal(), seed=1)
     assert fills == []
     assert all(torch.equal(before[n], t) for n, t in net.state_dict().items())
+
+
+@pytest.mark.keras
+def test_a_keras_load_inside_an_autocast_scope_writes_the_variables_themselves() -> None:
+    """Under an autocast scope a Keras variable's ``.value`` is a cast copy; the plain copy on the
+    torch backend (and ``assign`` elsewhere) writes the variable's own float32 values."""
+    from keras.src.backend.common.variables import AutocastScope
+
+    net = _keras_mlp()
+    state = {n: (v + 0.125).astype(v.dtype) for n, v in up.params(net).numpy(copy=True).items()}
+    with AutocastScope("float16"):
+        up.params(net).load(state)
+    now = up.params(net).numpy()
+    assert all(now[n].dtype == np.float32 and np.array_equal(now[n], v) for n, v in state.items())

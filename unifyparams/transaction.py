@@ -274,39 +274,25 @@ def write_all(
     items = list(plan)
     collective = collective_for(p for p, _ in items)
     with collective_operation(collective, what) as operation:
-        # an operation under way with parameters here that are not sharded (a port from a sharded
-        # source): the values are computed with collectives, so the ranks agree after every one
-        _write_all(items, atomic=atomic, what=what, finish=finish, progress=progress, operation=operation,
-                   each=collective is None and operation is not None)
+        _refuse_unwritable(items, what)
+        if operation is not None:
+            agree(None)  # every rank's verdict: one that refuses makes every rank refuse, nothing written
+        sizes = [nbytes_of(p, value) for p, value in items] if progress is not None and progress.active else None
+        if sizes is not None and progress is not None:
+            progress.start(sum(sizes))
+        # Parameters whose write is a plain copy into their memory go last, without snapshots, once
+        # every write that can fail has landed (:mod:`unifyparams.memory_write`); with such copies the
+        # whole write holds signal handlers (a Ctrl-C arrives once it is done, not between two copies).
+        copies = memory_write.plan(items, what) if operation is None and finish is None else []
+        memory_write.unalias(items, copies)
+        with memory_write.guarded(items, copies):
+            # an operation under way with parameters here that are not sharded (a port from a sharded
+            # source): the values are computed with collectives, so the ranks agree after every one
+            _write_all(items, copies, sizes, atomic=atomic, what=what, finish=finish, progress=progress,
+                       operation=operation, each=collective is None and operation is not None)
 
 
 def _write_all(
-    items: list[tuple[Param, np.ndarray | Callable[[], np.ndarray | None]]],
-    *,
-    atomic: bool,
-    what: str,
-    finish: Callable[[], None] | None,
-    progress: Progress | None,
-    operation: Any,
-    each: bool,
-) -> None:
-    _refuse_unwritable(items, what)
-    if operation is not None:
-        agree(None)  # every rank's verdict: one that refuses makes every rank refuse, nothing written
-    sizes = [nbytes_of(p, value) for p, value in items] if progress is not None and progress.active else None
-    if sizes is not None and progress is not None:
-        progress.start(sum(sizes))
-    # Parameters whose write is a plain copy into their memory go last, without snapshots, once
-    # every write that can fail has landed (:mod:`unifyparams.memory_write`); with such copies the
-    # whole write holds signal handlers (a Ctrl-C arrives once it is done, not between two copies).
-    copies = memory_write.plan(items, what) if operation is None and finish is None else []
-    memory_write.unalias(items, copies)
-    with memory_write.guarded(items, copies):
-        _write_planned(items, copies, sizes, atomic=atomic, what=what, finish=finish, progress=progress,
-                       operation=operation, each=each)
-
-
-def _write_planned(
     items: list[tuple[Param, np.ndarray | Callable[[], np.ndarray | None]]],
     copies: list[memory_write.Target],
     sizes: list[int] | None,

@@ -38,6 +38,13 @@ from .pending import PendingVariable
 numpy_dtype = common.numpy_dtype
 
 
+def _stored(variable: Any) -> Any:
+    """The backend tensor a Keras variable stores: inside an autocast scope ``variable.value`` is a
+    cast copy of it (float16 for a float32 variable)."""
+    value = getattr(variable, "_value", None)
+    return variable.value if value is None else value
+
+
 class KerasAdapter(Adapter):
     """Parameters of Keras 3 layers and models (``keras.layers.Layer``, models included)."""
 
@@ -85,7 +92,8 @@ class KerasAdapter(Adapter):
         return tuple(None if d is None else int(d) for d in shape)
 
     def dtype(self, native: Any) -> np.dtype:
-        dtype = numpy_dtype(native.dtype)
+        """The variable's own dtype: inside an autocast scope ``variable.dtype`` is the scope's."""
+        dtype = numpy_dtype(getattr(native, "_dtype", None) or native.dtype)
         if self._canonical_dtype is not None:  # JAX without x64 keeps a float64 variable in float32
             dtype = numpy_dtype(self._canonical_dtype(dtype))
         return dtype
@@ -110,8 +118,8 @@ class KerasAdapter(Adapter):
         whatever is assigned later, see :meth:`snapshot`); a copy otherwise."""
         if not self.has_values(native):
             raise NotMaterializedError(f"variable {native.path!r} has no values yet (deferred initialization)")
-        value = native.value
-        if self.backend == "torch" and value.device.type == "cpu" and str(native.dtype) != "bfloat16":
+        value = _stored(native)
+        if self.backend == "torch" and value.device.type == "cpu" and str(value.dtype) != "torch.bfloat16":
             return value.detach().numpy()  # zero-copy view of the parameter
         if self.backend == "tensorflow":
             current = self.snapshot(native)
@@ -161,7 +169,7 @@ class KerasAdapter(Adapter):
             return None
         import torch
 
-        value = native.value
+        value = _stored(native)
         if type(value) not in (torch.Tensor, torch.nn.Parameter) or value.device.type != "cpu" or value.is_inference():
             return None
         try:
@@ -178,7 +186,7 @@ class KerasAdapter(Adapter):
             return None
         if self.backend == "tensorflow":
             return self.snapshot(native)
-        value = native.value
+        value = _stored(native)
         if self.backend == "torch" and value.device.type == "cpu" and str(native.dtype) != "bfloat16":
             memory = value.detach().numpy()
             memory.flags.writeable = False

@@ -31,6 +31,67 @@ class InjectedFault(RuntimeError):
     """The failure the wrapped ``write`` raises (a stand-in for a framework's own refusal)."""
 
 
+class _Faults:
+    """The wrapped write hooks of one adapter, sharing one count of writes; the ``k``-th fails."""
+
+    def __init__(self, originals: dict[str, Callable[..., Any]], k: int | None, after: bool) -> None:
+        self.originals, self.k, self.after = originals, k, after
+        self.calls = [0]
+
+    def _count(self) -> bool:
+        """Count one write; True if it is the one to fail."""
+        self.calls[0] += 1
+        return self.calls[0] == self.k
+
+    def call(self, name: str) -> Callable[..., Any]:
+        """``write`` / ``write_permuted``: refuse before writing, or write and then raise."""
+        original = self.originals[name]
+
+        def call(*args: Any) -> Any:
+            failing = self._count()
+            if failing and not self.after:
+                raise InjectedFault(f"injected refusal of write #{self.k}")
+            result = original(*args)
+            if failing and result is not False:  # False: write_permuted declined, nothing written
+                raise InjectedFault(f"injected failure after write #{self.k}")
+            return result
+
+        return call
+
+    def writable_view(self, *args: Any) -> Any:
+        view = self.originals["writable_view"](*args)
+        if view is None:  # not offered: the value will go through write
+            return None
+        if self._count() and not self.after:
+            raise InjectedFault(f"injected refusal of direct write #{self.k}")
+        return view
+
+    def after_direct_write(self, *args: Any) -> Any:
+        result = self.originals["after_direct_write"](*args)
+        if self.calls[0] == self.k and self.after:
+            raise InjectedFault(f"injected failure after direct write #{self.k}")
+        return result
+
+    def write_target(self, *args: Any) -> Any:
+        target = self.originals["write_target"](*args)
+        if target is None:  # not offered: the value will go through write
+            return None
+        if self._count():  # the core copies into it later, with NumPy: the adapter can only fail here
+            raise InjectedFault(f"injected failure {'after giving' if self.after else 'giving'} the memory of "
+                                f"write #{self.k}")
+        return target
+
+    def wrappers(self) -> dict[str, Callable[..., Any]]:
+        """Every hook the adapter has, wrapped."""
+        have = self.originals
+        wrapped: dict[str, Callable[..., Any]] = {n: self.call(n) for n in ("write", "write_permuted") if n in have}
+        if "write_target" in have:
+            wrapped["write_target"] = self.write_target
+        if "writable_view" in have and "after_direct_write" in have:
+            wrapped["writable_view"], wrapped["after_direct_write"] = self.writable_view, self.after_direct_write
+        return wrapped
+
+
 @contextmanager
 def refusing_write(adapter: Any, k: int | None, *, after: bool = False) -> Iterator[list[int]]:
     """Make the adapter's ``k``-th write fail (``None``: never; just count). Every way an adapter
@@ -41,58 +102,15 @@ def refusing_write(adapter: Any, k: int | None, *, after: bool = False) -> Itera
     ``after`` the value is written first, then the call (for a direct write, ``after_direct_write``;
     for a plain copy, ``write_target`` after giving its memory) raises.
     Yields ``[calls so far]``."""
-    calls = [0]
     names = ("write", "write_permuted", "writable_view", "after_direct_write", "write_target")
     originals = {name: getattr(adapter, name) for name in names if hasattr(adapter, name)}
     own = {name for name in originals if name in vars(adapter)}
-
-    def faulty(name: str) -> Callable[..., Any]:
-        original = originals[name]
-
-        def call(*args: Any) -> Any:
-            calls[0] += 1
-            if calls[0] == k and not after:
-                raise InjectedFault(f"injected refusal of write #{k}")
-            result = original(*args)
-            if calls[0] == k and result is not False:  # False: write_permuted declined, nothing written
-                raise InjectedFault(f"injected failure after write #{k}")
-            return result
-
-        return call
-
-    def faulty_view(*args: Any) -> Any:
-        view = originals["writable_view"](*args)
-        if view is None:  # not offered: the value will go through write
-            return None
-        calls[0] += 1
-        if calls[0] == k and not after:
-            raise InjectedFault(f"injected refusal of direct write #{k}")
-        return view
-
-    def faulty_after(*args: Any) -> Any:
-        result = originals["after_direct_write"](*args)
-        if calls[0] == k and after:
-            raise InjectedFault(f"injected failure after direct write #{k}")
-        return result
-
-    def faulty_target(*args: Any) -> Any:
-        target = originals["write_target"](*args)
-        if target is None:  # not offered: the value will go through write
-            return None
-        calls[0] += 1  # the core copies into it later, with NumPy: the adapter can only fail here
-        if calls[0] == k:
-            raise InjectedFault(f"injected failure {'after giving' if after else 'giving'} the memory of write #{k}")
-        return target
-
-    wrapped: dict[str, Callable[..., Any]] = {n: faulty(n) for n in ("write", "write_permuted") if n in originals}
-    if "write_target" in originals:
-        wrapped["write_target"] = faulty_target
-    if "writable_view" in originals and "after_direct_write" in originals:
-        wrapped["writable_view"], wrapped["after_direct_write"] = faulty_view, faulty_after
+    faults = _Faults(originals, k, after)
+    wrapped = faults.wrappers()
     for name, fn in wrapped.items():
         setattr(adapter, name, fn)
     try:
-        yield calls
+        yield faults.calls
     finally:
         for name in wrapped:
             if name in own:
