@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from .common.blocks import BlockTracker
+from .copying import copy_into
 from .dataflow import DenseInput
 from .errors import NotMaterializedError, UnifyParamsError
 
@@ -313,10 +314,15 @@ class PortingFacts:
         return {}
 
     def transpose_copy(self, array: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
-        """``array.transpose(axes)`` as a new C-contiguous array. NumPy's transposing copy is several
-        times slower than the frameworks' own kernels: adapters override this to use theirs (the core
-        reorders large dense weights with it when a port or checkpoint converts a flatten order)."""
-        return np.ascontiguousarray(array.transpose(axes))
+        """``array.transpose(axes)`` as a new C-contiguous array, by the core's tiled, threaded copy
+        (:func:`unifyparams.copying.copy_into`: faster here than PyTorch's and TensorFlow's own
+        transposing kernels). The core reorders dense weights with it when a port or checkpoint
+        converts a flatten order, and saves transposed layouts with it. An adapter overrides it only
+        for a kernel faster still."""
+        view = array.transpose(axes)
+        out = np.empty(view.shape, view.dtype)
+        copy_into(out, view)
+        return out
 
     def read_permuted(self, native: Any, shape: tuple[int, ...], axes: tuple[int, ...]) -> np.ndarray | None:
         """The parameter's values (native layout) reshaped to ``shape`` and transposed by ``axes``, as a

@@ -90,6 +90,8 @@ class Fill:
 
     into: Callable[[np.ndarray], None]
     compute: Callable[[], np.ndarray | None]
+    #: Called once the fill is planned, before anything is written: allocates what ``into`` will use.
+    reserve: Callable[[], None] | None = None
 
     def __call__(self) -> np.ndarray | None:
         return self.compute()
@@ -112,6 +114,9 @@ def plan(items: list[tuple[Param, Any]], what: str) -> list[Target]:
             if memory is not None and isinstance(value, Borrowed):
                 stage = "reading its value"
                 value = value.borrow()
+            elif memory is not None and isinstance(value, Fill) and value.reserve is not None:
+                stage = "reserving memory for its values"
+                value.reserve()
         except Exception as exc:
             raise WriteError(
                 f"{what} failed at {p.name!r}: {stage} failed: {exc}. No value had been written yet: the model "

@@ -345,18 +345,6 @@ class KerasAdapter(Adapter):
 
         return dense_inputs(model)
 
-    def transpose_copy(self, array: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
-        """The backend's own transposing copy. A permuted view of a contiguous array (a transposed
-        kernel) is transposed from that array in one step, with the two permutations composed."""
-        source = contiguous_source(array)
-        base, perm = (array, tuple(range(array.ndim))) if source is None else source
-        if source is None and not array.flags.c_contiguous:
-            return np.ascontiguousarray(array.transpose(axes))
-        composed = tuple(perm[a] for a in axes)
-        if self.backend == "tensorflow":  # read in place (transient), one copy out
-            return np.asarray(transient.transposed(base, composed).numpy())  # (ops.convert_to_numpy is ~5x slower)
-        return np.asarray(self.keras.ops.convert_to_numpy(self.keras.ops.transpose(base, composed)))
-
     def read_permuted(self, native: Any, shape: tuple[int, ...], axes: tuple[int, ...]) -> np.ndarray | None:
         """On TensorFlow, one transpose of the variable's own tensor (no copy of it first); the result
         is returned without another copy (a read-only view of TensorFlow's new tensor)."""

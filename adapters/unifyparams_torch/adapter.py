@@ -401,12 +401,6 @@ class TorchAdapter(Adapter):
 
         return dense_inputs(model, inputs)
 
-    def transpose_copy(self, array: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
-        """torch's own transposing copy (about ten times NumPy's); any positive strides."""
-        if any(stride < 0 for stride in array.strides) or array.dtype.kind not in "biuf":
-            return np.ascontiguousarray(array.transpose(axes))
-        return self._torch.from_numpy(array).permute(axes).contiguous().numpy()
-
     def channels_last(self, block: Any) -> bool:
         """PyTorch convolutions are channels-first whatever the memory format: a flatten orders (C, H, W)."""
         return False

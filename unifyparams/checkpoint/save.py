@@ -155,8 +155,9 @@ def stored_value(p: Any, orders: Mapping[str, Any]) -> np.ndarray:
 
 def canonical_copy(p: Any) -> np.ndarray:
     """``p``'s canonical values for writing to a file: a transposed layout is transposed by the
-    framework's own kernel (``read_permuted``, else its ``transpose_copy``), several times faster than
-    NumPy's strided copy; other layouts are ``p.numpy()`` (a view where the framework allows)."""
+    framework's own kernel where it reads its memory in place (``read_permuted``) or where the adapter
+    has a faster ``transpose_copy`` than the core's; otherwise ``p.numpy()`` (a view where the framework
+    allows), which the writer transposes a chunk at a time with the core's tiled copy."""
     layout = p.layout
     if isinstance(layout, Transpose):
         adapter = p.adapter
