@@ -41,9 +41,10 @@ def block(report: dict[str, Any], image: str | None, source: str = "reports/benc
         "at how many of the three sizes the goal holds. Extra peak: the rise of the process's resident "
         "high-water mark above its size before the call (which holds the model), at the largest size, "
         "which counts the pages of a memory-mapped checkpoint a load reads; \"allocated\": the peak of "
-        "the memory the call itself allocated (anonymous memory). Writes are all or nothing by default, "
-        "which costs one copy of each parameter written (`atomic=False` skips it; its rows measure the "
-        "same work without it).",
+        "the memory the call itself allocated (anonymous memory). Writes are all or nothing by default: a "
+        "parameter the framework writes is copied first (free on TensorFlow), one written by a plain copy "
+        "into its memory needs no copy (`atomic=False` skips the copies; its rows measure the same work "
+        "without them).",
     ]
     if report.get("errors"):
         lines += ["", f"{len(report['errors'])} measurement(s) failed in this run; see the full report."]
