@@ -233,33 +233,34 @@ class TorchAdapter(Adapter):
         self._torch.autograd.graph.increment_version(native)
 
     def borrow(self, native: Any) -> np.ndarray | None:
-        """A plain CPU tensor's own memory as NumPy (for a port reading it as a source)."""
-        if type(native) not in self._plain_classes or native.device.type != "cpu" or native.layout != self._torch.strided:
-            return None
-        try:
-            memory = native.detach().numpy()
-        except (TypeError, RuntimeError):  # conjugate or negated views, bfloat16
-            return None
-        memory.flags.writeable = False
+        """A plain CPU tensor's own memory as NumPy, read-only (for a port reading it as a source)."""
+        memory = self._host_memory(native)
+        if memory is not None:
+            memory.flags.writeable = False
         return memory
 
     def write_target(self, native: Any) -> np.ndarray | None:
         """A plain CPU tensor's own memory as NumPy (any dtype NumPy names, any strides), its
         version counter advanced now, as the in-place copy of :meth:`write` would (autograd then
-        refuses a backward through values saved before the write). Not for tensor subclasses,
-        lazy or meta tensors, DTensors, inference tensors (no version counter), sparse,
-        conjugate or negated views, or other devices: those are written by PyTorch."""
-        torch = self._torch
-        if type(native) not in self._plain_classes or native.device.type != "cpu" or native.layout != torch.strided:
+        refuses a backward through values saved before the write). Not for inference tensors (no
+        version counter), nor for anything :meth:`_host_memory` leaves to PyTorch."""
+        if native.is_inference():
             return None
-        if native.is_inference() or native.is_conj() or native.is_neg():
+        memory = self._host_memory(native)
+        if memory is not None:
+            self._torch.autograd.graph.increment_version(native)
+        return memory
+
+    def _host_memory(self, native: Any) -> np.ndarray | None:
+        """NumPy over a plain strided CPU tensor's memory; None for tensor subclasses (lazy,
+        DTensor, parametrized stand-ins), meta, sparse, other devices, conjugate or negated views
+        and dtypes NumPy has no name for (bfloat16): PyTorch reads and writes those itself."""
+        if type(native) not in self._plain_classes or native.device.type != "cpu" or native.layout != self._torch.strided:
             return None
         try:
-            memory = native.detach().numpy()
-        except (TypeError, RuntimeError):  # a dtype NumPy has no name for (bfloat16)
+            return native.detach().numpy()  # type: ignore[no-any-return]
+        except (TypeError, RuntimeError):
             return None
-        torch.autograd.graph.increment_version(native)
-        return memory
 
     def grad(self, native: Any) -> np.ndarray | None:
         g = getattr(native, "grad", None)

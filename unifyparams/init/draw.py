@@ -90,40 +90,65 @@ def builtin_value(
     Into a reused scratch buffer: in *native* layout, or for a transposed layout in canonical
     layout, handed over as its native (transposed) view, which adapters write with their own
     transposing kernel (faster than NumPy's strided writes, and the values are drawn contiguously,
-    in parallel). With ``direct`` the values
-    go straight into the parameter's memory when the adapter offers it (:meth:`Adapter.writable_view
-    <unifyparams.adapter.Adapter.writable_view>`) and the callable returns None. A weight read in
-    another ``order`` than canonical is drawn canonical, then permuted. Catalog output needs no
-    checks (:meth:`Initializer.check` ran before).
+    in parallel). With ``direct`` the values go straight into the parameter's memory when the
+    adapter offers it: as a :class:`~unifyparams.memory_write.Fill` for an initializer that streams
+    (:meth:`Initializer.streams_into`), which the write makes last into the memory of
+    :meth:`Adapter.write_target <unifyparams.adapter.Adapter.write_target>`, else through
+    :meth:`Adapter.writable_view <unifyparams.adapter.Adapter.writable_view>` (the callable then
+    returns None). A weight read in another ``order`` than canonical is drawn canonical, then
+    permuted. Catalog output needs no checks (:meth:`Initializer.check` ran before).
 
     >>> write_all([(p, builtin_value(p, up.init.Zeros(), 0, Scratch(), False))])   # doctest: +SKIP
     """
+    draw = _Draw(p, init, seed, scratch, direct, stream, order)
+    layout = p.layout
+    in_place = layout is IDENTITY or isinstance(layout, Transpose)  # to_canonical: a view of the same memory
+    if direct and in_place and init.streams_into() and (order is None or not order.permutes) and (
+            p.dtype in (np.float32, np.float64)):
+        return Fill(draw.into, draw.compute, draw.reserve)
+    return draw.compute
 
-    def into(memory: np.ndarray) -> None:  # the parameter's native memory (memory_write.Fill)
+
+class _Draw:
+    """One parameter's catalog draw, the ways :func:`builtin_value` hands it to a write."""
+
+    def __init__(self, p: Param, init: Initializer, seed: int, scratch: Scratch, direct: bool, stream: str,
+                 order: DenseInput | None) -> None:
+        self.p, self.init, self.seed, self.scratch, self.direct, self.stream, self.order = (
+            p, init, seed, scratch, direct, stream, order)
+
+    def _info(self) -> tuple[tuple[int, ...], ParamInfo]:
+        p = self.p
         shape = known_shape(p)
-        info = ParamInfo(p.name, p.role, shape, p.dtype, p.backend, stream)
-        canonical = p.layout.to_canonical(memory)
+        return shape, ParamInfo(p.name, p.role, shape, p.dtype, p.backend, self.stream)
+
+    def into(self, memory: np.ndarray) -> None:
+        """Fill the parameter's native ``memory`` (a :class:`~unifyparams.memory_write.Fill`)."""
+        shape, info = self._info()
+        canonical = self.p.layout.to_canonical(memory)
         if canonical.flags.c_contiguous:
-            _fill_into(canonical, init, shape, info, seed)
+            _fill_into(canonical, self.init, shape, info, self.seed)
             return
         # a transposed layout (a Keras kernel): drawn contiguously, by every thread, into the scratch
         # reserved beforehand, then one tiled transposing copy (strided draws are several times slower)
-        drawn = scratch.get(shape, p.dtype)
-        _fill_into(drawn, init, shape, info, seed)
-        copy_into(memory, p.layout.to_native(drawn))
+        drawn = self.scratch.get(shape, self.p.dtype)
+        _fill_into(drawn, self.init, shape, info, self.seed)
+        copy_into(memory, self.p.layout.to_native(drawn))
 
-    def reserve() -> None:  # the scratch `into` uses, allocated before anything is written
-        if p.layout is not IDENTITY:
-            scratch.get(known_shape(p), p.dtype)
+    def reserve(self) -> None:
+        """Allocate the scratch :meth:`into` uses, before anything is written."""
+        if self.p.layout is not IDENTITY:
+            self.scratch.get(known_shape(self.p), self.p.dtype)
 
-    def compute() -> np.ndarray | None:
-        shape = known_shape(p)
-        info = ParamInfo(p.name, p.role, shape, p.dtype, p.backend, stream)
-        if order is not None and order.permutes:
-            return p.prepare(order.to_model(np.asarray(init.fill(shape, info, seed))), cast=True)
+    def compute(self) -> np.ndarray | None:
+        """The values in native layout, or None once written through ``writable_view``."""
+        p, init, seed, scratch = self.p, self.init, self.seed, self.scratch
+        shape, info = self._info()
+        if self.order is not None and self.order.permutes:
+            return p.prepare(self.order.to_model(np.asarray(init.fill(shape, info, seed))), cast=True)
         layout = p.layout
         as_view = layout is IDENTITY or isinstance(layout, Transpose)  # to_canonical: a view of the same memory
-        view = p.adapter.writable_view(p.native) if direct and as_view else None
+        view = p.adapter.writable_view(p.native) if self.direct and as_view else None
         if view is not None:
             _fill_into(layout.to_canonical(view), init, shape, info, seed)
             p.adapter.after_direct_write(p.native)
@@ -139,13 +164,6 @@ def builtin_value(
             _fill_into(native, init, shape, info, seed)
             return native
         return p.prepare(init.fill(shape, info, seed), cast=True)
-
-    layout = p.layout
-    in_place = layout is IDENTITY or isinstance(layout, Transpose)  # to_canonical: a view of the same memory
-    if direct and in_place and init.streams_into() and (order is None or not order.permutes) and (
-            p.dtype in (np.float32, np.float64)):
-        return Fill(into, compute, reserve)
-    return compute
 
 
 def _fill_into(canonical: np.ndarray, init: Initializer, shape: tuple[int, ...], info: ParamInfo, seed: int) -> None:
