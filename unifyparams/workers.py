@@ -17,6 +17,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 _pool: ThreadPoolExecutor | None = None
+_size = 0  # the pool's threads
 _started = False
 
 
@@ -35,19 +36,25 @@ def start() -> None:
     global _started
     if _started:
         return
-    pool, count = executor(), threads()
+    pool = executor()
+    count = _size
     if count > 1:
         gate = threading.Barrier(count)
-        for future in [pool.submit(gate.wait, 10.0) for _ in range(count)]:  # each waits for all: one thread each
-            future.result()
+        futures = [pool.submit(gate.wait, 10.0) for _ in range(count)]  # each waits for all: one thread each
+        try:
+            for future in futures:
+                future.result()
+        except threading.BrokenBarrierError:  # the workers are busy elsewhere (another thread's work): they exist
+            return
     _started = True
 
 
 def executor() -> ThreadPoolExecutor:
     """The shared pool, started on first use."""
-    global _pool
+    global _pool, _size, _started
     if _pool is None:
-        _pool = ThreadPoolExecutor(max_workers=threads(), thread_name_prefix="unifyparams")
+        _size, _started = threads(), False
+        _pool = ThreadPoolExecutor(max_workers=_size, thread_name_prefix="unifyparams")
     return _pool
 
 
