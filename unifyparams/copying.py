@@ -58,6 +58,19 @@ def copy_into(dst: np.ndarray, src: np.ndarray) -> None:
     _copy_tiles(d, s, tiles)
 
 
+def byte_bounds(array: np.ndarray) -> tuple[int, int]:
+    """The first and one-past-last byte addresses ``array``'s elements can occupy.
+
+    >>> a = np.zeros(4, np.float32); low, high = byte_bounds(a[::-1]); high - low
+    16
+    """
+    low = high = int(array.__array_interface__["data"][0])
+    for n, stride in zip(array.shape, array.strides, strict=True):
+        reach = (n - 1) * stride
+        low, high = (low + reach, high) if reach < 0 else (low, high + reach)
+    return low, high + array.itemsize
+
+
 def _merged(dst: np.ndarray, src: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Both arrays with size-1 axes dropped and neighbouring axes merged where *both* step through
     memory across them as one axis would (same elements, same order, fewer and longer axes)."""
@@ -105,4 +118,4 @@ def _copy_tiles(dst: np.ndarray, src: np.ndarray, tiles: list[tuple[slice, ...]]
         future.result()
 
 
-__all__ = ["PARALLEL_BYTES", "TILE_BYTES", "copy_into"]
+__all__ = ["PARALLEL_BYTES", "TILE_BYTES", "byte_bounds", "copy_into"]

@@ -36,8 +36,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import workers
-from .copying import PARALLEL_BYTES, copy_into
+from . import mapped, workers
+from .copying import PARALLEL_BYTES, byte_bounds, copy_into
 from .distributed import region_of
 from .errors import WriteError, describe_names
 from .uninterrupted import uninterrupted
@@ -144,13 +144,13 @@ def unalias(items: list[tuple[Param, Any]], targets: list[Target]) -> None:
     ``targets`` alike: a value read from the model itself (two weights swapped) would otherwise be
     overwritten before it is copied. (A planned value never overlaps its own memory: :func:`plan`
     leaves such a parameter to the framework.)"""
-    spans = sorted(_bounds(t.memory) for t in targets)
+    spans = sorted(byte_bounds(t.memory) for t in targets)
     starts = [low for low, _ in spans]
     reach = list(itertools.accumulate((high for _, high in spans), max))  # furthest end among the first k
     for position, (p, value) in enumerate(items):
         if not isinstance(value, np.ndarray) or not value.size:
             continue
-        low, high = _bounds(value)
+        low, high = byte_bounds(value)
         before = bisect.bisect_left(starts, high)  # the spans starting before this value ends
         if before and reach[before - 1] > low:
             items[position] = (p, np.array(value, copy=True))
@@ -158,15 +158,6 @@ def unalias(items: list[tuple[Param, Any]], targets: list[Target]) -> None:
         value = items[target.position][1]
         if target.value is not None and value is not target.value:
             targets[i] = Target(target.position, target.param, target.memory, value)
-
-
-def _bounds(array: np.ndarray) -> tuple[int, int]:
-    """The first and one-past-last byte addresses ``array``'s elements can occupy."""
-    low = high = int(array.__array_interface__["data"][0])
-    for n, stride in zip(array.shape, array.strides, strict=True):
-        reach = (n - 1) * stride
-        low, high = (low + reach, high) if reach < 0 else (low, high + reach)
-    return low, high + array.itemsize
 
 
 def _distinct(targets: list[Target]) -> list[Target]:
@@ -208,7 +199,9 @@ def copy_all(targets: Sequence[Target], what: str, advance: Callable[[int], None
             if target.fill is not None:
                 target.fill(target.memory)
             elif target.value is not None:
+                mapped.populate(target.value)  # a checkpoint's pages: in bulk now, let go after
                 copy_into(target.memory, target.value)
+                mapped.release(target.value)
         except BaseException as exc:  # NumPy itself failed: say what is true, nothing to restore from
             rest = [t.param.name for t in targets[len(done) + 1 :]]
             raise WriteError(

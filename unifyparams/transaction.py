@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import memory_write
+from . import mapped, memory_write
 from .distributed import agree, collective_for, collective_operation, region_of
 from .errors import WriteError, describe_names
 from .lifetime import ObjectMap
@@ -325,7 +325,9 @@ def _write_all(
                 native = value() if callable(value) else value
                 stage = "write"
                 if native is not None:  # None: the callable wrote the parameter's memory itself
+                    mapped.populate(native)  # a checkpoint's pages: in bulk now, let go after
                     p.write_native(native)
+                    mapped.release(native)
             except BaseException as exc:
                 failed = _failure(what, p, exc, stage, items, order, written, done, atomic)
                 if operation is None or not isinstance(exc, Exception):

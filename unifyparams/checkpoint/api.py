@@ -172,11 +172,7 @@ def _load_checkpoint(
     _fill_model_ties(ps, state)
     _check_shapes(ps, state, source)
     to_tie, not_tied = _plan_ties(ps, ckpt.meta.ties, strict, source)
-    available = set(state)
-    if not strict or available == set(ps):  # the load can succeed: map the data in bulk
-        for name in ckpt.names:
-            if name in ps and name not in sharded:
-                ckpt.prefetch(name)
+    available = set(state)  # (each tensor's pages are mapped in bulk as it is written: unifyparams.mapped)
     converted = _conversions(ps, state)
 
     def make_ties() -> None:  # inside the write: a refused tie restores every value

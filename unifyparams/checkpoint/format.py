@@ -34,6 +34,7 @@ from typing import IO, Any
 import numpy as np
 from safetensors import SafetensorError, safe_open
 
+from .. import mapped
 from ..common.dtypes import SAFETENSORS, bits_of, needs_ml_dtypes
 from ..copying import copy_into
 from ..errors import CheckpointError
@@ -418,6 +419,7 @@ class SafetensorsFile:
                 ) from None
             if mmap and self._data_start < self._size:
                 self._map = _mmap.mmap(self._file.fileno(), 0, access=_mmap.ACCESS_READ)
+                mapped.register(self._map)  # writes map each tensor's pages in bulk, and let them go
         except BaseException:
             self.close()
             raise
