@@ -60,37 +60,36 @@ def test_inference_tensors_load_inside_inference_mode() -> None:
     np.testing.assert_array_equal(up.params(net)["weight"].numpy(), state["weight"])
 
 
-def test_written_then_raised_is_restored_through_the_safe_path(monkeypatch: pytest.MonkeyPatch) -> None:
-    """With the check bypassed, PyTorch writes an inference tensor and then raises; the restore goes
-    through inference mode, so the parameter that failed is restored too."""
+def _load_into_an_unchecked_inference_tail(monkeypatch: pytest.MonkeyPatch, *, plain_copies: bool) -> Any:
+    """Load into a model whose last layer was built under inference mode, with the adapter's check
+    bypassed (PyTorch then writes that tensor and raises); the error, after checking nothing changed."""
     with torch.inference_mode():
         frozen = torch.nn.Linear(4, 2)
     net = torch.nn.Sequential(torch.nn.Linear(3, 4), frozen)
     adapter = up.params(net)["0.weight"].adapter
     monkeypatch.setattr(type(adapter), "check_writable", lambda self, native: None)
-    monkeypatch.setattr(type(adapter), "write_target", lambda self, native: None)  # every write through PyTorch
+    if not plain_copies:
+        monkeypatch.setattr(type(adapter), "write_target", lambda self, native: None)  # every write through PyTorch
     before = bits(net)
     with pytest.raises(up.WriteError, match="'1.weight'.*Inplace update to inference tensor") as err:
         up.params(net).load(plus_one(net))
-    assert "Every parameter written before it (2) was restored" in str(err.value)
     assert "the model is unchanged" in str(err.value) and err.value.changed is False
     assert bits(net) == before
+    return err.value
+
+
+def test_written_then_raised_is_restored_through_the_safe_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the check bypassed, PyTorch writes an inference tensor and then raises; the restore goes
+    through inference mode, so the parameter that failed is restored too."""
+    err = _load_into_an_unchecked_inference_tail(monkeypatch, plain_copies=False)
+    assert "Every parameter written before it (2) was restored" in str(err)
 
 
 def test_plain_copies_wait_until_every_framework_write_landed(monkeypatch: pytest.MonkeyPatch) -> None:
     """The plain CPU tensors are copied into last, without snapshots: when PyTorch refuses the
     inference tensor, none of them has been touched, and nothing needs restoring."""
-    with torch.inference_mode():
-        frozen = torch.nn.Linear(4, 2)
-    net = torch.nn.Sequential(torch.nn.Linear(3, 4), frozen)
-    adapter = up.params(net)["0.weight"].adapter
-    monkeypatch.setattr(type(adapter), "check_writable", lambda self, native: None)
-    before = bits(net)
-    with pytest.raises(up.WriteError, match="'1.weight'.*Inplace update to inference tensor") as err:
-        up.params(net).load(plus_one(net))
-    assert "No parameter had been written before it" in str(err.value)
-    assert "the model is unchanged" in str(err.value) and err.value.changed is False
-    assert bits(net) == before
+    err = _load_into_an_unchecked_inference_tail(monkeypatch, plain_copies=True)
+    assert "No parameter had been written before it" in str(err)
 
 
 def test_a_restore_that_fails_is_named_and_the_message_does_not_claim_unchanged(monkeypatch: pytest.MonkeyPatch) -> None:

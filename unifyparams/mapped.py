@@ -69,14 +69,19 @@ def populate(array: np.ndarray) -> None:
     span = _span(array)
     if span is None:
         return
-    mapping, start, length = span
+    advise_populate(*span)
+
+
+def advise_populate(mapping: mmap.mmap, start: int, length: int) -> None:
+    """Map ``length`` bytes of ``mapping`` from ``start`` (page-aligned) in bulk:
+    ``MADV_POPULATE_READ``, else ``MADV_WILLNEED`` (read ahead), else nothing."""
     for advice in (_POPULATE_READ, getattr(mmap, "MADV_WILLNEED", None)):
         if advice is None:
             continue
         try:
             mapping.madvise(advice, start, length)
             return
-        except (OSError, ValueError):
+        except (OSError, ValueError, AttributeError):
             continue
 
 
@@ -94,4 +99,4 @@ def release(array: np.ndarray) -> None:
         pass
 
 
-__all__ = ["MIN_BYTES", "populate", "register", "release"]
+__all__ = ["MIN_BYTES", "advise_populate", "populate", "register", "release"]

@@ -48,8 +48,6 @@ METADATA_KEY = "__metadata__"
 #: Tensors are written in pieces of at most this many bytes (bounds the copy a layout change needs).
 CHUNK_BYTES = 64 << 20
 
-#: ``MADV_POPULATE_READ`` (Linux 5.14+; not yet named in Python's mmap module).
-_MADV_POPULATE_READ = 22 if sys.platform == "linux" else None
 
 _ENTRY_KEYS = frozenset({"dtype", "shape", "data_offsets"})
 
@@ -583,14 +581,7 @@ class SafetensorsFile:
         if self._map is None or length <= 0:
             return
         aligned = start - start % _mmap.ALLOCATIONGRANULARITY
-        for advice in (_MADV_POPULATE_READ, getattr(_mmap, "MADV_WILLNEED", None)):
-            if advice is None:
-                continue
-            try:
-                self._map.madvise(advice, aligned, start + length - aligned)
-                return
-            except (OSError, ValueError, AttributeError):
-                continue
+        mapped.advise_populate(self._map, aligned, start + length - aligned)
 
     def _bytes(self, info: TensorInfo) -> np.ndarray:
         """A tensor's stored bytes (a view of the map, or read)."""
