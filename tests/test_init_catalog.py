@@ -204,6 +204,58 @@ def test_truncated_normal_stays_in_bounds_with_the_truncated_mean(mean: float, s
     assert abs(w.mean() - expected) <= 6 * std / math.sqrt(w.size)  # the truncated std is below std
 
 
+def test_the_streams_values_are_pinned() -> None:
+    """The seeded values are part of the library's contract (a seed gives the same model in every
+    release): a faster way to draw them must give these bits. Uniforms are exact arithmetic on
+    PCG64's words, so they are the same on every machine and NumPy."""
+    import hashlib
+
+    for dtype, digest in ((np.float32, "663fef0d8a97af96"), (np.float64, "e6833272fbb688f4")):
+        values = streams.uniform((3, 1001), "enc.w", 11, -0.5, 2.0, np.dtype(dtype))
+        assert hashlib.sha256(values.tobytes()).hexdigest()[:16] == digest, dtype
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("size", [1, 2, 7, 64, 129])
+@pytest.mark.parametrize("span", [2.5, 1e-35, 0.0, -3.0])
+def test_scaled_uniform_has_the_bits_of_generator_random(monkeypatch: pytest.MonkeyPatch, dtype: type, size: int,
+                                                          span: float) -> None:
+    """Same values as ``Generator.random(dtype) * span + offset``, from a fresh stream or one with half
+    a float32 word buffered, in blocks that end odd; the stream is left where ``random`` leaves it."""
+    monkeypatch.setattr(streams, "_BLOCK", 16)
+    gen = np.dtype(dtype).type
+    for skip in (0, 1, 3):
+        ours, theirs = streams.generator(5, "w"), streams.generator(5, "w")
+        ours.random(skip, dtype=dtype)
+        theirs.random(skip, dtype=dtype)
+        got = np.empty(size, dtype)
+        streams.scaled_uniform(ours, got, span, 0.25)
+        expected = theirs.random(size, dtype=dtype)
+        expected *= gen(span)
+        expected += gen(0.25)
+        assert got.tobytes() == expected.tobytes(), skip
+        assert ours.random(5, dtype=dtype).tobytes() == theirs.random(5, dtype=dtype).tobytes(), skip
+
+
+@pytest.mark.parametrize("kind", ["uniform", "normal"])
+def test_a_strided_view_is_drawn_band_by_band_with_the_same_bits(monkeypatch: pytest.MonkeyPatch, kind: str) -> None:
+    """A transposed destination is drawn a small band at a time (bands end inside rows, inside Box-Muller
+    halves and at chunk ends), each band from its own place in the stream: the values are those of a
+    contiguous draw, and a reserved buffer is used rather than a new one."""
+    monkeypatch.setattr(streams, "CHUNK", 1001)
+    monkeypatch.setattr(streams, "BAND", 37)
+    monkeypatch.setattr(streams, "_bands", streams._BandBuffers())
+    args = (-0.5, 2.0) if kind == "uniform" else (0.1, 0.03)
+    for dtype in (np.float32, np.float64):
+        expected = getattr(streams, kind)((53, 61), "enc.w", 11, *args, np.dtype(dtype))
+        streams.reserve(np.dtype(dtype))
+        reserved = {id(b) for b in streams._bands._free[np.dtype(dtype)]}
+        native = np.empty((61, 53), dtype)
+        getattr(streams, kind)((53, 61), "enc.w", 11, *args, np.dtype(dtype), native.T)
+        assert native.T.tobytes() == expected.tobytes(), dtype
+        assert {id(b) for b in streams._bands._free[np.dtype(dtype)]} == reserved  # all given back, none new
+
+
 def test_uniform_float32_stays_within_its_bounds() -> None:
     w = streams.uniform((2000, 1000), "w", 4, -0.25, 0.75, np.dtype(np.float32))
     assert w.min() >= np.float32(-0.25) and w.max() <= np.float32(0.75)

@@ -21,7 +21,6 @@ from typing import Any
 import numpy as np
 
 from ..adapter import Role
-from ..copying import copy_into
 from ..dataflow import UNKNOWN, DenseInput
 from ..errors import InitializerError, UnifyParamsError
 from ..layouts import IDENTITY, Transpose
@@ -30,6 +29,7 @@ from ..param import Param
 from ..paramset import ParamSet
 from ..porting.flatten import advice, dense_facts
 from ..porting.layers import group_layers
+from . import streams
 from .base import Initializer, ParamInfo
 from .catalog import Ones, Zeros
 
@@ -125,20 +125,14 @@ class _Draw:
     def into(self, memory: np.ndarray) -> None:
         """Fill the parameter's native ``memory`` (a :class:`~unifyparams.memory_write.Fill`)."""
         shape, info = self._info()
-        canonical = self.p.layout.to_canonical(memory)
-        if canonical.flags.c_contiguous:
-            _fill_into(canonical, self.init, shape, info, self.seed)
-            return
-        # a transposed layout (a Keras kernel): drawn contiguously, by every thread, into the scratch
-        # reserved beforehand, then one tiled transposing copy (strided draws are several times slower)
-        drawn = self.scratch.get(shape, self.p.dtype)
-        _fill_into(drawn, self.init, shape, info, self.seed)
-        copy_into(memory, self.p.layout.to_native(drawn))
+        # a transposed layout (a Keras kernel) gives a strided canonical view: the streams draw it a
+        # cache-sized band at a time and copy each band to its places (streams.reserve's buffers)
+        _fill_into(self.p.layout.to_canonical(memory), self.init, shape, info, self.seed)
 
     def reserve(self) -> None:
-        """Allocate the scratch :meth:`into` uses, before anything is written."""
+        """Allocate the buffers :meth:`into` uses, before anything is written."""
         if self.p.layout is not IDENTITY:
-            self.scratch.get(known_shape(self.p), self.p.dtype)
+            streams.reserve(self.p.dtype)
 
     def compute(self) -> np.ndarray | None:
         """The values in native layout, or None once written through ``writable_view``."""

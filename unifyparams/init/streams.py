@@ -50,8 +50,9 @@ def _fill(shape: Sequence[int], name: str, seed: int, dtype: np.dtype,
     ``[k * CHUNK, (k + 1) * CHUNK)`` in C order, drawn from stream ``(seed, name, k)``.
 
     ``out`` may be a parameter's own memory, and may be a strided view (the canonical view of a
-    transposed native layout): then each chunk is drawn into a small per-thread buffer and
-    copied to its place, so the values are the same and no parameter-sized scratch is needed.
+    transposed native layout): then the values are drawn a band at a time into a cache-sized
+    buffer and copied to their places from the cache (with a :class:`Split`; a whole chunk at a
+    time otherwise), so the values are the same and no parameter-sized scratch is needed.
     With ``split`` (a drawer that can start part way through its stream), a contiguous ``out``
     of fewer chunks than threads has each chunk drawn in parts by several threads, bit-identical.
     """
@@ -61,6 +62,9 @@ def _fill(shape: Sequence[int], name: str, seed: int, dtype: np.dtype,
     chunks = max(1, math.ceil(n / CHUNK))
     if split is not None and out.flags.c_contiguous:
         _fill_parts(out.reshape(-1), chunks, name, seed, dtype, split)
+        return out
+    if split is not None:
+        _fill_bands(out, chunks, name, seed, dtype, split)
         return out
 
     def draw_chunk(k: int, values: np.ndarray) -> None:
@@ -111,10 +115,79 @@ def _fill_parts(flat: np.ndarray, chunks: int, name: str, seed: int, dtype: np.d
         list(_executor().map(part, tasks))
 
 
+def _fill_bands(out: np.ndarray, chunks: int, name: str, seed: int, dtype: np.dtype, split: Split) -> None:
+    """A strided ``out`` through a :class:`Split`: each thread draws a band of :data:`BAND` values
+    into a buffer that stays in its cache, then copies it to its places in ``out``. Drawing into
+    ``out`` directly would write it with a stride; drawing it all first, then transposing, would
+    pass over memory twice."""
+    n = out.size
+    tasks: list[tuple[int, int, int, int]] = []
+    for k in range(chunks):
+        m = min(CHUNK, n - k * CHUNK)
+        units = split.units(m)
+        per = max(1, BAND * units // m)  # units per band: a band's values fill one buffer
+        tasks.extend((k, m, lo, min(lo + per, units)) for lo in range(0, units, per))
+
+    def band(task: tuple[int, int, int, int]) -> None:
+        k, m, lo, hi = task
+        buffer = _bands.take(dtype)
+        try:
+            for start, values in split.pieces(lambda offset: stream_at(seed, name, k, offset, dtype), m, lo, hi, buffer):
+                _scatter(out, k * CHUNK + start, values)
+        finally:
+            _bands.give(dtype, buffer)
+
+    if len(tasks) == 1:
+        band(tasks[0])
+    else:
+        list(_executor().map(band, tasks))
+
+
+#: Values of one band of :func:`_fill_bands` (1 MiB of float32: it stays in a core's cache).
+BAND = 1 << 18
+
+
+class _BandBuffers:
+    """Reusable band buffers per dtype, shared by the worker threads (one each is in use at a time)."""
+
+    def __init__(self) -> None:
+        self._free: dict[np.dtype, list[np.ndarray]] = {}
+        self._lock = threading.Lock()
+
+    def reserve(self, dtype: np.dtype) -> None:
+        """Allocate a buffer for every worker thread now, so a fill allocates nothing."""
+        dtype = np.dtype(dtype)
+        with self._lock:
+            free = self._free.setdefault(dtype, [])
+            free.extend(np.empty(BAND, dtype) for _ in range(_threads() + 1 - len(free)))
+
+    def take(self, dtype: np.dtype) -> np.ndarray:
+        with self._lock:
+            free = self._free.get(np.dtype(dtype))
+            if free:
+                return free.pop()
+        return np.empty(BAND, dtype)
+
+    def give(self, dtype: np.dtype, buffer: np.ndarray) -> None:
+        with self._lock:
+            self._free.setdefault(np.dtype(dtype), []).append(buffer)
+
+
+_bands = _BandBuffers()
+
+
+def reserve(dtype: np.dtype) -> None:
+    """Allocate, before a write starts, the buffers a fill of a strided ``out`` in ``dtype`` uses.
+
+    >>> reserve(np.dtype(np.float32))
+    """
+    _bands.reserve(dtype)
+
+
 #: Fewest units (values, or Box-Muller pairs) one thread draws of a chunk split between threads.
 _MIN_PART = 1 << 18
 #: Values drawn and transformed at a time: the temporaries stay in the CPU's cache.
-_BLOCK = 1 << 14
+_BLOCK = 1 << 16
 
 
 class Split(ABC):
@@ -128,6 +201,12 @@ class Split(ABC):
     @abstractmethod
     def fill(self, stream_at: Callable[[int], np.random.Generator], chunk: np.ndarray, lo: int, hi: int) -> None:
         """Draw units ``[lo, hi)`` of ``chunk``."""
+
+    @abstractmethod
+    def pieces(self, stream_at: Callable[[int], np.random.Generator], m: int, lo: int, hi: int,
+               buffer: np.ndarray) -> list[tuple[int, np.ndarray]]:
+        """Draw units ``[lo, hi)`` of a chunk of ``m`` values into ``buffer``; return the values as
+        ``(position in the chunk, values)`` pieces, each a run of consecutive positions."""
 
 
 def stream_at(seed: int, name: str, chunk: int, offset: int, dtype: np.dtype) -> np.random.Generator:
@@ -189,6 +268,59 @@ def _float_dtype(dtype: np.dtype) -> np.dtype:
     return np.dtype(np.float32) if np.dtype(dtype) == np.float32 else np.dtype(np.float64)
 
 
+#: Low bits ``Generator.random`` drops from a 32-bit (float32) or 64-bit (float64) draw.
+_DROPPED_BITS = {np.dtype(np.float32): 8, np.dtype(np.float64): 11}
+
+
+def scaled_uniform(rng: np.random.Generator, out: np.ndarray, span: float = 1.0, offset: float = 0.0) -> None:
+    """Fill the contiguous ``out`` (float32 or float64) with ``rng.random(dtype=out.dtype) * span +
+    offset``, the same bits, about 1.7 times faster, and leave ``rng`` where that call would.
+
+    ``Generator.random`` makes each value with a call through the bit generator; here the raw 64-bit
+    words come out in bulk (``random_raw``) and are turned into values by the same arithmetic in
+    cache-sized blocks: the top 24 (53) bits times ``2**-24`` (``2**-53``), both exact, so folding the
+    scale into ``span`` rounds once, as ``u * span`` does. Float32 takes a word's low half first, as
+    PCG64 hands out 32-bit draws.
+
+    >>> a, b = np.empty(5, np.float32), np.empty(5, np.float32)
+    >>> scaled_uniform(generator(0, "w"), a, 2.0, -1.0)
+    >>> r = generator(0, "w").random(5, dtype=np.float32); np.multiply(r, 2.0, out=b); b -= 1.0
+    >>> bool((a == b).all())
+    True
+    """
+    dtype = out.dtype
+    gen = dtype.type
+    scale = gen(2.0 ** -(24 if dtype == np.float32 else 53))
+    folded = gen(span) * scale  # exact (a power-of-two scaling) unless span is near underflow
+    bits = rng.bit_generator
+    start = 0
+    if dtype == np.float32 and bits.state["has_uint32"]:  # half a word is buffered: it comes first
+        rng.random(dtype=dtype, out=out[:1])
+        out[:1] *= gen(span)
+        out[:1] += gen(offset)
+        start = 1
+    exact = abs(float(gen(span))) > 2.0 ** (-100 if dtype == np.float32 else -960) or span == 0.0
+    shift = _DROPPED_BITS[dtype]
+    for lo in range(start, out.size, _BLOCK):
+        block = out[lo : lo + _BLOCK]
+        m = block.size
+        if dtype == np.float32:
+            words = bits.random_raw((m + 1) // 2).view(np.uint32)[:m]  # odd m: the last block of ``out``
+            if m % 2:
+                bits.advance(-1)  # the unused high half is what a later draw starts from: hand it back
+                rng.random(dtype=dtype, out=np.empty(1, dtype))  # and buffer it again, as random() would
+        else:
+            words = bits.random_raw(m)
+        np.right_shift(words, shift, out=words)
+        np.copyto(block, words, casting="unsafe")  # exact: fewer bits than the mantissa holds
+        if exact:
+            block *= folded
+        else:
+            block *= scale
+            block *= gen(span)
+        block += gen(offset)
+
+
 def uniform(shape: Sequence[int], name: str, seed: int, low: float, high: float, dtype: np.dtype,
             out: np.ndarray | None = None) -> np.ndarray:
     """U(low, high), in place chunk by chunk."""
@@ -196,15 +328,17 @@ def uniform(shape: Sequence[int], name: str, seed: int, low: float, high: float,
     span, offset = high - low, low
 
     def draw(rng: np.random.Generator, out: np.ndarray) -> None:
-        for start in range(0, out.size, _BLOCK):  # scaled while in cache: one pass over memory
-            block = out[start : start + _BLOCK]
-            rng.random(dtype=gen_dtype, out=block)
-            block *= span
-            block += offset
+        scaled_uniform(rng, out, span, offset)  # scaled while in cache: one pass over memory
 
     class Part(Split):
         def fill(self, stream_at: Callable[[int], np.random.Generator], chunk: np.ndarray, lo: int, hi: int) -> None:
             draw(stream_at(lo), chunk[lo:hi])
+
+        def pieces(self, stream_at: Callable[[int], np.random.Generator], m: int, lo: int, hi: int,
+                   buffer: np.ndarray) -> list[tuple[int, np.ndarray]]:
+            values = buffer[: hi - lo]
+            draw(stream_at(lo), values)
+            return [(lo, values)]
 
     return _fill(shape, name, seed, gen_dtype, draw, out, Part())
 
@@ -230,14 +364,30 @@ def normal(shape: Sequence[int], name: str, seed: int, mean: float, std: float, 
         def fill(self, stream_at: Callable[[int], np.random.Generator], chunk: np.ndarray, lo: int, hi: int) -> None:
             m = chunk.size
             half = (m + 1) // 2
+            self._draw(stream_at, m, lo, hi, chunk[lo:hi], chunk[half + lo : half + max(lo, min(hi, m - half))])
+
+        def pieces(self, stream_at: Callable[[int], np.random.Generator], m: int, lo: int, hi: int,
+                   buffer: np.ndarray) -> list[tuple[int, np.ndarray]]:
+            half = (m + 1) // 2
+            n, k = hi - lo, max(0, min(hi, m - half) - lo)
+            first, second = buffer[:n], buffer[n : n + k]
+            self._draw(stream_at, m, lo, hi, first, second)
+            return [(lo, first), (half + lo, second)]
+
+        @staticmethod
+        def _draw(stream_at: Callable[[int], np.random.Generator], m: int, lo: int, hi: int,
+                  first: np.ndarray, second: np.ndarray) -> None:
+            """Pairs ``[lo, hi)``: their first values into ``first``, their second into ``second``."""
+            half = (m + 1) // 2
             radii, angles = stream_at(lo), stream_at(half + lo)
             size = min(_BLOCK, hi - lo)
             radius, angle = np.empty(size, gen_dtype), np.empty(size, gen_dtype)  # cache-sized temporaries
             for start in range(lo, hi, _BLOCK):
                 end = min(start + _BLOCK, hi)
-                r = radii.random(dtype=gen_dtype, out=radius[: end - start])
-                a = angles.random(dtype=gen_dtype, out=angle[: end - start])
-                pairs(r, a, chunk[start:end], chunk[half + start : half + min(end, m - half)])
+                r, a = radius[: end - start], angle[: end - start]
+                scaled_uniform(radii, r)
+                scaled_uniform(angles, a)
+                pairs(r, a, first[start - lo : end - lo], second[start - lo : max(start, min(end, m - half)) - lo])
 
     def pairs(radius: np.ndarray, angle: np.ndarray, first: np.ndarray, second: np.ndarray) -> None:
         """Box-Muller: ``first = r cos(angle)``, ``second = r sin(angle)`` (one value short at an odd end)."""
