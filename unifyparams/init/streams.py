@@ -284,7 +284,7 @@ def scaled_uniform(rng: np.random.Generator, out: np.ndarray, span: float = 1.0,
 
     >>> a, b = np.empty(5, np.float32), np.empty(5, np.float32)
     >>> scaled_uniform(generator(0, "w"), a, 2.0, -1.0)
-    >>> r = generator(0, "w").random(5, dtype=np.float32); np.multiply(r, 2.0, out=b); b -= 1.0
+    >>> b[:] = generator(0, "w").random(5, dtype=np.float32); b *= 2.0; b -= 1.0
     >>> bool((a == b).all())
     True
     """
@@ -293,6 +293,13 @@ def scaled_uniform(rng: np.random.Generator, out: np.ndarray, span: float = 1.0,
     scale = gen(2.0 ** -(24 if dtype == np.float32 else 53))
     folded = gen(span) * scale  # exact (a power-of-two scaling) unless span is near underflow
     bits = rng.bit_generator
+    if not isinstance(bits, np.random.PCG64):  # the word order below is PCG64's
+        for lo in range(0, out.size, _BLOCK):
+            block = out[lo : lo + _BLOCK]
+            rng.random(dtype=dtype, out=block)
+            block *= gen(span)
+            block += gen(offset)
+        return
     start = 0
     if dtype == np.float32 and bits.state["has_uint32"]:  # half a word is buffered: it comes first
         rng.random(dtype=dtype, out=out[:1])
@@ -304,6 +311,7 @@ def scaled_uniform(rng: np.random.Generator, out: np.ndarray, span: float = 1.0,
     for lo in range(start, out.size, _BLOCK):
         block = out[lo : lo + _BLOCK]
         m = block.size
+        words: np.ndarray
         if dtype == np.float32:
             words = bits.random_raw((m + 1) // 2).view(np.uint32)[:m]  # odd m: the last block of ``out``
             if m % 2:
