@@ -105,14 +105,55 @@ def test_ctrl_c_during_the_copies_arrives_once_they_are_done(monkeypatch: pytest
     assert all(np.array_equal(now[n], v) for n, v in state.items())  # every value landed
 
 
+def _gluon_pair() -> Any:
+    net = mx.gluon.nn.HybridSequential()  # 1.4 MiB each: Gluon shows memory of 1 MiB or more
+    net.add(mx.gluon.nn.Dense(600, in_units=600, use_bias=False), mx.gluon.nn.Dense(600, in_units=600, use_bias=False))
+    net.initialize(mx.init.Uniform(1.0))
+    return net
+
+
+def _keras_pair() -> Any:
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(4, use_bias=False),
+                              keras.layers.Dense(4, use_bias=False)])
+    return model
+
+
 @pytest.mark.parametrize("atomic", [True, False])
-def test_values_read_from_the_model_itself_are_copied_before_they_are_overwritten(atomic: bool) -> None:
-    net = torch.nn.Sequential(torch.nn.Linear(4, 4, bias=False), torch.nn.Linear(4, 4, bias=False))
+@pytest.mark.parametrize("through", ["plain copies", "the framework"])
+@pytest.mark.parametrize("build", [
+    pytest.param(lambda: torch.nn.Sequential(torch.nn.Linear(4, 4, bias=False), torch.nn.Linear(4, 4, bias=False)),
+                 id="torch"),
+    pytest.param(_gluon_pair, id="gluon"),
+    pytest.param(_keras_pair, id="keras", marks=pytest.mark.keras),
+])
+def test_values_read_from_the_model_itself_are_copied_before_they_are_overwritten(
+        atomic: bool, through: str, build: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two weights swapped by views of the model's own memory land swapped, whether they are copied
+    in by NumPy or written by the framework (a load with ties to make, a dtype NumPy cannot hold)."""
+    net = build()
     ps = up.params(net)
-    first, second = ps["0.weight"].numpy().copy(), ps["1.weight"].numpy().copy()
-    views = ps.numpy()  # views of the tensors' own memory
-    ps.load({"0.weight": views["1.weight"], "1.weight": views["0.weight"]}, atomic=atomic)
-    assert np.array_equal(ps["0.weight"].numpy(), second) and np.array_equal(ps["1.weight"].numpy(), first)
+    names = list(ps)
+    if through == "the framework":
+        monkeypatch.setattr(type(ps[names[0]].adapter), "write_target", lambda self, native: None)
+    first, second = ps[names[0]].numpy().copy(), ps[names[1]].numpy().copy()
+    views = {name: ps[name].layout.to_canonical(ps[name].adapter.borrow(ps[name].native)) for name in names}
+    ps.load({names[0]: views[names[1]], names[1]: views[names[0]]}, atomic=atomic)
+    assert np.array_equal(ps[names[0]].numpy(), second) and np.array_equal(ps[names[1]].numpy(), first)
+
+
+def test_the_models_own_values_loaded_back_are_not_copied() -> None:
+    """A value over its own parameter's memory alone needs no copy; one over another's gets one."""
+    ps = up.params(_mlp())
+    views = ps.numpy()
+    items = [(ps[name], views[name]) for name in ps]
+    memory_write.unalias(items, [])
+    assert all(value is views[p.name] for p, value in items)
+    swapped = [(ps["0.weight"], views["2.weight"]), (ps["2.weight"], views["0.weight"])]
+    memory_write.unalias(swapped, [])
+    assert swapped[0][1] is not views["2.weight"] and np.array_equal(swapped[0][1], views["2.weight"])
 
 
 def test_a_transposed_load_into_torch_is_exact() -> None:

@@ -44,20 +44,35 @@ def register(mapping: mmap.mmap) -> None:
     del probe  # no export of the map is kept: it can still be closed
 
 
-def _span(array: np.ndarray) -> tuple[mmap.mmap, int, int] | None:
-    """The registered map ``array`` lies in, and the page-aligned byte range it covers there."""
-    if array.nbytes < MIN_BYTES or not _origins:
+def in_file_map(array: np.ndarray) -> bool:
+    """Whether ``array`` lies in a map :func:`register` was given (a checkpoint's read-only file),
+    which no model's parameter can share.
+
+    >>> in_file_map(np.zeros(3))
+    False
+    """
+    return _mapping(array) is not None
+
+
+def _mapping(array: np.ndarray) -> mmap.mmap | None:
+    if not _origins:
         return None
     base: object = array
     while isinstance(base, np.ndarray):
         base = base.base
     if isinstance(base, memoryview):
         base = base.obj
-    if not isinstance(base, mmap.mmap):
+    return base if isinstance(base, mmap.mmap) and base in _origins else None
+
+
+def _span(array: np.ndarray) -> tuple[mmap.mmap, int, int] | None:
+    """The registered map ``array`` lies in, and the page-aligned byte range it covers there."""
+    if array.nbytes < MIN_BYTES:
         return None
-    origin = _origins.get(base)
-    if origin is None:
+    base = _mapping(array)
+    if base is None:
         return None
+    origin = _origins[base]
     low, high = byte_bounds(array)
     start = low - origin
     start -= start % mmap.PAGESIZE
@@ -99,4 +114,4 @@ def release(array: np.ndarray) -> None:
         pass
 
 
-__all__ = ["MIN_BYTES", "advise_populate", "populate", "register", "release"]
+__all__ = ["MIN_BYTES", "advise_populate", "in_file_map", "populate", "register", "release"]

@@ -140,24 +140,52 @@ def plan(items: list[tuple[Param, Any]], what: str) -> list[Target]:
 
 
 def unalias(items: list[tuple[Param, Any]], targets: list[Target]) -> None:
-    """Give every value that overlaps a planned parameter's memory its own copy, in ``items`` and
-    ``targets`` alike: a value read from the model itself (two weights swapped) would otherwise be
-    overwritten before it is copied. (A planned value never overlaps its own memory: :func:`plan`
-    leaves such a parameter to the framework.)"""
-    spans = sorted(byte_bounds(t.memory) for t in targets)
-    starts = [low for low, _ in spans]
-    reach = list(itertools.accumulate((high for _, high in spans), max))  # furthest end among the first k
-    for position, (p, value) in enumerate(items):
-        if not isinstance(value, np.ndarray) or not value.size:
-            continue
+    """Give every value that overlaps the memory of *another* parameter of the write its own copy, in
+    ``items`` and ``targets`` alike: a value read from the model itself (two weights swapped) would
+    otherwise be overwritten before it is written. The memory is that of the planned copies and,
+    for parameters the framework writes, what :meth:`Adapter.borrow
+    <unifyparams.adapter.Adapter.borrow>` shows of it (asked only when some value is an array that
+    is not a checkpoint's mapped file). A value over its own parameter's memory alone stays as it
+    is (the model's values loaded back).
+
+    >>> unalias(items, memory_write.plan(items, "load"))   # doctest: +SKIP
+    """
+    values = [i for i, (_, value) in enumerate(items)
+              if isinstance(value, np.ndarray) and value.size and not mapped.in_file_map(value)]
+    if not values:
+        return
+    spans = [(*byte_bounds(t.memory), t.position) for t in targets]
+    planned = {t.position for t in targets}
+    for position, (p, _) in enumerate(items):
+        if position not in planned and p.materialized:
+            memory = _shown_memory(p)
+            if memory is not None and memory.size:
+                spans.append((*byte_bounds(memory), position))
+    spans.sort()
+    starts = [low for low, _, _ in spans]
+    reach = list(itertools.accumulate((high for _, high, _ in spans), max))  # furthest end among the first k
+    for position in values:
+        p, value = items[position]
         low, high = byte_bounds(value)
-        before = bisect.bisect_left(starts, high)  # the spans starting before this value ends
-        if before and reach[before - 1] > low:
-            items[position] = (p, np.array(value, copy=True))
+        j = bisect.bisect_left(starts, high) - 1  # the spans starting before this value ends
+        while j >= 0 and reach[j] > low:
+            if spans[j][1] > low and spans[j][2] != position:
+                items[position] = (p, np.array(value, copy=True))
+                break
+            j -= 1
     for i, target in enumerate(targets):
         value = items[target.position][1]
         if target.value is not None and value is not target.value:
             targets[i] = Target(target.position, target.param, target.memory, value)
+
+
+def _shown_memory(p: Param) -> np.ndarray | None:
+    """``p``'s memory as its adapter's ``borrow`` shows it, or None (none shown, or asking failed:
+    a borrow is only ever a read)."""
+    try:
+        return p.adapter.borrow(p.native)
+    except Exception:
+        return None
 
 
 def _distinct(targets: list[Target]) -> list[Target]:
