@@ -9,12 +9,14 @@ import threading
 import numpy as np
 import pytest
 
-from unifyparams import copying
+from unifyparams import copying, transpose_kernel
 from unifyparams.uninterrupted import uninterrupted
 
 #: (source shape, permutation of it that the destination holds)
 CASES = [
     ((64, 48), (1, 0)),
+    ((37, 83), (1, 0)),  # not whole 16 x 16 blocks either way
+    ((256, 17), (1, 0)),
     ((3, 3, 40, 24), (3, 2, 0, 1)),  # a Keras conv kernel (H, W, I, O) into PyTorch's (O, I, H, W)
     ((5, 7, 9), (2, 0, 1)),
     ((1, 300, 1, 17), (3, 1, 0, 2)),  # size-1 axes
@@ -22,17 +24,27 @@ CASES = [
 ]
 
 
-@pytest.fixture(params=[False, True], ids=["one-thread", "tiled"])
+@pytest.fixture(params=["one-thread", "tiled", "kernel"])
 def tiled(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
-    """Small arrays through the tiled, threaded path too (its thresholds lowered)."""
-    if request.param:
+    """Small arrays through the tiled, threaded path too (its thresholds lowered), and through the
+    compiled transpose (``kernel``: its threshold lowered; the other two run without it)."""
+    if request.param == "kernel":
+        if not transpose_kernel.available():
+            pytest.skip("the compiled transpose is not built here (test_the_compiled_transpose_is_built says why)")
+        monkeypatch.setattr(copying, "KERNEL_BYTES", 0)
+        monkeypatch.setattr(copying, "PARALLEL_BYTES", 0)
+        monkeypatch.setattr(transpose_kernel, "_MIN_ROWS", 16)
+    else:
+        monkeypatch.setattr(transpose_kernel, "_kernel", None)
+        monkeypatch.setattr(transpose_kernel, "_loaded", True)
+    if request.param == "tiled":
         monkeypatch.setattr(copying, "PARALLEL_BYTES", 0)
         monkeypatch.setattr(copying, "TILE_BYTES", 256)
-    return bool(request.param)
+    return request.param != "one-thread"
 
 
 @pytest.mark.parametrize(("shape", "axes"), CASES)
-@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int16, np.uint8])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int32, np.int16, np.uint8])
 def test_every_layout_is_copied_exactly(tiled: bool, shape: tuple[int, ...], axes: tuple[int, ...], dtype: type) -> None:
     source = np.arange(np.prod(shape)).astype(dtype).reshape(shape)
     src = source.transpose(axes)
@@ -102,3 +114,66 @@ def test_handlers_are_put_back_and_other_threads_are_left_alone() -> None:
 def _in_a_thread() -> str:
     with uninterrupted():  # signal.signal would raise outside the main thread: nothing is replaced
         return "ran"
+
+
+def test_the_compiled_transpose_is_built() -> None:
+    """CI builds the kernel (a C compiler is there); a missing build would silently fall back to NumPy."""
+    if not (os.uname().machine in ("x86_64", "AMD64") and "avx2" in open("/proc/cpuinfo").read()):
+        pytest.skip("the kernel needs an x86-64 CPU with AVX2")
+    assert transpose_kernel.available()
+
+
+@pytest.mark.skipif(not transpose_kernel.available(), reason="the compiled transpose is not built here")
+@pytest.mark.parametrize("rows", [16, 17, 31, 64, 100, 257])
+@pytest.mark.parametrize("cols", [16, 23, 48, 130])
+@pytest.mark.parametrize("parts", [1, 2, 3])
+def test_the_kernel_moves_every_bit_of_padded_rows(monkeypatch: pytest.MonkeyPatch, rows: int, cols: int,
+                                                   parts: int) -> None:
+    """Bits, not floats: NaN payloads and signalling NaNs pass unchanged; rows wider than the matrix
+    (views into larger arrays) on both sides; parts of rows per thread; nothing written outside."""
+    monkeypatch.setattr(transpose_kernel, "_MIN_ROWS", 1)
+    bits = np.random.default_rng(rows * cols).integers(0, 2**32, size=(cols + 3, rows + 5), dtype=np.uint32)
+    source = bits.view(np.float32)[1 : cols + 1, 2 : rows + 2]  # (cols, rows), row stride rows + 5
+    out = np.zeros((rows + 2, cols + 7), np.uint32)
+    dst = out.view(np.float32)[1 : rows + 1, 3 : cols + 3]
+    assert transpose_kernel.transpose(dst, source.T, parts)
+    assert dst.view(np.uint32).tobytes() == np.ascontiguousarray(source.T).view(np.uint32).tobytes()
+    outside = np.ones(out.shape, bool)
+    outside[1 : rows + 1, 3 : cols + 3] = False
+    assert not out[outside].any()
+
+
+@pytest.mark.skipif(not transpose_kernel.available(), reason="the compiled transpose is not built here")
+def test_the_kernel_declines_what_it_does_not_do() -> None:
+    """Not 4-byte, too small, not a transpose, rows that overlap: left to NumPy (False, nothing written)."""
+    a = np.arange(64 * 64, dtype=np.float32).reshape(64, 64)
+    out = np.zeros((64, 64), np.float32)
+    assert not transpose_kernel.transpose(out.astype(np.float64), a.T.astype(np.float64))
+    assert not transpose_kernel.transpose(out[:8], a.T[:8])  # fewer rows than one block
+    assert not transpose_kernel.transpose(out, a)  # the same order: a plain copy
+    assert not transpose_kernel.transpose(out, np.lib.stride_tricks.as_strided(a, (64, 64), (4, 8)))
+    assert not out.any()
+
+
+@pytest.mark.skipif(not transpose_kernel.available(), reason="the compiled transpose is not built here")
+def test_copy_into_hands_a_large_float32_transpose_to_the_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Either orientation (the destination or the source row-major), conv kernels whose spatial axes
+    merge away (1 x 1); a float64 transpose stays NumPy's."""
+    calls: list[tuple[int, ...]] = []
+    real = transpose_kernel.transpose
+
+    def spy(dst: np.ndarray, src: np.ndarray, parts: int | None = None) -> bool:
+        done = real(dst, src, parts)
+        if done:
+            calls.append(dst.shape)
+        return done
+
+    monkeypatch.setattr(transpose_kernel, "transpose", spy)
+    kernel = np.random.default_rng(0).random((300, 200), dtype=np.float32)
+    for dst, src in ((np.empty((200, 300), np.float32), kernel.T),
+                     (np.empty((300, 200), np.float32).T, np.ascontiguousarray(kernel.T)),
+                     (np.empty((200, 300, 1, 1), np.float32), kernel.reshape(1, 1, 300, 200).transpose(3, 2, 0, 1)),
+                     (np.empty((200, 300)), kernel.T.astype(np.float64))):
+        copying.copy_into(dst, src)
+        assert np.array_equal(dst, src)
+    assert len(calls) == 3

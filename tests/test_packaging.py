@@ -51,9 +51,9 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[zipfile.ZipFile]
     tmp = tmp_path_factory.mktemp("packaging")
     src = tmp / "src"
     src.mkdir()
-    for name in ("pyproject.toml", "README.md", "LICENSE"):
+    for name in ("pyproject.toml", "setup.py", "README.md", "LICENSE"):
         shutil.copy2(ROOT / name, src / name)
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", "*.so")
     shutil.copytree(ROOT / "unifyparams", src / "unifyparams", ignore=ignore)
     shutil.copytree(ROOT / "adapters", src / "adapters", ignore=ignore)
     out = tmp / "dist"
@@ -113,6 +113,15 @@ def test_wheel_ships_typing_markers_and_the_license(wheel: zipfile.ZipFile) -> N
     # nothing from outside the packages (tests, examples, benchmarks, caches)
     assert {n.split("/")[0] for n in names} == set(packages) | {dist_info}
     assert not any("__pycache__" in n or n.endswith(".pyc") for n in names)
+
+
+def test_the_wheel_carries_the_compiled_transpose(wheel: zipfile.ZipFile) -> None:
+    """Built from its C source when a compiler is there (as in CI), for the stable ABI (one wheel per
+    platform, every Python from 3.10)."""
+    if shutil.which("cc") is None and shutil.which("gcc") is None:
+        pytest.skip("no C compiler here: the wheel is built without the optional kernel")
+    assert "unifyparams/_transpose.abi3.so" in wheel.namelist()
+    assert "-cp310-abi3-" in wheel.filename
 
 
 def test_every_adapter_and_recipe_entry_point_is_in_the_wheel(wheel: zipfile.ZipFile) -> None:

@@ -25,26 +25,35 @@ import math
 
 import numpy as np
 
+from . import transpose_kernel
 from .workers import executor, threads
 
 #: Bytes of one tile of a reordering copy: its strided reads stay in the CPU's cache.
 TILE_BYTES = 1 << 18
 #: Copies smaller than this run on the calling thread: handing them out costs more than it saves.
 PARALLEL_BYTES = 1 << 22
+#: Transposes of 4-byte elements this large or larger go to :mod:`unifyparams.transpose_kernel`.
+KERNEL_BYTES = 1 << 16
 
 
-def copy_into(dst: np.ndarray, src: np.ndarray) -> None:
+def copy_into(dst: np.ndarray, src: np.ndarray, threaded: bool = True) -> None:
     """Copy ``src`` into ``dst`` (same shape; ``src`` cast to ``dst``'s dtype as NumPy's
     ``same_kind`` allows), whatever either's strides, at memory speed.
 
     The arrays must not overlap (NumPy would then copy through a temporary the size of ``src``).
+    ``threaded=False`` copies on the calling thread alone (a worker thread's own part of a larger job).
 
     >>> out = np.zeros((2, 2), np.float32); copy_into(out, np.eye(2)); out.tolist()
     [[1.0, 0.0], [0.0, 1.0]]
     """
     if dst.shape != src.shape:
         raise ValueError(f"copy_into: shapes differ: destination {dst.shape}, source {src.shape}")
-    if dst.nbytes < PARALLEL_BYTES or dst.dtype != src.dtype:
+    if dst.nbytes >= KERNEL_BYTES and dst.dtype == src.dtype and transpose_kernel.available():
+        d, s = _merged(dst, src)
+        parts = threads() if threaded and dst.nbytes >= PARALLEL_BYTES else 1
+        if d.ndim == 2 and (transpose_kernel.transpose(d, s, parts) or transpose_kernel.transpose(d.T, s.T, parts)):
+            return  # a 2-D transpose of 4-byte elements: the compiled kernel
+    if not threaded or dst.nbytes < PARALLEL_BYTES or dst.dtype != src.dtype:
         np.copyto(dst, src, casting="same_kind")
         return
     d, s = _merged(dst, src)
@@ -118,4 +127,4 @@ def _copy_tiles(dst: np.ndarray, src: np.ndarray, tiles: list[tuple[slice, ...]]
         future.result()
 
 
-__all__ = ["PARALLEL_BYTES", "TILE_BYTES", "byte_bounds", "copy_into"]
+__all__ = ["KERNEL_BYTES", "PARALLEL_BYTES", "TILE_BYTES", "byte_bounds", "copy_into"]

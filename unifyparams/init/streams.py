@@ -22,6 +22,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from .. import transpose_kernel
+from ..copying import copy_into
 from ..workers import executor as _executor
 from ..workers import threads as _threads
 
@@ -122,10 +124,11 @@ def _fill_bands(out: np.ndarray, chunks: int, name: str, seed: int, dtype: np.dt
     pass over memory twice."""
     n = out.size
     tasks: list[tuple[int, int, int, int]] = []
+    values = min(BAND, max(_MIN_PART, -(-n // _threads())))  # per band: every thread gets one, if big enough
     for k in range(chunks):
         m = min(CHUNK, n - k * CHUNK)
         units = split.units(m)
-        per = max(1, BAND * units // m)  # units per band: a band's values fill one buffer
+        per = max(1, values * units // m)  # units per band: a band's values fill one buffer
         tasks.extend((k, m, lo, min(lo + per, units)) for lo in range(0, units, per))
 
     def band(task: tuple[int, int, int, int]) -> None:
@@ -143,8 +146,9 @@ def _fill_bands(out: np.ndarray, chunks: int, name: str, seed: int, dtype: np.dt
         list(_executor().map(band, tasks))
 
 
-#: Values of one band of :func:`_fill_bands` (1 MiB of float32: it stays in a core's cache).
-BAND = 1 << 18
+#: Values of one band of :func:`_fill_bands` (4 MiB of float32, in a core's cache): enough rows
+#: that copying them to a transposed view writes each page of it a whole tile at a time.
+BAND = 1 << 20
 
 
 class _BandBuffers:
@@ -255,9 +259,12 @@ def _scatter(out: np.ndarray, start: int, values: np.ndarray) -> None:
         take = min(row - c, n)
         out[r].flat[c : c + take] = values[:take]
         i, r = take, r + 1
-    while n - i >= row:  # whole rows
-        rows = min((n - i) // row, max(1, _TILE // row))
-        out[r : r + rows] = values[i : i + rows * row].reshape(rows, *rest)
+    # whole rows: all at once into a transposed view where the compiled transpose is built (its
+    # tiles keep the pages it writes few), else in blocks of about _TILE values (NumPy's copy)
+    tile = n if transpose_kernel.available() else _TILE
+    while n - i >= row:
+        rows = min((n - i) // row, max(1, tile // row))
+        copy_into(out[r : r + rows], values[i : i + rows * row].reshape(rows, *rest), threaded=False)
         i, r = i + rows * row, r + rows
     if i < n:  # the start of a row
         out[r].flat[: n - i] = values[i:]
