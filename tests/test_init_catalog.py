@@ -237,21 +237,39 @@ def test_scaled_uniform_has_the_bits_of_generator_random(monkeypatch: pytest.Mon
         assert ours.random(5, dtype=dtype).tobytes() == theirs.random(5, dtype=dtype).tobytes(), skip
 
 
+@pytest.fixture(params=["compiled", "numpy"])
+def transposes(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Copies into transposed views through the compiled transpose (where built) and through NumPy."""
+    from unifyparams import copying, transpose_kernel
+
+    if request.param == "numpy":
+        monkeypatch.setattr(transpose_kernel, "_kernel", None)
+        monkeypatch.setattr(transpose_kernel, "_loaded", True)
+    else:
+        monkeypatch.setattr(copying, "KERNEL_BYTES", 0)
+        monkeypatch.setattr(transpose_kernel, "_MIN_ROWS", 1)
+    return str(request.param)
+
+
 @pytest.mark.parametrize("kind", ["uniform", "normal"])
-def test_a_strided_view_is_drawn_band_by_band_with_the_same_bits(monkeypatch: pytest.MonkeyPatch, kind: str) -> None:
+@pytest.mark.parametrize(("shape", "band"), [((53, 61), 37), ((200, 64), 2560)])  # bands of whole rows too
+def test_a_strided_view_is_drawn_band_by_band_with_the_same_bits(monkeypatch: pytest.MonkeyPatch, kind: str,
+                                                                 transposes: str, shape: tuple[int, int],
+                                                                 band: int) -> None:
     """A transposed destination is drawn a small band at a time (bands end inside rows, inside Box-Muller
     halves and at chunk ends), each band from its own place in the stream: the values are those of a
     contiguous draw, and a reserved buffer is used rather than a new one."""
-    monkeypatch.setattr(streams, "CHUNK", 1001)
-    monkeypatch.setattr(streams, "BAND", 37)
+    monkeypatch.setattr(streams, "CHUNK", 1001 if band < 100 else 8192)
+    monkeypatch.setattr(streams, "BAND", band)
+    monkeypatch.setattr(streams, "_MIN_PART", band)
     monkeypatch.setattr(streams, "_bands", streams._BandBuffers())
     args = (-0.5, 2.0) if kind == "uniform" else (0.1, 0.03)
     for dtype in (np.float32, np.float64):
-        expected = getattr(streams, kind)((53, 61), "enc.w", 11, *args, np.dtype(dtype))
+        expected = getattr(streams, kind)(shape, "enc.w", 11, *args, np.dtype(dtype))
         streams.reserve(np.dtype(dtype))
         reserved = {id(b) for b in streams._bands._free[np.dtype(dtype)]}
-        native = np.empty((61, 53), dtype)
-        getattr(streams, kind)((53, 61), "enc.w", 11, *args, np.dtype(dtype), native.T)
+        native = np.empty(shape[::-1], dtype)
+        getattr(streams, kind)(shape, "enc.w", 11, *args, np.dtype(dtype), native.T)
         assert native.T.tobytes() == expected.tobytes(), dtype
         assert {id(b) for b in streams._bands._free[np.dtype(dtype)]} == reserved  # all given back, none new
 
@@ -262,7 +280,8 @@ def test_uniform_float32_stays_within_its_bounds() -> None:
     assert _binomial_ok(int((w < 0.25).sum()), w.size, 0.5)
 
 
-def test_chunks_drawn_into_a_strided_view_give_the_same_values(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_chunks_drawn_into_a_strided_view_give_the_same_values(monkeypatch: pytest.MonkeyPatch,
+                                                               transposes: str) -> None:
     """A transposed native buffer is filled through its canonical view, chunk by chunk."""
     monkeypatch.setattr(streams, "CHUNK", 1000)  # chunks end inside rows
     for shape, perm in [((37, 29), (1, 0)), ((6, 5, 3, 3), (2, 3, 1, 0)), ((4, 300), (1, 0))]:
