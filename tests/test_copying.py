@@ -125,19 +125,26 @@ def test_the_compiled_transpose_is_built() -> None:
 
 @pytest.mark.skipif(not transpose_kernel.available(), reason="the compiled transpose is not built here")
 @pytest.mark.parametrize("rows", [16, 17, 31, 64, 100, 257])
-@pytest.mark.parametrize("cols", [16, 23, 48, 130])
+@pytest.mark.parametrize("cols", [16, 23, 48, 130])  # 2-byte blocks are 32 x 32: remainders both ways
 @pytest.mark.parametrize("parts", [1, 2, 3])
+@pytest.mark.parametrize(("bits_type", "dtype"), [(np.uint32, np.float32), (np.uint16, np.float16),
+                                                   (np.uint16, "bfloat16")])
 def test_the_kernel_moves_every_bit_of_padded_rows(monkeypatch: pytest.MonkeyPatch, rows: int, cols: int,
-                                                   parts: int) -> None:
+                                                   parts: int, bits_type: type, dtype: object) -> None:
     """Bits, not floats: NaN payloads and signalling NaNs pass unchanged; rows wider than the matrix
     (views into larger arrays) on both sides; parts of rows per thread; nothing written outside."""
+    import ml_dtypes
+
+    dtype = np.dtype(ml_dtypes.bfloat16 if dtype == "bfloat16" else dtype)
     monkeypatch.setattr(transpose_kernel, "_MIN_ROWS", 1)
-    bits = np.random.default_rng(rows * cols).integers(0, 2**32, size=(cols + 3, rows + 5), dtype=np.uint32)
-    source = bits.view(np.float32)[1 : cols + 1, 2 : rows + 2]  # (cols, rows), row stride rows + 5
-    out = np.zeros((rows + 2, cols + 7), np.uint32)
-    dst = out.view(np.float32)[1 : rows + 1, 3 : cols + 3]
+    top = np.iinfo(bits_type).max
+    bits = np.random.default_rng(rows * cols).integers(0, top, size=(cols + 3, rows + 5), dtype=bits_type,
+                                                       endpoint=True)
+    source = bits.view(dtype)[1 : cols + 1, 2 : rows + 2]  # (cols, rows), row stride rows + 5
+    out = np.zeros((rows + 2, cols + 7), bits_type)
+    dst = out.view(dtype)[1 : rows + 1, 3 : cols + 3]
     assert transpose_kernel.transpose(dst, source.T, parts)
-    assert dst.view(np.uint32).tobytes() == np.ascontiguousarray(source.T).view(np.uint32).tobytes()
+    assert dst.view(bits_type).tobytes() == np.ascontiguousarray(source.T).view(bits_type).tobytes()
     outside = np.ones(out.shape, bool)
     outside[1 : rows + 1, 3 : cols + 3] = False
     assert not out[outside].any()
@@ -145,7 +152,7 @@ def test_the_kernel_moves_every_bit_of_padded_rows(monkeypatch: pytest.MonkeyPat
 
 @pytest.mark.skipif(not transpose_kernel.available(), reason="the compiled transpose is not built here")
 def test_the_kernel_declines_what_it_does_not_do() -> None:
-    """Not 4-byte, too small, not a transpose, rows that overlap: left to NumPy (False, nothing written)."""
+    """Not 4- or 2-byte, too small, not a transpose, rows that overlap: left to NumPy (False, nothing written)."""
     a = np.arange(64 * 64, dtype=np.float32).reshape(64, 64)
     out = np.zeros((64, 64), np.float32)
     assert not transpose_kernel.transpose(out.astype(np.float64), a.T.astype(np.float64))

@@ -32,7 +32,7 @@ from .workers import executor, threads
 TILE_BYTES = 1 << 18
 #: Copies smaller than this run on the calling thread: handing them out costs more than it saves.
 PARALLEL_BYTES = 1 << 22
-#: Transposes of 4-byte elements this large or larger go to :mod:`unifyparams.transpose_kernel`.
+#: Transposes of 4- and 2-byte elements this large or larger go to :mod:`unifyparams.transpose_kernel`.
 KERNEL_BYTES = 1 << 16
 
 
@@ -52,7 +52,7 @@ def copy_into(dst: np.ndarray, src: np.ndarray, threaded: bool = True) -> None:
         d, s = _merged(dst, src)
         parts = threads() if threaded and dst.nbytes >= PARALLEL_BYTES else 1
         if d.ndim == 2 and (transpose_kernel.transpose(d, s, parts) or transpose_kernel.transpose(d.T, s.T, parts)):
-            return  # a 2-D transpose of 4-byte elements: the compiled kernel
+            return  # a 2-D transpose of 4- or 2-byte elements: the compiled kernel
     if not threaded or dst.nbytes < PARALLEL_BYTES or dst.dtype != src.dtype:
         np.copyto(dst, src, casting="same_kind")
         return

@@ -1,10 +1,10 @@
-"""The compiled transposing copy of 4-byte elements, where it was built.
+"""The compiled transposing copy of 4-byte and 2-byte elements, where it was built.
 
 :func:`unifyparams.copying.copy_into` moves a transposed float32 matrix (a Keras kernel into a
 PyTorch weight, a checkpoint's ``(out, in)`` into a Keras ``(in, out)``) with NumPy's tiled copy at
-about a third of a plain copy's speed. ``unifyparams._transpose`` (C, ``unifyparams/_native``) moves
-16 x 16 blocks through AVX2 registers, every cache line used whole: near a plain copy's speed, at
-power-of-two widths too. It is optional: built where a C compiler is found, used where the CPU has
+about a third of a plain copy's speed (a bfloat16 one at a sixth). ``unifyparams._transpose`` (C,
+``unifyparams/_native``) moves 16 x 16 blocks through AVX2 registers, every cache line used whole:
+near a plain copy's speed, at power-of-two widths too. It is optional: built where a C compiler is found, used where the CPU has
 AVX2; :func:`available` says whether it is, and without it the NumPy path runs.
 
 It takes addresses, not arrays, and is called through :mod:`ctypes`, which releases the GIL, so the
@@ -56,12 +56,13 @@ def _load() -> Any:
         return None
     if not library.up_transpose32_available():
         return None
-    kernel = library.up_transpose32
-    kernel.argtypes = [ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_size_t,
-                       ctypes.c_size_t]
-    kernel.restype = None
-    _kernel = kernel
-    return kernel
+    kernels = {4: library.up_transpose32, 2: library.up_transpose16}  # by element size
+    for kernel in kernels.values():
+        kernel.argtypes = [ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_size_t,
+                           ctypes.c_size_t]
+        kernel.restype = None
+    _kernel = kernels
+    return kernels
 
 
 def available() -> bool:
@@ -75,13 +76,16 @@ def available() -> bool:
 
 def transpose(dst: np.ndarray, src: np.ndarray, parts: int | None = None) -> bool:
     """Copy ``src`` into ``dst`` with the kernel and return True, when both are 2-D arrays of the same
-    4-byte dtype with ``dst`` unit-stride along its rows and ``src`` along its columns (``src`` is the
+    4-byte or 2-byte dtype with ``dst`` unit-stride along its rows and ``src`` along its columns (``src`` is the
     transposed view of a row-major matrix) and each side has :data:`MIN_SIDE` elements or more;
     otherwise copy nothing and return False. The arrays must not overlap. ``parts``: how many worker
     threads share the rows (default: every one).
     """
-    kernel = _load()
-    if kernel is None or dst.ndim != 2 or dst.shape != src.shape or dst.dtype != src.dtype or dst.itemsize != 4:
+    kernels = _load()
+    if kernels is None or dst.ndim != 2 or dst.shape != src.shape or dst.dtype != src.dtype:
+        return False
+    kernel = kernels.get(dst.itemsize)
+    if kernel is None:
         return False
     rows, cols = dst.shape
     size = dst.itemsize

@@ -1,12 +1,12 @@
 /*
- * unifyparams._transpose: a transposing copy of 4-byte elements at close to memory speed.
+ * unifyparams._transpose: a transposing copy of 4-byte and 2-byte elements at close to memory speed.
  *
  * NumPy copies a transposed array one element at a time, reading one array with a large stride;
  * cache-sized tiles (unifyparams.copying) lift that to a third of a plain copy, and no further:
  * NumPy's strided loop does one element per step, and at power-of-two row lengths the strided
- * rows fall into the same cache sets. Here each 16 x 16 block is moved with AVX2 registers: it
- * reads 16 whole cache lines of the source and writes 16 whole lines of the destination, so every
- * line is used completely while it is in the cache.
+ * rows fall into the same cache sets. Here each 16 x 16 block (4-byte elements; 32 x 32 of 2-byte
+ * ones) is moved with AVX2 registers: it reads 16 (32) whole cache lines of the source and writes as
+ * many whole lines of the destination, so every line is used completely while it is in the cache.
  *
  * The entry points take raw addresses and strides (in elements) and no Python objects: the module
  * is loaded with ctypes, whose calls release the GIL, so several threads copy at once. It is built
@@ -87,9 +87,66 @@ __attribute__((target("avx2"))) static void transpose_avx2(const uint32_t *src, 
     if (rows16 < rows)  /* the last rows, up to the columns above */
         transpose_scalar(src + rows16, ss, dst + (ptrdiff_t)rows16 * ds, ds, rows - rows16, cols16);
 }
+
+/* dst[r][c] = src[c][r] for a 16 x 16 block of 2-byte elements: 16-, 32- and 64-bit interleaves
+   within each 128-bit lane, then the lanes recombined. */
+__attribute__((target("avx2"))) static inline void block16(const uint16_t *s, ptrdiff_t ss, uint16_t *d, ptrdiff_t ds) {
+    __m256i r[16], t[16], u[16];
+    for (int k = 0; k < 16; k++) r[k] = _mm256_loadu_si256((const __m256i *)(s + k * ss));
+    for (int k = 0; k < 8; k++) {
+        t[2 * k] = _mm256_unpacklo_epi16(r[2 * k], r[2 * k + 1]);
+        t[2 * k + 1] = _mm256_unpackhi_epi16(r[2 * k], r[2 * k + 1]);
+    }
+    for (int g = 0; g < 4; g++) { /* rows 4g .. 4g + 3 */
+        __m256i *q = t + 4 * g, *o = u + 4 * g;
+        o[0] = _mm256_unpacklo_epi32(q[0], q[2]);
+        o[1] = _mm256_unpackhi_epi32(q[0], q[2]);
+        o[2] = _mm256_unpacklo_epi32(q[1], q[3]);
+        o[3] = _mm256_unpackhi_epi32(q[1], q[3]);
+    }
+    for (int k = 0; k < 4; k++) { /* columns 2k, 2k + 1 (and + 8 in the high lane) */
+        __m256i v0 = _mm256_unpacklo_epi64(u[k], u[4 + k]), v1 = _mm256_unpackhi_epi64(u[k], u[4 + k]);
+        __m256i w0 = _mm256_unpacklo_epi64(u[8 + k], u[12 + k]), w1 = _mm256_unpackhi_epi64(u[8 + k], u[12 + k]);
+        _mm256_storeu_si256((__m256i *)(d + (2 * k) * ds), _mm256_permute2x128_si256(v0, w0, 0x20));
+        _mm256_storeu_si256((__m256i *)(d + (2 * k + 8) * ds), _mm256_permute2x128_si256(v0, w0, 0x31));
+        _mm256_storeu_si256((__m256i *)(d + (2 * k + 1) * ds), _mm256_permute2x128_si256(v1, w1, 0x20));
+        _mm256_storeu_si256((__m256i *)(d + (2 * k + 9) * ds), _mm256_permute2x128_si256(v1, w1, 0x31));
+    }
+}
+
+static void transpose_scalar16(const uint16_t *src, ptrdiff_t ss, uint16_t *dst, ptrdiff_t ds,
+                               size_t rows, size_t cols) {
+    for (size_t i = 0; i < rows; i++)
+        for (size_t j = 0; j < cols; j++)
+            dst[(ptrdiff_t)i * ds + (ptrdiff_t)j] = src[(ptrdiff_t)j * ss + (ptrdiff_t)i];
+}
+
+__attribute__((target("avx2"))) static void transpose_avx2_16(const uint16_t *src, ptrdiff_t ss, uint16_t *dst,
+                                                              ptrdiff_t ds, size_t rows, size_t cols) {
+    /* 32 x 32 blocks of four 16 x 16 ones: 64-byte lines on both sides, each used whole. */
+    size_t rows32 = rows - rows % 32, cols32 = cols - cols % 32;
+    for (size_t i0 = 0; i0 < rows32; i0 += TILE)
+        for (size_t j0 = 0; j0 < cols32; j0 += TILE) {
+            size_t i1 = i0 + TILE < rows32 ? i0 + TILE : rows32, j1 = j0 + TILE < cols32 ? j0 + TILE : cols32;
+            for (size_t i = i0; i < i1; i += 32)
+                for (size_t j = j0; j < j1; j += 32) {
+                    const uint16_t *b = src + (ptrdiff_t)j * ss + (ptrdiff_t)i;
+                    uint16_t *o = dst + (ptrdiff_t)i * ds + (ptrdiff_t)j;
+                    block16(b, ss, o, ds);
+                    block16(b + 16, ss, o + 16 * ds, ds);
+                    block16(b + 16 * ss, ss, o + 16, ds);
+                    block16(b + 16 * ss + 16, ss, o + 16 * ds + 16, ds);
+                }
+        }
+    if (cols32 < cols)
+        transpose_scalar16(src + (ptrdiff_t)cols32 * ss, ss, dst + cols32, ds, rows, cols - cols32);
+    if (rows32 < rows)
+        transpose_scalar16(src + rows32, ss, dst + (ptrdiff_t)rows32 * ds, ds, rows - rows32, cols32);
+}
 #endif
 
-/* 1 when up_transpose32 runs the AVX2 kernel on this CPU, else 0 (the caller then uses NumPy). */
+/* 1 when up_transpose32 and up_transpose16 run the AVX2 kernels on this CPU, else 0 (the caller then
+   uses NumPy). */
 int up_transpose32_available(void) {
 #if UP_AVX2
     __builtin_cpu_init();
@@ -109,6 +166,22 @@ void up_transpose32(const void *src, ptrdiff_t ss, void *dst, ptrdiff_t ds, size
     }
 #endif
     transpose_scalar((const uint32_t *)src, ss, (uint32_t *)dst, ds, rows, cols);
+}
+
+/* The same for elements of 2 bytes (float16, bfloat16). */
+void up_transpose16(const void *src, ptrdiff_t ss, void *dst, ptrdiff_t ds, size_t rows, size_t cols) {
+#if UP_AVX2
+    if (up_transpose32_available()) {
+        transpose_avx2_16((const uint16_t *)src, ss, (uint16_t *)dst, ds, rows, cols);
+        return;
+    }
+    transpose_scalar16((const uint16_t *)src, ss, (uint16_t *)dst, ds, rows, cols);
+#else
+    const uint16_t *s = (const uint16_t *)src;
+    uint16_t *d = (uint16_t *)dst;
+    for (size_t i = 0; i < rows; i++)
+        for (size_t j = 0; j < cols; j++) d[(ptrdiff_t)i * ds + (ptrdiff_t)j] = s[(ptrdiff_t)j * ss + (ptrdiff_t)i];
+#endif
 }
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_transpose",
