@@ -18,7 +18,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#if (defined(__x86_64__) || defined(_M_X64)) && (defined(__GNUC__) || defined(__clang__))
+/* UP_GENERIC (-DUP_GENERIC) builds the portable element-by-element path alone, as on other CPUs. */
+#if !defined(UP_GENERIC) && (defined(__x86_64__) || defined(_M_X64)) && (defined(__GNUC__) || defined(__clang__))
 #define UP_AVX2 1
 #include <immintrin.h>
 #else
@@ -29,15 +30,18 @@
    destination pages, which stay in the TLB. */
 #define TILE 64
 
-static void transpose_scalar(const uint32_t *src, ptrdiff_t ss, uint32_t *dst, ptrdiff_t ds,
-                             size_t rows, size_t cols) {
-    for (size_t i = 0; i < rows; i++)
-        for (size_t j = 0; j < cols; j++)
-            dst[(ptrdiff_t)i * ds + (ptrdiff_t)j] = src[(ptrdiff_t)j * ss + (ptrdiff_t)i];
-}
+/* dst[i * ds + j] = src[j * ss + i], one element at a time: the edges, and CPUs without AVX2. */
+#define DEFINE_SCALAR(name, T)                                                                        \
+    static void name(const T *src, ptrdiff_t ss, T *dst, ptrdiff_t ds, size_t rows, size_t cols) {    \
+        for (size_t i = 0; i < rows; i++)                                                             \
+            for (size_t j = 0; j < cols; j++)                                                         \
+                dst[(ptrdiff_t)i * ds + (ptrdiff_t)j] = src[(ptrdiff_t)j * ss + (ptrdiff_t)i];        \
+    }
+DEFINE_SCALAR(transpose_scalar32, uint32_t)
+DEFINE_SCALAR(transpose_scalar16, uint16_t)
 
 #if UP_AVX2
-/* dst[r][c] = src[c][r] for an 8 x 8 block. */
+/* dst[r][c] = src[c][r] for an 8 x 8 block of 4-byte elements (moved as bits: no float arithmetic). */
 __attribute__((target("avx2"))) static inline void block8(const float *s, ptrdiff_t ss, float *d, ptrdiff_t ds) {
     __m256 r0 = _mm256_loadu_ps(s + 0 * ss), r1 = _mm256_loadu_ps(s + 1 * ss);
     __m256 r2 = _mm256_loadu_ps(s + 2 * ss), r3 = _mm256_loadu_ps(s + 3 * ss);
@@ -59,33 +63,6 @@ __attribute__((target("avx2"))) static inline void block8(const float *s, ptrdif
     _mm256_storeu_ps(d + 5 * ds, _mm256_permute2f128_ps(u1, u5, 0x31));
     _mm256_storeu_ps(d + 6 * ds, _mm256_permute2f128_ps(u2, u6, 0x31));
     _mm256_storeu_ps(d + 7 * ds, _mm256_permute2f128_ps(u3, u7, 0x31));
-}
-
-__attribute__((target("avx2"))) static void transpose_avx2(const uint32_t *src, ptrdiff_t ss, uint32_t *dst,
-                                                           ptrdiff_t ds, size_t rows, size_t cols) {
-    /* Bits are moved, never interpreted as floats: any 4-byte element is copied exactly. */
-    const float *s = (const float *)src;
-    float *d = (float *)dst;
-    size_t rows16 = rows - rows % 16, cols16 = cols - cols % 16;
-    for (size_t i0 = 0; i0 < rows16; i0 += TILE) {
-        size_t i1 = i0 + TILE < rows16 ? i0 + TILE : rows16;
-        for (size_t j0 = 0; j0 < cols16; j0 += TILE) {
-            size_t j1 = j0 + TILE < cols16 ? j0 + TILE : cols16;
-            for (size_t i = i0; i < i1; i += 16)
-                for (size_t j = j0; j < j1; j += 16) {
-                    const float *b = s + (ptrdiff_t)j * ss + (ptrdiff_t)i;
-                    float *o = d + (ptrdiff_t)i * ds + (ptrdiff_t)j;
-                    block8(b, ss, o, ds);
-                    block8(b + 8, ss, o + 8 * ds, ds);
-                    block8(b + 8 * ss, ss, o + 8, ds);
-                    block8(b + 8 * ss + 8, ss, o + 8 * ds + 8, ds);
-                }
-        }
-    }
-    if (cols16 < cols)  /* the last columns of every row */
-        transpose_scalar(src + (ptrdiff_t)cols16 * ss, ss, dst + cols16, ds, rows, cols - cols16);
-    if (rows16 < rows)  /* the last rows, up to the columns above */
-        transpose_scalar(src + rows16, ss, dst + (ptrdiff_t)rows16 * ds, ds, rows - rows16, cols16);
 }
 
 /* dst[r][c] = src[c][r] for a 16 x 16 block of 2-byte elements: 16-, 32- and 64-bit interleaves
@@ -114,35 +91,46 @@ __attribute__((target("avx2"))) static inline void block16(const uint16_t *s, pt
     }
 }
 
-static void transpose_scalar16(const uint16_t *src, ptrdiff_t ss, uint16_t *dst, ptrdiff_t ds,
-                               size_t rows, size_t cols) {
-    for (size_t i = 0; i < rows; i++)
-        for (size_t j = 0; j < cols; j++)
-            dst[(ptrdiff_t)i * ds + (ptrdiff_t)j] = src[(ptrdiff_t)j * ss + (ptrdiff_t)i];
+/* A block of 16 x 16 4-byte elements (64 bytes a row) as four 8 x 8 ones, and of 32 x 32 2-byte
+   elements as four 16 x 16 ones: each source and destination line is completed within the block. */
+__attribute__((target("avx2"))) static inline void line_block32(const uint32_t *s, ptrdiff_t ss, uint32_t *d,
+                                                                ptrdiff_t ds) {
+    const float *b = (const float *)s;
+    float *o = (float *)d;
+    block8(b, ss, o, ds);
+    block8(b + 8, ss, o + 8 * ds, ds);
+    block8(b + 8 * ss, ss, o + 8, ds);
+    block8(b + 8 * ss + 8, ss, o + 8 * ds + 8, ds);
 }
 
-__attribute__((target("avx2"))) static void transpose_avx2_16(const uint16_t *src, ptrdiff_t ss, uint16_t *dst,
-                                                              ptrdiff_t ds, size_t rows, size_t cols) {
-    /* 32 x 32 blocks of four 16 x 16 ones: 64-byte lines on both sides, each used whole. */
-    size_t rows32 = rows - rows % 32, cols32 = cols - cols % 32;
-    for (size_t i0 = 0; i0 < rows32; i0 += TILE)
-        for (size_t j0 = 0; j0 < cols32; j0 += TILE) {
-            size_t i1 = i0 + TILE < rows32 ? i0 + TILE : rows32, j1 = j0 + TILE < cols32 ? j0 + TILE : cols32;
-            for (size_t i = i0; i < i1; i += 32)
-                for (size_t j = j0; j < j1; j += 32) {
-                    const uint16_t *b = src + (ptrdiff_t)j * ss + (ptrdiff_t)i;
-                    uint16_t *o = dst + (ptrdiff_t)i * ds + (ptrdiff_t)j;
-                    block16(b, ss, o, ds);
-                    block16(b + 16, ss, o + 16 * ds, ds);
-                    block16(b + 16 * ss, ss, o + 16, ds);
-                    block16(b + 16 * ss + 16, ss, o + 16 * ds + 16, ds);
-                }
-        }
-    if (cols32 < cols)
-        transpose_scalar16(src + (ptrdiff_t)cols32 * ss, ss, dst + cols32, ds, rows, cols - cols32);
-    if (rows32 < rows)
-        transpose_scalar16(src + rows32, ss, dst + (ptrdiff_t)rows32 * ds, ds, rows - rows32, cols32);
+__attribute__((target("avx2"))) static inline void line_block16(const uint16_t *s, ptrdiff_t ss, uint16_t *d,
+                                                                ptrdiff_t ds) {
+    block16(s, ss, d, ds);
+    block16(s + 16, ss, d + 16 * ds, ds);
+    block16(s + 16 * ss, ss, d + 16, ds);
+    block16(s + 16 * ss + 16, ss, d + 16 * ds + 16, ds);
 }
+
+/* The whole matrix: TILE x TILE tiles of B x B line blocks, the edges one element at a time. */
+#define DEFINE_TILED(name, T, B, line_block, scalar)                                                       \
+    __attribute__((target("avx2"))) static void name(const T *src, ptrdiff_t ss, T *dst, ptrdiff_t ds,     \
+                                                     size_t rows, size_t cols) {                            \
+        size_t rows_b = rows - rows % B, cols_b = cols - cols % B;                                          \
+        for (size_t i0 = 0; i0 < rows_b; i0 += TILE)                                                        \
+            for (size_t j0 = 0; j0 < cols_b; j0 += TILE) {                                                  \
+                size_t i1 = i0 + TILE < rows_b ? i0 + TILE : rows_b;                                        \
+                size_t j1 = j0 + TILE < cols_b ? j0 + TILE : cols_b;                                        \
+                for (size_t i = i0; i < i1; i += B)                                                         \
+                    for (size_t j = j0; j < j1; j += B)                                                     \
+                        line_block(src + (ptrdiff_t)j * ss + (ptrdiff_t)i, ss, dst + (ptrdiff_t)i * ds + (ptrdiff_t)j, ds); \
+            }                                                                                               \
+        if (cols_b < cols) /* the last columns of every row */                                              \
+            scalar(src + (ptrdiff_t)cols_b * ss, ss, dst + cols_b, ds, rows, cols - cols_b);                \
+        if (rows_b < rows) /* the last rows, up to the columns above */                                     \
+            scalar(src + rows_b, ss, dst + (ptrdiff_t)rows_b * ds, ds, rows - rows_b, cols_b);              \
+    }
+DEFINE_TILED(transpose_avx2_32, uint32_t, 16, line_block32, transpose_scalar32)
+DEFINE_TILED(transpose_avx2_16, uint16_t, 32, line_block16, transpose_scalar16)
 #endif
 
 /* 1 when up_transpose32 and up_transpose16 run the AVX2 kernels on this CPU, else 0 (the caller then
@@ -161,11 +149,11 @@ int up_transpose32_available(void) {
 void up_transpose32(const void *src, ptrdiff_t ss, void *dst, ptrdiff_t ds, size_t rows, size_t cols) {
 #if UP_AVX2
     if (up_transpose32_available()) {
-        transpose_avx2((const uint32_t *)src, ss, (uint32_t *)dst, ds, rows, cols);
+        transpose_avx2_32((const uint32_t *)src, ss, (uint32_t *)dst, ds, rows, cols);
         return;
     }
 #endif
-    transpose_scalar((const uint32_t *)src, ss, (uint32_t *)dst, ds, rows, cols);
+    transpose_scalar32((const uint32_t *)src, ss, (uint32_t *)dst, ds, rows, cols);
 }
 
 /* The same for elements of 2 bytes (float16, bfloat16). */
@@ -175,16 +163,15 @@ void up_transpose16(const void *src, ptrdiff_t ss, void *dst, ptrdiff_t ds, size
         transpose_avx2_16((const uint16_t *)src, ss, (uint16_t *)dst, ds, rows, cols);
         return;
     }
-    transpose_scalar16((const uint16_t *)src, ss, (uint16_t *)dst, ds, rows, cols);
-#else
-    const uint16_t *s = (const uint16_t *)src;
-    uint16_t *d = (uint16_t *)dst;
-    for (size_t i = 0; i < rows; i++)
-        for (size_t j = 0; j < cols; j++) d[(ptrdiff_t)i * ds + (ptrdiff_t)j] = s[(ptrdiff_t)j * ss + (ptrdiff_t)i];
 #endif
+    transpose_scalar16((const uint16_t *)src, ss, (uint16_t *)dst, ds, rows, cols);
 }
 
-static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_transpose",
-                                    "A transposing copy of 4-byte elements (loaded with ctypes).", -1, NULL};
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "_transpose",
+    .m_doc = "A transposing copy of 4- and 2-byte elements (loaded with ctypes).",
+    .m_size = -1,
+};
 
 PyMODINIT_FUNC PyInit__transpose(void) { return PyModule_Create(&module); }

@@ -367,62 +367,64 @@ def normal(shape: Sequence[int], name: str, seed: int, mean: float, std: float, 
     whose NumPy takes different SIMD paths. Float32 uniforms bound the tails at about 5.8 std.
     """
     gen_dtype = _float_dtype(dtype)
-    two_pi = gen_dtype.type(2 * np.pi)
+    return _fill(shape, name, seed, gen_dtype, None, out, _NormalPairs(mean, std, gen_dtype))
 
-    class Part(Split):
-        """Pair ``i`` of a chunk of ``m`` values: uniforms ``i`` and ``half + i`` of its stream, values
-        ``i`` and ``half + i`` of the chunk."""
 
-        def units(self, m: int) -> int:
-            return (m + 1) // 2
+class _NormalPairs(Split):
+    """Pair ``i`` of a chunk of ``m`` values: uniforms ``i`` and ``half + i`` of its stream, values
+    ``i`` and ``half + i`` of the chunk."""
 
-        def fill(self, stream_at: Callable[[int], np.random.Generator], chunk: np.ndarray, lo: int, hi: int) -> None:
-            m = chunk.size
-            half = (m + 1) // 2
-            self._draw(stream_at, m, lo, hi, chunk[lo:hi], chunk[half + lo : half + max(lo, min(hi, m - half))])
+    def __init__(self, mean: float, std: float, dtype: np.dtype) -> None:
+        self.mean, self.std, self.dtype = mean, std, dtype
 
-        def pieces(self, stream_at: Callable[[int], np.random.Generator], m: int, lo: int, hi: int,
-                   buffer: np.ndarray) -> list[tuple[int, np.ndarray]]:
-            half = (m + 1) // 2
-            n, k = hi - lo, max(0, min(hi, m - half) - lo)
-            first, second = buffer[:n], buffer[n : n + k]
-            self._draw(stream_at, m, lo, hi, first, second)
-            return [(lo, first), (half + lo, second)]
+    def units(self, m: int) -> int:
+        return (m + 1) // 2
 
-        @staticmethod
-        def _draw(stream_at: Callable[[int], np.random.Generator], m: int, lo: int, hi: int,
-                  first: np.ndarray, second: np.ndarray) -> None:
-            """Pairs ``[lo, hi)``: their first values into ``first``, their second into ``second``."""
-            half = (m + 1) // 2
-            radii, angles = stream_at(lo), stream_at(half + lo)
-            size = min(_BLOCK, hi - lo)
-            radius, angle = np.empty(size, gen_dtype), np.empty(size, gen_dtype)  # cache-sized temporaries
-            for start in range(lo, hi, _BLOCK):
-                end = min(start + _BLOCK, hi)
-                r, a = radius[: end - start], angle[: end - start]
-                scaled_uniform(radii, r)
-                scaled_uniform(angles, a)
-                pairs(r, a, first[start - lo : end - lo], second[start - lo : max(start, min(end, m - half)) - lo])
+    def fill(self, stream_at: Callable[[int], np.random.Generator], chunk: np.ndarray, lo: int, hi: int) -> None:
+        m = chunk.size
+        half = (m + 1) // 2
+        self._draw(stream_at, m, lo, hi, chunk[lo:hi], chunk[half + lo : half + max(lo, min(hi, m - half))])
 
-    def pairs(radius: np.ndarray, angle: np.ndarray, first: np.ndarray, second: np.ndarray) -> None:
+    def pieces(self, stream_at: Callable[[int], np.random.Generator], m: int, lo: int, hi: int,
+               buffer: np.ndarray) -> list[tuple[int, np.ndarray]]:
+        half = (m + 1) // 2
+        n, k = hi - lo, max(0, min(hi, m - half) - lo)
+        first, second = buffer[:n], buffer[n : n + k]
+        self._draw(stream_at, m, lo, hi, first, second)
+        return [(lo, first), (half + lo, second)]
+
+    def _draw(self, stream_at: Callable[[int], np.random.Generator], m: int, lo: int, hi: int,
+              first: np.ndarray, second: np.ndarray) -> None:
+        """Pairs ``[lo, hi)``: their first values into ``first``, their second into ``second``."""
+        half = (m + 1) // 2
+        radii, angles = stream_at(lo), stream_at(half + lo)
+        size = min(_BLOCK, hi - lo)
+        radius, angle = np.empty(size, self.dtype), np.empty(size, self.dtype)  # cache-sized temporaries
+        for start in range(lo, hi, _BLOCK):
+            end = min(start + _BLOCK, hi)
+            r, a = radius[: end - start], angle[: end - start]
+            scaled_uniform(radii, r)
+            scaled_uniform(angles, a)
+            self._pairs(r, a, first[start - lo : end - lo], second[start - lo : max(start, min(end, m - half)) - lo])
+
+    def _pairs(self, radius: np.ndarray, angle: np.ndarray, first: np.ndarray, second: np.ndarray) -> None:
         """Box-Muller: ``first = r cos(angle)``, ``second = r sin(angle)`` (one value short at an odd end)."""
-        np.subtract(gen_dtype.type(1), radius, out=radius)  # (0, 1]: log is finite
+        gen = self.dtype.type
+        np.subtract(gen(1), radius, out=radius)  # (0, 1]: log is finite
         np.log(radius, out=radius)
-        np.multiply(radius, gen_dtype.type(-2), out=radius)
+        np.multiply(radius, gen(-2), out=radius)
         np.sqrt(radius, out=radius)
-        if std != 1.0:
-            radius *= gen_dtype.type(std)  # not folded into the -2 above: std**2 can underflow float32
-        np.multiply(angle, two_pi, out=angle)
+        if self.std != 1.0:
+            radius *= gen(self.std)  # not folded into the -2 above: std**2 can underflow float32
+        np.multiply(angle, gen(2 * np.pi), out=angle)
         np.cos(angle, out=first)
         first *= radius
         k = second.size
         np.sin(angle[:k], out=second)
         second *= radius[:k]
-        if mean != 0.0:
-            first += gen_dtype.type(mean)
-            second += gen_dtype.type(mean)
-
-    return _fill(shape, name, seed, gen_dtype, None, out, Part())
+        if self.mean != 0.0:
+            first += gen(self.mean)
+            second += gen(self.mean)
 
 
 def truncated_normal(shape: Sequence[int], name: str, seed: int, mean: float, std: float,
