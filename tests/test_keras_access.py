@@ -180,19 +180,52 @@ def test_backend_is_the_one_requested() -> None:
     assert BACKEND == os.environ.get("KERAS_BACKEND", "tensorflow")
 
 
-def test_a_written_variable_never_aliases_the_values_it_was_given(tmp_path) -> None:  # noqa: ANN001
-    """On TensorFlow a transposed write reads its source in place (no defensive copy) and the
-    transpose makes the variable's new buffer: changing the source later, or closing the mapped
-    checkpoint it came from, leaves the variable as written."""
-    net = seq((3,), L.Dense(4))
+@pytest.mark.parametrize("width", [3, 300])  # a small kernel (TensorFlow's transpose), a large one (the core's copy)
+def test_a_written_variable_never_aliases_the_values_it_was_given(tmp_path, width: int) -> None:  # noqa: ANN001
+    """On TensorFlow a transposed write reads its source in place (no defensive copy) and makes the
+    variable's new buffer (a small kernel by TensorFlow's transpose, a large one copied by the core
+    into a tensor TensorFlow allocated): changing the source later, or closing the mapped checkpoint
+    it came from, leaves the variable as written."""
+    net = seq((width,), L.Dense(4 * width))
     ps = up.params(net)
-    base = np.arange(12, dtype=np.float32).reshape(4, 3)  # canonical (out, in): the kernel is its transpose
+    base = np.arange(4 * width * width, dtype=np.float32).reshape(4 * width, width)  # canonical (out, in)
+    expected = base.copy()
     ps["0.weight"].set(base)
     base[...] = -1
-    assert ps["0.weight"].numpy().tolist() == np.arange(12, dtype=np.float32).reshape(4, 3).tolist()
+    assert np.array_equal(ps["0.weight"].numpy(), expected)
     path = tmp_path / "w.safetensors"
     up.save(net, path)
     up.initialize(net, up.init.Zeros(), select="*")
     up.load(net, path)
     path.unlink()  # the mapped file is closed and gone
-    assert float(np.asarray(net.layers[0].kernel.numpy())[2, 1]) == 5.0  # kernel = weight.T
+    assert np.array_equal(np.asarray(net.layers[0].kernel.numpy()), expected.T)  # kernel = weight.T
+
+
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="TensorFlow's own memory: the other backends write in place")
+def test_a_large_write_on_tensorflow_is_one_copy_into_a_tensor_tensorflow_allocated(monkeypatch) -> None:  # noqa: ANN001
+    """A large kernel (a transposed view) and a large bias go through ``transient.filled``: a new tensor
+    per write that the variable then owns; bfloat16 falls back to TensorFlow's own conversion."""
+    import ml_dtypes
+
+    from unifyparams_keras import transient
+
+    made: list[object] = []
+    real = transient.filled
+    monkeypatch.setattr(transient, "filled", lambda value: made.append(real(value)) or made[-1])
+    net = seq((300,), L.Dense(500))
+    ps = up.params(net)
+    rng = np.random.default_rng(0)
+    values = {"0.weight": rng.random((500, 300), dtype=np.float32), "0.bias": rng.random(500, dtype=np.float32)}
+    ps.load(values)
+    assert len(made) == 1 and made[0] is not None  # the bias is under the threshold: the usual assign
+    assert np.array_equal(ps["0.weight"].numpy(), values["0.weight"]) and np.array_equal(ps["0.bias"].numpy(),
+                                                                                          values["0.bias"])
+    first = made[0]
+    ps.load(values)
+    assert made[1] is not first  # a new tensor for every write
+    big = rng.random((200, 400), dtype=np.float32)
+    tensor = real(big.T)
+    assert np.array_equal(np.asarray(tensor), big.T)
+    assert real(np.zeros((0, 3), np.float32)) is None
+    half = real(big.astype(ml_dtypes.bfloat16).T)
+    assert half is None or np.array_equal(np.asarray(half).view(np.uint16), big.astype(ml_dtypes.bfloat16).T.view(np.uint16))

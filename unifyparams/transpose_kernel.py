@@ -74,28 +74,46 @@ def available() -> bool:
     return _load() is not None
 
 
+def takes(dst: np.ndarray, src: np.ndarray) -> bool:
+    """Whether :func:`transpose` copies ``src`` into ``dst`` (see there), without copying anything.
+
+    >>> a = np.zeros((64, 48), np.float32)
+    >>> takes(np.empty((48, 64), np.float32), a.T) == available()
+    True
+    """
+    return _kernel_for(dst, src) is not None
+
+
+def _kernel_for(dst: np.ndarray, src: np.ndarray) -> Any:
+    kernels = _load()
+    if kernels is None or dst.ndim != 2 or dst.shape != src.shape or dst.dtype != src.dtype:
+        return None
+    kernel = kernels.get(dst.itemsize)
+    rows, cols = dst.shape
+    size = dst.itemsize
+    if kernel is None or rows < MIN_SIDE or cols < MIN_SIDE or dst.strides[1] != size or src.strides[0] != size:
+        return None
+    dst_step, src_step = dst.strides[0], src.strides[1]
+    if dst_step % size or src_step % size or dst_step < cols * size or src_step < rows * size:
+        return None  # rows that overlap or are not whole elements apart: NumPy's
+    return kernel
+
+
 def transpose(dst: np.ndarray, src: np.ndarray, parts: int | None = None) -> bool:
     """Copy ``src`` into ``dst`` with the kernel and return True, when both are 2-D arrays of the same
-    4-byte or 2-byte dtype with ``dst`` unit-stride along its rows and ``src`` along its columns (``src`` is the
-    transposed view of a row-major matrix) and each side has :data:`MIN_SIDE` elements or more;
+    4-byte or 2-byte dtype with ``dst`` unit-stride along its rows and ``src`` along its columns (``src``
+    is the transposed view of a row-major matrix) and each side has :data:`MIN_SIDE` elements or more;
     otherwise copy nothing and return False. The arrays must not overlap. ``parts``: how many worker
     threads share the rows (default: every one).
     """
-    kernels = _load()
-    if kernels is None or dst.ndim != 2 or dst.shape != src.shape or dst.dtype != src.dtype:
-        return False
-    kernel = kernels.get(dst.itemsize)
+    kernel = _kernel_for(dst, src)
     if kernel is None:
         return False
-    rows, cols = dst.shape
-    size = dst.itemsize
-    if rows < MIN_SIDE or cols < MIN_SIDE or dst.strides[1] != size or src.strides[0] != size:
-        return False
-    dst_step, src_step = dst.strides[0], src.strides[1]
-    if dst_step % size or src_step % size or dst_step < cols * size or src_step < rows * size:
-        return False  # rows that overlap or are not whole elements apart: NumPy's
     if not dst.flags.writeable:
         raise ValueError("transpose: the destination is read-only")
+    rows, cols = dst.shape
+    size = dst.itemsize
+    dst_step, src_step = dst.strides[0], src.strides[1]
     dst_at = int(dst.__array_interface__["data"][0])
     src_at = int(src.__array_interface__["data"][0])
     dst_stride, src_stride = dst_step // size, src_step // size
@@ -111,4 +129,4 @@ def transpose(dst: np.ndarray, src: np.ndarray, parts: int | None = None) -> boo
     return True
 
 
-__all__ = ["MIN_SIDE", "available", "transpose"]
+__all__ = ["MIN_SIDE", "available", "takes", "transpose"]

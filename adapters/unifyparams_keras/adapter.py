@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from unifyparams import Adapter, Slot, common
+from unifyparams import Adapter, Slot, common, copying
 from unifyparams.adapter import contiguous_source
 from unifyparams.common import calling_after
 from unifyparams.errors import NotMaterializedError, TieError, UnifyParamsError
@@ -139,6 +139,11 @@ class KerasAdapter(Adapter):
 
             native.assign(jnp.array(value, copy=True))
             return
+        if self.backend == "tensorflow" and value.nbytes >= copying.KERNEL_BYTES and copying.is_fast(value):
+            tensor = transient.filled(value)  # one copy at memory speed into memory TensorFlow hands over
+            if tensor is not None:
+                native.assign(tensor)
+                return
         source = contiguous_source(value)
         if source is not None:  # a transposed view: transpose with the backend's op, not NumPy's
             base, perm = source

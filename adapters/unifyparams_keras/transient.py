@@ -1,4 +1,5 @@
-"""TensorFlow tensors over NumPy memory without TensorFlow's defensive copies, as the input of one op.
+"""TensorFlow tensors over NumPy memory without TensorFlow's defensive copies, as the input of one op,
+and new tensors filled by the core's copy.
 
 ``tf.convert_to_tensor`` copies every NumPy array (a read-only one twice: ``value.copy()``, then into
 its own buffer) so that a later change to the array cannot show through the tensor. A transpose reads
@@ -32,6 +33,38 @@ def transposed(base: np.ndarray, axes: tuple[int, ...]) -> Any:
     if tuple(axes) == tuple(range(base.ndim)):
         return tf.identity(tf.convert_to_tensor(base))
     return tf.transpose(_view(base), axes)
+
+
+def filled(value: np.ndarray) -> Any | None:
+    """A new TensorFlow tensor holding ``value`` (any strides, the dtype it will have), or None where
+    TensorFlow's memory cannot be reached this way (a dtype DLPack cannot hand to NumPy).
+
+    TensorFlow allocates the tensor (``Empty``: not initialized) and the core copies ``value`` into
+    its memory once, with :func:`unifyparams.copying.copy_into` (the compiled transpose for a
+    transposed kernel, near a plain copy's speed, where TensorFlow's transpose runs at about half
+    of it). Only the caller holds the new tensor, so writing its memory is safe; an ``assign`` of
+    it hands that memory to the variable without another copy.
+    """
+    import ctypes
+
+    import tensorflow as tf
+
+    from unifyparams.copying import copy_into
+
+    if not value.size:
+        return None
+    try:
+        tensor = tf.raw_ops.Empty(shape=value.shape, dtype=tf.as_dtype(value.dtype), init=False)
+        exported = np.from_dlpack(tensor)  # read-only, over the tensor's memory
+    except (TypeError, ValueError, RuntimeError, BufferError, tf.errors.OpError):
+        return None
+    if exported.shape != value.shape or exported.dtype != value.dtype or not exported.flags.c_contiguous:
+        return None
+    address = int(exported.__array_interface__["data"][0])
+    del exported  # the export holds a reference to the buffer: an assign would copy it while it lives
+    memory = np.frombuffer((ctypes.c_char * value.nbytes).from_address(address), value.dtype).reshape(value.shape)
+    copy_into(memory, value)
+    return tensor
 
 
 def _view(base: np.ndarray) -> Any:
