@@ -26,9 +26,10 @@
 #define UP_AVX2 0
 #endif
 
-/* Tiles of TILE x TILE elements (16 KiB each side): the blocks of one tile reuse its source and
-   destination pages, which stay in the TLB. */
-#define TILE 64
+/* Tiles of TILE x TILE elements (256 KiB a side for 4-byte elements, in a core's L2 cache): the
+   blocks of one tile reuse its pages. Measured here over 256 MiB of float32 matrices of 1024 to
+   4096 a side: 256 beats 64 by about a fifth, 32 and 1024 are slower. */
+#define TILE 256
 
 /* dst[i * ds + j] = src[j * ss + i], one element at a time: the edges, and CPUs without AVX2. */
 #define DEFINE_SCALAR(name, T)                                                                        \
