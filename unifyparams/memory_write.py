@@ -6,7 +6,7 @@ fresh memory and one model's worth of it. It is only needed for writes that can 
 adapter hands out a parameter's own memory (:meth:`Adapter.write_target
 <unifyparams.adapter.Adapter.write_target>`: a plain CPU tensor, a CPU NDArray), a value already
 computed and checked is copied in by NumPy alone (:func:`unifyparams.copying.copy_into`; 2-D
-transposes of 4-byte elements by the compiled :mod:`~unifyparams.transpose_kernel`, which allocates
+transposes of 4- and 2-byte elements by the compiled :mod:`~unifyparams.transpose_kernel`, which allocates
 nothing either), which has nothing to refuse.
 
 So :func:`plan` asks for the memory of every parameter that has some (and whose value is a
