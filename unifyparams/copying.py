@@ -54,15 +54,20 @@ def copy_into(dst: np.ndarray, src: np.ndarray, threaded: bool = True) -> None:
     """
     if dst.shape != src.shape:
         raise ValueError(f"copy_into: shapes differ: destination {dst.shape}, source {src.shape}")
-    if dst.nbytes >= KERNEL_BYTES and dst.dtype == src.dtype and transpose_kernel.available():
-        d, s = _merged(dst, src)
-        parts = threads() if threaded and dst.nbytes >= PARALLEL_BYTES else 1
-        if d.ndim == 2 and (transpose_kernel.transpose(d, s, parts) or transpose_kernel.transpose(d.T, s.T, parts)):
-            return  # a 2-D transpose of 4- or 2-byte elements: the compiled kernel
-    if not threaded or dst.nbytes < PARALLEL_BYTES or dst.dtype != src.dtype:
+    same = dst.dtype == src.dtype
+    kernel = same and dst.nbytes >= KERNEL_BYTES and transpose_kernel.available()
+    tiled = same and threaded and dst.nbytes >= PARALLEL_BYTES
+    if not (kernel or tiled):
         np.copyto(dst, src, casting="same_kind")
         return
-    d, s = _merged(dst, src)
+    d, s = _merged(dst, src)  # once, for the kernel and the tiles alike
+    if kernel and d.ndim == 2:
+        parts = threads() if tiled else 1
+        if transpose_kernel.transpose(d, s, parts) or transpose_kernel.transpose(d.T, s.T, parts):
+            return  # a 2-D transpose of 4- or 2-byte elements: the compiled kernel
+    if not tiled:
+        np.copyto(d, s)
+        return
     tiles: list[tuple[slice, ...]]
     if d.ndim == 1:  # both walk memory alike: flat parts, one per thread
         parts = threads()
