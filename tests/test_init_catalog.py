@@ -204,7 +204,65 @@ def test_truncated_normal_stays_in_bounds_with_the_truncated_mean(mean: float, s
     assert abs(w.mean() - expected) <= 6 * std / math.sqrt(w.size)  # the truncated std is below std
 
 
-def test_the_streams_values_are_pinned() -> None:
+@pytest.fixture(params=["compiled", "numpy"])
+def drawers(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Uniforms drawn by the compiled drawer (unifyparams.draw_kernel, where built) and by NumPy."""
+    from unifyparams import draw_kernel
+
+    if request.param == "numpy":
+        monkeypatch.setattr(draw_kernel, "_library", None)
+        monkeypatch.setattr(draw_kernel, "_loaded", True)
+    elif not draw_kernel.available():
+        pytest.skip("the compiled drawer is not built here")
+    return str(request.param)
+
+
+def test_the_compiled_drawer_is_built() -> None:
+    """CI builds it (a C compiler with 128-bit integers is there); a missing build would silently
+    fall back to NumPy."""
+    import os
+
+    from unifyparams import draw_kernel
+
+    if os.uname().machine not in ("x86_64", "AMD64", "aarch64", "arm64"):
+        pytest.skip("built with 128-bit integers: 64-bit CPUs")
+    assert draw_kernel.available()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("size", [0, 2, 6, 8, 10, 4098])  # four lanes: whole groups and every remainder
+def test_the_compiled_drawer_has_the_bits_and_leaves_the_stream_of_generator_random(dtype: type, size: int) -> None:
+    from unifyparams import draw_kernel
+
+    if not draw_kernel.available():
+        pytest.skip("the compiled drawer is not built here")
+    scale = 2.0 ** (-24 if dtype == np.float32 else -53)
+    bits = np.random.PCG64(2024)
+    got = np.empty(size, dtype)
+    assert draw_kernel.uniform(bits, got, 3.0 * scale, -1.5)
+    reference = np.random.Generator(np.random.PCG64(2024))
+    expected = reference.random(size, dtype=dtype) * np.dtype(dtype).type(3.0) + np.dtype(dtype).type(-1.5)
+    assert got.tobytes() == expected.astype(dtype).tobytes()
+    assert np.random.Generator(bits).random(3).tobytes() == reference.random(3).tobytes()  # the stream after
+
+
+def test_the_compiled_drawer_declines_what_it_cannot_draw() -> None:
+    """An odd float32 length, a buffered half word, another bit generator, a strided or integer
+    array: nothing drawn, the stream untouched (the caller's NumPy path takes them)."""
+    from unifyparams import draw_kernel
+
+    buffered = np.random.Generator(np.random.PCG64(1))
+    buffered.random(1, dtype=np.float32)
+    cases = [(np.random.PCG64(1), np.empty(3, np.float32)), (buffered.bit_generator, np.empty(4, np.float32)),
+             (np.random.Philox(1), np.empty(4, np.float32)), (np.random.PCG64(1), np.empty(8, np.float32)[::2]),
+             (np.random.PCG64(1), np.empty(4, np.int32))]
+    for bits, out in cases:
+        before = repr(bits.state)
+        assert not draw_kernel.uniform(bits, out, 1.0, 0.0)
+        assert repr(bits.state) == before
+
+
+def test_the_streams_values_are_pinned(drawers: str) -> None:
     """The seeded values are part of the library's contract (a seed gives the same model in every
     release): a faster way to draw them must give these bits. Uniforms are exact arithmetic on
     PCG64's words, so they are the same on every machine and NumPy."""
@@ -218,8 +276,8 @@ def test_the_streams_values_are_pinned() -> None:
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("size", [1, 2, 7, 64, 129])
 @pytest.mark.parametrize("span", [2.5, 1e-35, 0.0, -3.0])
-def test_scaled_uniform_has_the_bits_of_generator_random(monkeypatch: pytest.MonkeyPatch, dtype: type, size: int,
-                                                          span: float) -> None:
+def test_scaled_uniform_has_the_bits_of_generator_random(monkeypatch: pytest.MonkeyPatch, drawers: str, dtype: type,
+                                                          size: int, span: float) -> None:
     """Same values as ``Generator.random(dtype) * span + offset``, from a fresh stream or one with half
     a float32 word buffered, in blocks that end odd; the stream is left where ``random`` leaves it."""
     monkeypatch.setattr(streams, "_BLOCK", 16)

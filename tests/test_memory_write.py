@@ -19,7 +19,7 @@ import pytest
 import torch
 
 import unifyparams as up
-from unifyparams import memory_write, transaction
+from unifyparams import memory_write, streamed, transaction
 from unifyparams_gluon import host_memory, import_mxnet
 
 mx = import_mxnet()
@@ -88,16 +88,16 @@ def test_a_framework_write_that_fails_leaves_the_plain_copies_untouched(monkeypa
 def test_ctrl_c_during_the_copies_arrives_once_they_are_done(monkeypatch: pytest.MonkeyPatch) -> None:
     net, state = _mlp(), None
     state = _shifted(net)
-    real_copy = memory_write.copy_into
+    real_copy = streamed.copy_into
     calls = [0]
 
-    def copy_into(dst: np.ndarray, src: np.ndarray) -> None:
+    def copy_into(dst: np.ndarray, src: np.ndarray, threaded: bool = True) -> None:
         calls[0] += 1
         if calls[0] == 1:
             os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C after the first copy
-        real_copy(dst, src)
+        real_copy(dst, src, threaded)
 
-    monkeypatch.setattr(memory_write, "copy_into", copy_into)
+    monkeypatch.setattr(streamed, "copy_into", copy_into)
     with pytest.raises(KeyboardInterrupt):
         up.params(net).load(state)
     assert calls[0] == 4

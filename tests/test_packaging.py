@@ -115,12 +115,13 @@ def test_wheel_ships_typing_markers_and_the_license(wheel: zipfile.ZipFile) -> N
     assert not any("__pycache__" in n or n.endswith(".pyc") for n in names)
 
 
-def test_the_wheel_carries_the_compiled_transpose(wheel: zipfile.ZipFile) -> None:
-    """Built from its C source when a compiler is there (as in CI), for the stable ABI (one wheel per
-    platform, every Python from 3.10)."""
+def test_the_wheel_carries_the_compiled_transpose_and_drawer(wheel: zipfile.ZipFile) -> None:
+    """Built from their C sources when a compiler is there (as in CI), for the stable ABI (one wheel
+    per platform, every Python from 3.10)."""
     if shutil.which("cc") is None and shutil.which("gcc") is None:
-        pytest.skip("no C compiler here: the wheel is built without the optional kernel")
+        pytest.skip("no C compiler here: the wheel is built without the optional kernels")
     assert "unifyparams/_transpose.abi3.so" in wheel.namelist()
+    assert "unifyparams/_draws.abi3.so" in wheel.namelist()
     assert "-cp310-abi3-" in wheel.filename
 
 

@@ -78,6 +78,45 @@ def copy_into(dst: np.ndarray, src: np.ndarray, threaded: bool = True) -> None:
     _copy_tiles(d, s, tiles)
 
 
+def split(dst: np.ndarray, src: np.ndarray, part_bytes: int) -> list[tuple[np.ndarray, np.ndarray]] | None:
+    """``copy_into(dst, src)`` as parts of about ``part_bytes`` each, in order, every part's source one
+    run of memory (so its pages can be mapped and let go part by part), each copied by
+    ``copy_into(d, s, threaded=False)`` on any thread; or None where the copy does not split so (a
+    cast, a reordering other than a 2-D transpose the compiled kernel takes): copy it whole.
+
+    A plain copy splits into flat runs; a transpose into bands of the source's rows (columns of the
+    destination), whole 64-byte lines of both sides but at the edges.
+
+    >>> a = np.arange(12.0); out = np.empty(12)
+    >>> parts = split(out, a, 32); len(parts)
+    3
+    >>> for d, s in parts: copy_into(d, s, threaded=False)
+    >>> bool((out == a).all())
+    True
+    """
+    if dst.shape != src.shape or dst.dtype != src.dtype or not dst.size:
+        return None
+    d, s = _merged(dst, src)
+    size = d.itemsize
+    count = max(1, dst.nbytes // max(1, part_bytes))
+    if d.ndim == 1:
+        if d.strides[0] != size or s.strides[0] != size:
+            return None
+        bounds = [d.shape[0] * i // count for i in range(count + 1)]
+        return [(d[lo:hi], s[lo:hi]) for lo, hi in itertools.pairwise(bounds) if hi > lo]
+    if d.ndim != 2 or not transpose_kernel.available():
+        return None
+    if not transpose_kernel.takes(d, s):
+        if not transpose_kernel.takes(d.T, s.T):
+            return None
+        d, s = d.T, s.T
+    cols = d.shape[1]  # the source's rows
+    step = 64 // size  # a cache line of elements
+    count = max(1, min(count, cols // max(step, transpose_kernel.MIN_SIDE)))
+    bounds = [cols * i // count // step * step for i in range(count)] + [cols]
+    return [(d[:, lo:hi], s[:, lo:hi]) for lo, hi in itertools.pairwise(bounds) if hi > lo]
+
+
 def is_fast(src: np.ndarray) -> bool:
     """Whether :func:`copy_into` moves ``src`` into a new row-major array of its shape at about a
     plain copy's speed: it is in that order already, or it is a 2-D transpose the compiled kernel
@@ -159,4 +198,4 @@ def _copy_tiles(dst: np.ndarray, src: np.ndarray, tiles: list[tuple[slice, ...]]
         future.result()
 
 
-__all__ = ["KERNEL_BYTES", "PARALLEL_BYTES", "TILE_BYTES", "byte_bounds", "copy_into", "is_fast"]
+__all__ = ["KERNEL_BYTES", "PARALLEL_BYTES", "TILE_BYTES", "byte_bounds", "copy_into", "is_fast", "split"]

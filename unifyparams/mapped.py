@@ -58,8 +58,8 @@ def _mapping(array: np.ndarray) -> mmap.mmap | None:
     if not _origins:
         return None
     base: object = array
-    while isinstance(base, np.ndarray):
-        base = base.base
+    while isinstance(base, np.ndarray) or (not isinstance(base, memoryview) and hasattr(base, "base")):
+        base = base.base  # views, and as_strided's wrapper of the array it views
     if isinstance(base, memoryview):
         base = base.obj
     return base if isinstance(base, mmap.mmap) and base in _origins else None

@@ -38,9 +38,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import mapped, workers
-from .copying import PARALLEL_BYTES, byte_bounds, copy_into
+from .copying import PARALLEL_BYTES, byte_bounds
 from .distributed import region_of
 from .errors import WriteError, describe_names
+from .streamed import StreamError, copy_streamed
 from .uninterrupted import uninterrupted
 
 if TYPE_CHECKING:
@@ -216,42 +217,70 @@ def guarded(items: Sequence[tuple[Param, Any]], targets: Sequence[Target]) -> Ab
 
 
 def copy_all(targets: Sequence[Target], what: str, advance: Callable[[int], None] | None) -> None:
-    """Copy every planned value into its memory; ``advance(nbytes)`` after each. Run it
-    :func:`guarded`.
+    """Copy every planned value into its memory (or fill it); ``advance(nbytes)`` after each, in
+    order. Run it :func:`guarded`.
 
-    A progress callback that raises does not stop the copies: its error is raised once they are done.
+    Copies are streamed through the worker threads (:func:`unifyparams.streamed.copy_streamed`), a
+    checkpoint's pages mapped part by part just before they are copied and let go after
+    (:mod:`unifyparams.mapped`); fills run one at a time, each over every thread. A progress callback
+    that raises does not stop the copies: its error is raised once they are done.
     """
     failed: BaseException | None = None
     done: list[str] = []
-    for target in targets:
-        try:
-            if target.fill is not None:
-                target.fill(target.memory)
-            elif target.value is not None:
-                mapped.populate(target.value)  # a checkpoint's pages: in bulk now, let go after
-                copy_into(target.memory, target.value)
-                mapped.release(target.value)
-        except BaseException as exc:  # NumPy itself failed: say what is true, nothing to restore from
-            rest = [t.param.name for t in targets[len(done) + 1 :]]
-            raise WriteError(
-                f"{what} failed at {target.param.name!r} while copying values into parameters' memory "
-                f"({exc}). These copies are a write's last step and keep no copy of the old values: every "
-                f"parameter written through the framework before them and {len(done)} copied ones "
-                f"({describe_names(done)}) hold their new values, {target.param.name!r} may be partly written, "
-                f"and {len(rest)} keep their old values ({describe_names(rest)}). Reload or re-initialize the "
-                f"model before using it.",
-                parameter=target.param.name,
-                changed=True,
-                not_restored=(*done, target.param.name),
-            ) from exc
+
+    def finished(target: Target) -> None:
+        nonlocal failed
         done.append(target.param.name)
         if advance is not None and failed is None:
             try:
                 advance(target.memory.nbytes)
             except BaseException as exc:
                 failed = exc
+
+    start = 0
+    while start < len(targets):
+        target = targets[start]
+        if target.fill is not None:
+            try:
+                target.fill(target.memory)
+            except BaseException as exc:  # NumPy itself failed: say what is true, nothing to restore from
+                raise _copy_failed(what, exc, targets, done, [target.param.name]) from exc
+            finished(target)
+            start += 1
+            continue
+        end = start
+        while end < len(targets) and targets[end].fill is None:
+            end += 1
+        batch = [t for t in targets[start:end] if t.value is not None]
+        for t in targets[start:end]:
+            if t.value is None:
+                finished(t)
+        try:
+            copy_streamed([(t.memory, t.value) for t in batch if t.value is not None],
+                          done=lambda k, batch=batch: finished(batch[k]), before=mapped.populate,  # type: ignore[misc]
+                          after=mapped.release)
+        except StreamError as exc:
+            raise _copy_failed(what, exc.cause, targets, done, [batch[k].param.name for k in exc.partial]) from exc
+        start = end
     if failed is not None:
         raise failed
+
+
+def _copy_failed(what: str, exc: BaseException, targets: Sequence[Target], done: list[str],
+                 partial: list[str]) -> WriteError:
+    """The error for a copy or fill that failed: which parameters hold new values, which may be
+    partly written (``partial``, the failed one first), which keep their old ones."""
+    rest = [t.param.name for t in targets if t.param.name not in done and t.param.name not in partial]
+    return WriteError(
+        f"{what} failed at {partial[0]!r} while copying values into parameters' memory ({exc}). These "
+        f"copies are a write's last step and keep no copy of the old values: every parameter written "
+        f"through the framework before them and {len(done)} copied ones ({describe_names(done)}) hold their "
+        f"new values, {len(partial)} may be partly written ({describe_names(partial)}), and {len(rest)} keep "
+        f"their old values ({describe_names(rest)}). Reload or re-initialize the model before using it.",
+        parameter=partial[0],
+        changed=True,
+        not_restored=(*done, *partial),
+    )
 
 
 __all__ = ["Borrowed", "Fill", "Target", "copy_all", "guarded", "plan", "unalias"]

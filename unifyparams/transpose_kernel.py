@@ -20,13 +20,12 @@ True
 from __future__ import annotations
 
 import ctypes
-import importlib.util
 import itertools
-import os
 from typing import Any
 
 import numpy as np
 
+from . import compiled
 from .workers import executor, threads
 
 #: Fewest elements on each side for the kernel: smaller matrices are NumPy's (the blocks are 16 x 16).
@@ -45,14 +44,8 @@ def _load() -> Any:
     if _loaded:
         return _kernel
     _loaded = True
-    if os.environ.get("UNIFYPARAMS_NO_NATIVE"):
-        return None
-    spec = importlib.util.find_spec("unifyparams._transpose")
-    if spec is None or not spec.origin:
-        return None
-    try:
-        library = ctypes.CDLL(spec.origin)
-    except OSError:
+    library = compiled.library("_transpose")
+    if library is None:
         return None
     if not library.up_transpose32_available():
         return None

@@ -54,7 +54,8 @@ def filled(value: np.ndarray) -> Any | None:
     if not value.size:
         return None
     try:
-        tensor = tf.raw_ops.Empty(shape=value.shape, dtype=tf.as_dtype(value.dtype), init=False)
+        shape = np.asarray(value.shape, np.int32)  # a tuple costs 3x: TensorFlow's slow path converts it
+        tensor = tf.raw_ops.Empty(shape=shape, dtype=tf.as_dtype(value.dtype), init=False)
         exported = np.from_dlpack(tensor)  # read-only, over the tensor's memory
     except (TypeError, ValueError, RuntimeError, BufferError, tf.errors.OpError):
         return None

@@ -19,10 +19,11 @@ import math
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
-from .. import transpose_kernel
+from .. import draw_kernel, transpose_kernel
 from ..copying import copy_into
 from ..workers import executor as _executor
 from ..workers import threads as _threads
@@ -314,6 +315,8 @@ def scaled_uniform(rng: np.random.Generator, out: np.ndarray, span: float = 1.0,
         out[:1] += gen(offset)
         start = 1
     exact = abs(float(gen(span))) > 2.0 ** (-100 if dtype == np.float32 else -960) or span == 0.0
+    if exact and _drawn_by_kernel(rng, out[start:], folded, gen(span), gen(offset)):
+        return
     shift = _DROPPED_BITS[dtype]
     for lo in range(start, out.size, _BLOCK):
         block = out[lo : lo + _BLOCK]
@@ -334,6 +337,21 @@ def scaled_uniform(rng: np.random.Generator, out: np.ndarray, span: float = 1.0,
             block *= scale
             block *= gen(span)
         block += gen(offset)
+
+
+def _drawn_by_kernel(rng: np.random.Generator, out: np.ndarray, folded: Any, span: Any, offset: Any) -> bool:
+    """``out = words * folded + offset`` by :mod:`unifyparams.draw_kernel` where it is built (the
+    same bits, one pass), an odd float32 end by NumPy (``random() * span + offset``, buffering the
+    unused half as ``random`` does); False, nothing drawn, where the kernel does not take it."""
+    even = out.size - out.size % 2 if out.dtype == np.float32 else out.size
+    if not draw_kernel.uniform(rng.bit_generator, out[:even], float(folded), float(offset)):
+        return False
+    if even < out.size:
+        last = out[even:]
+        rng.random(dtype=out.dtype, out=last)  # the low half of the next word; its high half stays buffered
+        last *= span
+        last += offset
+    return True
 
 
 def uniform(shape: Sequence[int], name: str, seed: int, low: float, high: float, dtype: np.dtype,
