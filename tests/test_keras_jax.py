@@ -102,6 +102,24 @@ def test_a_written_variable_owns_its_values() -> None:
     assert np.all(up.params(net)["0.weight"].numpy() == 2.0)
 
 
+def test_a_large_transposed_write_owns_its_values_and_a_snapshot_keeps_the_old_ones() -> None:
+    """A kernel large enough for the core's compiled transpose: written from a canonical array, which
+    is then overwritten, the variable keeps what was written; a snapshot taken before (a view of the
+    old immutable array, no copy) still holds the old values after the write."""
+    net = keras.Sequential([keras.Input((300,)), L.Dense(200, use_bias=False)])
+    p = up.params(net)["0.weight"]
+    old = p.numpy(copy=True)
+    snapshot = p.adapter.snapshot(p.native)
+    assert snapshot is not None and not snapshot.flags.writeable
+    source = np.random.default_rng(3).random((200, 300), dtype=np.float32)
+    expected = source.copy()
+    p.set(source)
+    source[:] = -1.0
+    np.testing.assert_array_equal(p.numpy(), expected)
+    np.testing.assert_array_equal(np.asarray(net.layers[0].kernel.value), expected.T)
+    np.testing.assert_array_equal(snapshot.T, old)
+
+
 def test_a_bad_entry_changes_nothing() -> None:
     net = _mlp()
     ps = up.params(net)
