@@ -4,12 +4,14 @@
     python -m benchmarks --quick --out /tmp/b     # tiny sizes, one process per framework (< 1 minute)
     python -m benchmarks --sizes 64,256,1024 --tensors 100,1000,10000 --only port,load
     python -m benchmarks --real-models            # also the vgg16 and GPT-2 ports (torchvision, keras-hub)
-    python -m benchmarks --keras-backends tensorflow   # Keras on TensorFlow only (default: also on torch)
+    python -m benchmarks --keras-backends tensorflow   # Keras on TensorFlow only (default: also on torch, JAX)
 
 Work measured, each against its reference in the same run: enumeration and reads (``access``,
 against the framework's own calls), ``port`` (against a transposing copy and ``np.copyto``),
 ``checkpoint`` (save against write+fsync, load against ``readinto``), ``init`` (against torch's
-initializers). Every measurement runs in a fresh process so its peak memory is its own.
+initializers). Every measurement runs in a fresh process so its peak memory is its own. Keras on
+JAX runs in ``.venv-jax`` (JAX needs NumPy 2, MXNet NumPy 1.26; ``.ci/setup-jax`` makes it, once):
+its access, port, load and init figures sit beside the other backends'.
 """
 
 from __future__ import annotations
@@ -34,7 +36,9 @@ BACKENDS = ("torch", "keras", "gluon")
 DIRECTIONS = ("torch-keras", "keras-torch", "torch-gluon", "gluon-torch")
 REAL_MODELS = ("bench_zoo_port.py", "bench_families.py")
 #: Keras backends the ports, loads and initializations run on (each job in a process of its own).
-KERAS_BACKENDS = ("tensorflow", "torch")
+KERAS_BACKENDS = ("tensorflow", "torch", "jax")
+#: The interpreter of Keras on JAX's jobs: its own environment (NumPy 2), made by .ci/setup-jax.
+JAX_PYTHON = ROOT / ".venv-jax" / "bin" / "python"
 
 
 def _numbers(text: str) -> list[float]:
@@ -106,10 +110,20 @@ def batches(all_jobs: list[dict[str, Any]], quick: bool) -> list[list[dict[str, 
     return list(by.values())
 
 
+def interpreter(batch: list[dict[str, Any]]) -> str:
+    """This Python, or for a batch of Keras-on-JAX jobs ``.venv-jax``'s (made by .ci/setup-jax first)."""
+    if not any(j.get("keras_backend") == "jax" and "keras" in j["target"].split("-") for j in batch):
+        return sys.executable
+    if not getattr(interpreter, "ready", False):
+        subprocess.run(["bash", str(ROOT / ".ci" / "setup-jax")], cwd=ROOT, check=True)
+        interpreter.ready = True  # type: ignore[attr-defined]
+    return str(JAX_PYTHON)
+
+
 def run_batch(batch: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "KERAS_BACKEND": batch[0].get("keras_backend", "tensorflow"),
            "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)}
-    proc = subprocess.run([sys.executable, "-m", "benchmarks._worker", json.dumps(batch)], cwd=ROOT, env=env,
+    proc = subprocess.run([interpreter(batch), "-m", "benchmarks._worker", json.dumps(batch)], cwd=ROOT, env=env,
                           capture_output=True, text=True)
     records, errors = [], []
     for line in proc.stdout.splitlines():

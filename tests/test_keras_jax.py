@@ -120,6 +120,23 @@ def test_a_large_transposed_write_owns_its_values_and_a_snapshot_keeps_the_old_o
     np.testing.assert_array_equal(snapshot.T, old)
 
 
+@pytest.mark.parametrize("atomic", [True, False])
+def test_a_seeded_init_draws_straight_into_new_arrays(atomic: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A catalog draw goes into a new array that the variable then takes (``stage_target``): no value
+    is computed first, and the bits are those of a computed one."""
+    from unifyparams import memory_write
+
+    reference, net = _mlp(), _mlp()
+    adapter = up.params(net)["0.weight"].adapter
+    with monkeypatch.context() as patch:
+        patch.setattr(type(adapter), "stage_target", lambda self, native: None)
+        up.initialize(reference, up.init.XavierUniform(), seed=9, atomic=atomic)
+    monkeypatch.setattr(memory_write.Fill, "__call__", lambda self: pytest.fail("a value was computed"))
+    up.initialize(net, up.init.XavierUniform(), seed=9, atomic=atomic)
+    expected, now = up.params(reference).numpy(), up.params(net).numpy()
+    assert all(now[n].tobytes() == v.tobytes() for n, v in expected.items())
+
+
 def test_a_bad_entry_changes_nothing() -> None:
     net = _mlp()
     ps = up.params(net)

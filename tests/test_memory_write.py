@@ -287,6 +287,37 @@ def test_a_keras_load_inside_an_autocast_scope_writes_the_variables_themselves()
     assert all(now[n].dtype == np.float32 and np.array_equal(now[n], v) for n, v in state.items())
 
 
+@pytest.mark.keras
+@pytest.mark.parametrize("init", [up.init.XavierUniform(), up.init.Normal(0.0, 0.02)], ids=["xavier", "normal"])
+@pytest.mark.parametrize("atomic", [True, False])
+def test_a_seeded_init_into_keras_draws_straight_into_the_new_tensors(init: Any, atomic: bool,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """On TensorFlow (and JAX) a catalog draw goes into memory the framework then takes over
+    (``stage_target``): no value is computed first, and the bits are those of a computed one."""
+    import keras
+
+    if keras.backend.backend() == "torch":
+        pytest.skip("on the torch backend the draws go into the variables' own memory (write_target)")
+    reference, net = _keras_mlp(), _keras_mlp()
+    adapter = up.params(net)["0.weight"].adapter
+    with monkeypatch.context() as patch:
+        patch.setattr(type(adapter), "stage_target", lambda self, native: None)
+        up.initialize(reference, init, seed=9, atomic=atomic)
+    commits: list[str] = []
+    real_stage = type(adapter).stage_target
+
+    def stage_target(self: Any, native: Any) -> Any:
+        staged = real_stage(self, native)
+        return type(staged)(staged.memory, lambda: (commits.append(native.path), staged.commit())[1])
+
+    monkeypatch.setattr(type(adapter), "stage_target", stage_target)
+    monkeypatch.setattr(memory_write.Fill, "__call__", lambda self: pytest.fail("a value was computed"))
+    up.initialize(net, init, seed=9, atomic=atomic)
+    assert len(commits) == len(up.params(net))
+    expected, now = up.params(reference).numpy(), up.params(net).numpy()
+    assert all(now[n].tobytes() == v.tobytes() for n, v in expected.items())
+
+
 def _resident_kib(field: str) -> int:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith(field + ":"):

@@ -179,6 +179,29 @@ class WriteSafety:
         """
         return None
 
+    def stage_target(self, native: Any) -> Staged | None:
+        """New memory for the parameter's next value, and how to give it to the parameter, where the
+        framework's tensors are not written in place but replaced (TensorFlow, JAX); ``None`` (the
+        default) otherwise. The core fills :attr:`Staged.memory` itself (a seeded initializer draws
+        straight into it, no value computed first) and then calls :attr:`Staged.commit`, a framework
+        write like :meth:`~unifyparams.adapter.Adapter.write`, in the same place and with the same
+        snapshots. Nothing may hold the memory but the caller until ``commit`` takes it over.
+        """
+        return None
+
+
+@dataclass(frozen=True)
+class Staged:
+    """Memory for a parameter's next value (native shape and dtype, contents undefined, no one else's)
+    and ``commit()``, which makes it the parameter's value: :meth:`WriteSafety.stage_target`.
+
+    >>> memory = np.empty(3); Staged(memory, lambda: None).memory.shape
+    (3,)
+    """
+
+    memory: np.ndarray
+    commit: Callable[[], None]
+
 
 class LazyShapes:
     """Parameters that wait for their shapes. Defaults: nothing is ever lazy.

@@ -32,8 +32,9 @@ hands its prepared values to :func:`write_all`, which
 
 Memory: with ``atomic=True`` (the default) one copy of each parameter written through the
 framework is held until the write ends: up to one model's worth of extra memory for a whole-model
-load (plus, for callable values, the one value being written); parameters written by plain copies
-(a CPU PyTorch model, a CPU Gluon model) need none. ``atomic=False`` holds no copy and is **not atomic**: a
+load (plus, for callable values, the one value being written); on TensorFlow and JAX that copy is
+the old tensor itself (nothing is copied, but its memory is held until the end); parameters written
+by plain copies (a CPU PyTorch model, a CPU Gluon model) need none. ``atomic=False`` holds no copy and is **not atomic**: a
 refusal part way leaves the parameters written before it with their new values, and the error
 says which.
 
@@ -58,6 +59,7 @@ from .progress import Progress, nbytes_of
 from .storage import overlapping
 
 if TYPE_CHECKING:
+    from .capabilities import Staged
     from .param import Param
 
 #: Callbacks queued while a write gives values to parameters that had none (see :func:`after_write`).
@@ -322,12 +324,17 @@ def _write_all(
                 if atomic:
                     done.append((p, _snapshot(p)))  # before the write: a framework may write, then raise
                 stage = "compute"
-                native = value() if callable(value) else value
-                stage = "write"
-                if native is not None:  # None: the callable wrote the parameter's memory itself
-                    mapped.populate(native)  # a checkpoint's pages: in bulk now, let go after
-                    p.write_native(native)
-                    mapped.release(native)
+                staged = _staged_fill(p, value)  # a seeded draw straight into memory the framework then takes
+                if staged is not None:
+                    stage = "write"
+                    staged.commit()
+                else:
+                    native = value() if callable(value) else value
+                    stage = "write"
+                    if native is not None:  # None: the callable wrote the parameter's memory itself
+                        mapped.populate(native)  # a checkpoint's pages: in bulk now, let go after
+                        p.write_native(native)
+                        mapped.release(native)
             except BaseException as exc:
                 failed = _failure(what, p, exc, stage, items, order, written, done, atomic)
                 if operation is None or not isinstance(exc, Exception):
@@ -352,6 +359,21 @@ def _write_all(
     _note_filled([p for (p, _), waits in zip(items, lazy) if waits])
     for callback in queue:
         callback()
+
+
+def _staged_fill(p: Param, value: object) -> Staged | None:
+    """For a seeded initializer's :class:`~unifyparams.memory_write.Fill` of a parameter whose framework
+    replaces tensors (:meth:`Adapter.stage_target <unifyparams.adapter.Adapter.stage_target>`): new
+    memory with the values drawn straight into it, ready to commit; else None (computed, then written)."""
+    if not isinstance(value, memory_write.Fill) or not p.materialized or region_of(p) is not None:
+        return None
+    staged = p.adapter.stage_target(p.native)
+    if staged is None or staged.memory.shape != tuple(p.native_shape) or staged.memory.dtype != p.dtype:
+        return None
+    if value.reserve is not None:
+        value.reserve()
+    value.into(staged.memory)
+    return staged
 
 
 def _advance(

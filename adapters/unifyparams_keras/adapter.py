@@ -27,6 +27,7 @@ import numpy as np
 
 from unifyparams import Adapter, Slot, common, copying
 from unifyparams.adapter import contiguous_source
+from unifyparams.capabilities import Staged
 from unifyparams.common import calling_after
 from unifyparams.errors import NotMaterializedError, TieError, UnifyParamsError
 from unifyparams.layouts import Shape
@@ -61,11 +62,16 @@ def _jax_owned(value: np.ndarray) -> Any:
 
 def _assign_tensorflow(variable: Any, tensor: Any) -> None:
     """``variable.assign(tensor)`` on TensorFlow for a tensor of the variable's dtype and shape, straight
-    to the ``tf.Variable`` Keras keeps, without reading the value back: what Keras's ``assign`` ends
-    in outside a ``StatelessScope`` (:meth:`KerasAdapter.check_writable` refuses writes inside one),
-    at a third of its cost here (40 against 127 us a call). Keras's own where it keeps no such variable."""
+    to the ``tf.Variable`` Keras keeps, without reading the value back: what Keras's own ``assign``
+    ends in outside a ``StatelessScope`` (:meth:`KerasAdapter.check_writable` refuses writes inside
+    one), at a third of its cost here (40 against 127 us a call). Keras's ``assign`` itself where the
+    variable's class or the variable overrides it, or keeps no such ``tf.Variable``."""
+    from keras.src.backend.common.variables import Variable
+
     stored = getattr(variable, "_value", None)
-    if stored is None or not hasattr(stored, "handle") or stored.dtype != tensor.dtype or stored.shape != tensor.shape:
+    own = "assign" in vars(variable) or getattr(type(variable), "assign", None) is not Variable.assign
+    if (own or stored is None or not hasattr(stored, "handle") or stored.dtype != tensor.dtype
+            or stored.shape != tensor.shape):
         variable.assign(tensor)
         return
     stored.assign(tensor, read_value=False)
@@ -212,6 +218,25 @@ class KerasAdapter(Adapter):
             return None
         torch.autograd.graph.increment_version(value)
         return memory
+
+    def stage_target(self, native: Any) -> Staged | None:
+        """On TensorFlow and JAX, where an ``assign`` replaces the variable's tensor: new memory of the
+        variable's shape and dtype, which ``commit`` hands to the variable (TensorFlow: a tensor
+        TensorFlow allocated, taken over by the assign without a copy; JAX: a new NumPy array,
+        through ``device_put``). Nothing holds the memory but the core until then."""
+        if self.backend not in ("tensorflow", "jax") or isinstance(native, PendingVariable) or not self.has_values(native):
+            return None
+        shape, dtype = tuple(int(n) for n in native.shape), self.dtype(native)
+        if self.backend == "jax":
+            import jax
+
+            memory = np.empty(shape, dtype)
+            return Staged(memory, lambda: native.assign(jax.device_put(memory)))
+        made = transient.empty(shape, dtype)
+        if made is None:
+            return None
+        tensor, memory = made
+        return Staged(memory, lambda: _assign_tensorflow(native, tensor))
 
     def borrow(self, native: Any) -> np.ndarray | None:
         """On TensorFlow and JAX the unchanging read of :meth:`snapshot`; on the torch backend's CPU a

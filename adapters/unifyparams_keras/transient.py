@@ -17,6 +17,7 @@ it does not own (a mapped file that is about to close).
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -39,33 +40,48 @@ def filled(value: np.ndarray) -> Any | None:
     """A new TensorFlow tensor holding ``value`` (any strides, the dtype it will have), or None where
     TensorFlow's memory cannot be reached this way (a dtype DLPack cannot hand to NumPy).
 
-    TensorFlow allocates the tensor (``Empty``: not initialized) and the core copies ``value`` into
-    its memory once, with :func:`unifyparams.copying.copy_into` (the compiled transpose for a
-    transposed kernel, near a plain copy's speed, where TensorFlow's transpose runs at about half
-    of it). Only the caller holds the new tensor, so writing its memory is safe; an ``assign`` of
-    it hands that memory to the variable without another copy.
+    TensorFlow allocates the tensor (:func:`empty`) and the core copies ``value`` into its memory
+    once, with :func:`unifyparams.copying.copy_into` (the compiled transpose for a transposed kernel,
+    near a plain copy's speed, where TensorFlow's transpose runs at about half of it). Only the
+    caller holds the new tensor, so writing its memory is safe; an ``assign`` of it hands that memory
+    to the variable without another copy.
+    """
+    from unifyparams.copying import copy_into
+
+    made = empty(value.shape, value.dtype)
+    if made is None:
+        return None
+    tensor, memory = made
+    copy_into(memory, value)
+    return tensor
+
+
+def empty(shape: tuple[int, ...], dtype: np.dtype) -> tuple[Any, np.ndarray] | None:
+    """A new, uninitialized TensorFlow tensor of ``shape`` and ``dtype`` and a writable NumPy view of
+    its memory, or None where DLPack cannot hand that memory to NumPy (or the tensor is empty). Only
+    the caller holds the tensor: it may write the view until it gives the tensor away (an ``assign``
+    takes its memory over), and never after.
     """
     import ctypes
 
     import tensorflow as tf
 
-    from unifyparams.copying import copy_into
-
-    if not value.size:
+    dtype = np.dtype(dtype)
+    if not math.prod(shape):
         return None
     try:
-        shape = np.asarray(value.shape, np.int32)  # a tuple costs 3x: TensorFlow's slow path converts it
-        tensor = tf.raw_ops.Empty(shape=shape, dtype=tf.as_dtype(value.dtype), init=False)
+        dims = np.asarray(shape, np.int32)  # a tuple costs 3x: TensorFlow's slow path converts it
+        tensor = tf.raw_ops.Empty(shape=dims, dtype=tf.as_dtype(dtype), init=False)
         exported = np.from_dlpack(tensor)  # read-only, over the tensor's memory
     except (TypeError, ValueError, RuntimeError, BufferError, tf.errors.OpError):
         return None
-    if exported.shape != value.shape or exported.dtype != value.dtype or not exported.flags.c_contiguous:
+    if exported.shape != tuple(shape) or exported.dtype != dtype or not exported.flags.c_contiguous:
         return None
     address = int(exported.__array_interface__["data"][0])
+    nbytes = exported.nbytes
     del exported  # the export holds a reference to the buffer: an assign would copy it while it lives
-    memory = np.frombuffer((ctypes.c_char * value.nbytes).from_address(address), value.dtype).reshape(value.shape)
-    copy_into(memory, value)
-    return tensor
+    memory = np.frombuffer((ctypes.c_char * nbytes).from_address(address), dtype).reshape(shape)
+    return tensor, memory
 
 
 def _view(base: np.ndarray) -> Any:
