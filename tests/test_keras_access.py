@@ -203,26 +203,31 @@ def test_a_written_variable_never_aliases_the_values_it_was_given(tmp_path, widt
 
 @pytest.mark.skipif(BACKEND != "tensorflow", reason="TensorFlow's own memory: the other backends write in place")
 def test_a_large_write_on_tensorflow_is_one_copy_into_a_tensor_tensorflow_allocated(monkeypatch) -> None:  # noqa: ANN001
-    """A large kernel (a transposed view) and a large bias go through ``transient.filled``: a new tensor
-    per write that the variable then owns; bfloat16 falls back to TensorFlow's own conversion."""
+    """A load stages each value into a new tensor TensorFlow allocates (``transient.empty``), which the
+    variable then owns: a new tensor per write; ``transient.filled`` does the same for one value (a
+    transposed view); bfloat16 falls back to TensorFlow's own conversion."""
     import ml_dtypes
 
     from unifyparams_keras import transient
 
     made: list[object] = []
+    real_empty = transient.empty
+    monkeypatch.setattr(transient, "empty", lambda shape, dtype: made.append(real_empty(shape, dtype)) or made[-1])
     real = transient.filled
-    monkeypatch.setattr(transient, "filled", lambda value: made.append(real(value)) or made[-1])
     net = seq((300,), L.Dense(500))
     ps = up.params(net)
     rng = np.random.default_rng(0)
     values = {"0.weight": rng.random((500, 300), dtype=np.float32), "0.bias": rng.random(500, dtype=np.float32)}
     ps.load(values)
-    assert len(made) == 1 and made[0] is not None  # the bias is under the threshold: the usual assign
+    assert len(made) == 2 and all(m is not None for m in made)  # the kernel and the bias
     assert np.array_equal(ps["0.weight"].numpy(), values["0.weight"]) and np.array_equal(ps["0.bias"].numpy(),
                                                                                           values["0.bias"])
-    first = made[0]
+    kernel_tensor = made[0][0]  # type: ignore[index]
+    held = np.from_dlpack(net.layers[0].kernel.value.read_value())
+    assert held.ctypes.data == np.from_dlpack(kernel_tensor).ctypes.data  # taken over, not copied
+    del held
     ps.load(values)
-    assert made[1] is not first  # a new tensor for every write
+    assert len(made) == 4 and made[2][0] is not kernel_tensor  # type: ignore[index]  # a new tensor every write
     big = rng.random((200, 400), dtype=np.float32)
     tensor = real(big.T)
     assert np.array_equal(np.asarray(tensor), big.T)

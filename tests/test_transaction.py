@@ -277,6 +277,50 @@ def test_keras_variable_whose_assign_raises_is_restored(monkeypatch: pytest.Monk
     assert bits(net) == before
 
 
+@pytest.mark.parametrize("atomic", [True, False])
+@pytest.mark.parametrize("failing", [0, 2])
+def test_keras_staged_commit_that_fails_part_way(atomic: bool, failing: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On TensorFlow a load's values are copied into new tensors (streamed) and each is committed as
+    its copy completes: a commit that raises part way restores every commit before it (atomic), or
+    the error names the parameters that hold new values (not atomic). The copies into new memory
+    themselves change nothing."""
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("staged writes are TensorFlow's and JAX's (the torch backend copies into the variables)")
+    net = keras_mlp()
+    before = bits(net)
+    adapter = up.params(net)["0.weight"].adapter
+    real_stage = type(adapter).stage_target
+    commits: list[int] = []
+
+    def stage_target(self: Any, native: Any) -> Any:
+        staged = real_stage(self, native)
+
+        def commit() -> None:
+            commits.append(1)
+            if len(commits) == failing + 1:
+                raise RuntimeError("assign refused")
+            staged.commit()
+
+        return type(staged)(staged.memory, commit)
+
+    monkeypatch.setattr(type(adapter), "stage_target", stage_target)
+    names = list(up.params(net))
+    state = plus_one(net)
+    with pytest.raises(up.WriteError, match=f"{names[failing]!r}.*assign refused") as caught:
+        up.params(net).load(state, atomic=atomic)
+    assert len(commits) == failing + 1  # nothing committed after the failure
+    if atomic:
+        assert not caught.value.changed and "the model is unchanged" in str(caught.value)
+        assert bits(net) == before
+    else:
+        assert "not atomic" in str(caught.value)
+        now, after = up.params(net).numpy(), bits(net)
+        for name in names[:failing]:
+            assert np.array_equal(now[name], state[name]) and name in caught.value.not_restored
+        for name in names[failing:]:  # the failed commit and those after it were never made
+            assert after[name] == before[name]
+
+
 def test_keras_stateless_scope_is_refused_before_writing() -> None:
     net = keras_mlp()
     before = bits(net)

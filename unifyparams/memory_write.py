@@ -45,6 +45,7 @@ from .streamed import StreamError, copy_streamed
 from .uninterrupted import uninterrupted
 
 if TYPE_CHECKING:
+    from .capabilities import Staged
     from .param import Param
 
 
@@ -139,6 +140,47 @@ def plan(items: list[tuple[Param, Any]], what: str) -> list[Target]:
             continue
         targets.append(Target(position, p, memory, value))
     return _distinct(targets)
+
+
+@dataclass(frozen=True)
+class StagedCopy:
+    """A value to copy into new memory of its parameter's (``staged``, from :meth:`Adapter.stage_target
+    <unifyparams.adapter.Adapter.stage_target>`), which ``staged.commit()`` then hands over."""
+
+    position: int
+    param: Param
+    staged: Staged
+    value: np.ndarray
+
+
+def stage(items: list[tuple[Param, Any]], copies: Sequence[Target], what: str) -> list[StagedCopy]:
+    """New memory, now, for every parameter of ``items`` whose value is a ready array and whose
+    framework replaces tensors rather than write into them (TensorFlow, JAX), in ``items``' order:
+    nothing is written yet, and the memory is only reserved (its pages come as it is filled). Run
+    after :func:`plan` and :func:`unalias`; those of ``copies`` are left out.
+
+    Raises :class:`~unifyparams.errors.WriteError` (nothing written) when an adapter fails to give it.
+    """
+    copied = {target.position for target in copies}
+    out: list[StagedCopy] = []
+    for position, (p, value) in enumerate(items):
+        if (position in copied or not isinstance(value, np.ndarray) or not value.size or not p.materialized
+                or region_of(p) is not None):
+            continue
+        try:
+            staged = p.adapter.stage_target(p.native)
+        except Exception as exc:
+            raise WriteError(
+                f"{what} failed at {p.name!r}: giving new memory for its value failed: {exc}. No value had been "
+                f"written yet: the model is unchanged.",
+                parameter=p.name,
+                changed=False,
+            ) from exc
+        if (staged is None or staged.memory.shape != value.shape
+                or not np.can_cast(value.dtype, staged.memory.dtype, "same_kind")):
+            continue
+        out.append(StagedCopy(position, p, staged, value))
+    return out
 
 
 def unalias(items: list[tuple[Param, Any]], targets: list[Target]) -> None:
@@ -283,4 +325,4 @@ def _copy_failed(what: str, exc: BaseException, targets: Sequence[Target], done:
     )
 
 
-__all__ = ["Borrowed", "Fill", "Target", "copy_all", "guarded", "plan", "unalias"]
+__all__ = ["Borrowed", "Fill", "StagedCopy", "Target", "copy_all", "guarded", "plan", "stage", "unalias"]

@@ -90,6 +90,7 @@ class _Stream:
         self.next_done = 0
         self.done, self.after = done, after
         self.failure: BaseException | None = None
+        self.reporting = True  # False once ``done`` raised
 
     def submit(self, k: int, dst: np.ndarray, src: np.ndarray) -> None:
         while len(self.flight) >= self.window:
@@ -145,9 +146,14 @@ class _Stream:
         self._report()
 
     def _report(self) -> None:
-        while self.failure is None and self.next_done <= self.sealed_upto and self.left[self.next_done] == 0:
-            self.done(self.next_done)
-            self.next_done += 1
+        while (self.reporting and self.failure is None and self.next_done <= self.sealed_upto
+               and self.left[self.next_done] == 0):
+            k, self.next_done = self.next_done, self.next_done + 1
+            try:
+                self.done(k)
+            except BaseException:
+                self.reporting = False  # the caller's error: no more calls, the parts in flight finish
+                raise
 
 
 #: A failed pair's count of parts left: never back to zero.

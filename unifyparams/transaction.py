@@ -57,6 +57,7 @@ from .errors import WriteError, describe_names
 from .lifetime import ObjectMap
 from .progress import Progress, nbytes_of
 from .storage import overlapping
+from .streamed import StreamError, copy_streamed
 
 if TYPE_CHECKING:
     from .capabilities import Staged
@@ -287,16 +288,20 @@ def write_all(
         # whole write holds signal handlers (a Ctrl-C arrives once it is done, not between two copies).
         copies = memory_write.plan(items, what) if operation is None and finish is None else []
         memory_write.unalias(items, copies)
+        # Values whose framework replaces tensors (TensorFlow, JAX): their new memory now, the
+        # copies into it streamed like the plain copies, each committed as soon as it is whole.
+        staged = memory_write.stage(items, copies, what) if operation is None and finish is None else []
         with memory_write.guarded(items, copies):
             # an operation under way with parameters here that are not sharded (a port from a sharded
             # source): the values are computed with collectives, so the ranks agree after every one
-            _write_all(items, copies, sizes, atomic=atomic, what=what, finish=finish, progress=progress,
+            _write_all(items, copies, staged, sizes, atomic=atomic, what=what, finish=finish, progress=progress,
                        operation=operation, each=collective is None and operation is not None)
 
 
 def _write_all(
     items: list[tuple[Param, np.ndarray | Callable[[], np.ndarray | None]]],
     copies: list[memory_write.Target],
+    staged: list[memory_write.StagedCopy],
     sizes: list[int] | None,
     *,
     atomic: bool,
@@ -306,47 +311,59 @@ def _write_all(
     operation: Any,
     each: bool,
 ) -> None:
-    # Parameters that already hold values first: giving a lazy layer values is the hardest thing
-    # to take back, so it happens only once everything else landed; the plain copies after them.
+    # Parameters that already hold values first (those whose new memory was staged after the
+    # others: their copies stream): giving a lazy layer values is the hardest thing to take back, so
+    # it happens only once everything else landed; the plain copies after them.
     lazy = [not p.materialized for p, _ in items]
     copied = {target.position for target in copies}
-    order = [i for i, waits in enumerate(lazy) if not waits and i not in copied]
+    in_stage = {target.position for target in staged}
+    order = [i for i, waits in enumerate(lazy) if not waits and i not in copied and i not in in_stage]
+    first = len(order)
+    order += [target.position for target in staged]
     order += [i for i, waits in enumerate(lazy) if waits]
     through_framework = len(order)
     order += [target.position for target in copies]  # named in messages as not written yet
     done: list[tuple[Param, np.ndarray | _NoValues]] = []
     written: list[str] = []
+
+    def write_one(position: int) -> None:
+        p, value = items[position]
+        stage = "snapshot"
+        try:
+            if atomic:
+                done.append((p, _snapshot(p)))  # before the write: a framework may write, then raise
+            stage = "compute"
+            draw = _staged_fill(p, value)  # a seeded draw straight into memory the framework then takes
+            if draw is not None:
+                stage = "write"
+                draw.commit()
+            else:
+                native = value() if callable(value) else value
+                stage = "write"
+                if native is not None:  # None: the callable wrote the parameter's memory itself
+                    mapped.populate(native)  # a checkpoint's pages: in bulk now, let go after
+                    p.write_native(native)
+                    mapped.release(native)
+        except BaseException as exc:
+            failed = _failure(what, p, exc, stage, items, order, written, done, atomic)
+            if operation is None or not isinstance(exc, Exception):
+                _reraise(failed, exc)
+            if each:
+                operation.collective.any(True)  # the other ranks learn it after this same value
+            _agree_outcome(operation, failed, done, written, atomic, exc)
+        if each and operation.collective.any(False):  # another rank failed at this value
+            _agree_outcome(operation, None, done, written + [p.name], atomic, None)
+        written.append(p.name)
+        if sizes is not None and progress is not None:
+            progress.advance(sizes[position])
+
     with _holding_callbacks(any(lazy)) as queue:
-        for position in order[:through_framework]:
-            p, value = items[position]
-            stage = "snapshot"
-            try:
-                if atomic:
-                    done.append((p, _snapshot(p)))  # before the write: a framework may write, then raise
-                stage = "compute"
-                staged = _staged_fill(p, value)  # a seeded draw straight into memory the framework then takes
-                if staged is not None:
-                    stage = "write"
-                    staged.commit()
-                else:
-                    native = value() if callable(value) else value
-                    stage = "write"
-                    if native is not None:  # None: the callable wrote the parameter's memory itself
-                        mapped.populate(native)  # a checkpoint's pages: in bulk now, let go after
-                        p.write_native(native)
-                        mapped.release(native)
-            except BaseException as exc:
-                failed = _failure(what, p, exc, stage, items, order, written, done, atomic)
-                if operation is None or not isinstance(exc, Exception):
-                    _reraise(failed, exc)
-                if each:
-                    operation.collective.any(True)  # the other ranks learn it after this same value
-                _agree_outcome(operation, failed, done, written, atomic, exc)
-            if each and operation.collective.any(False):  # another rank failed at this value
-                _agree_outcome(operation, None, done, written + [p.name], atomic, None)
-            written.append(p.name)
-            if sizes is not None and progress is not None:
-                progress.advance(sizes[position])
+        for position in order[:first]:
+            write_one(position)
+        if staged:
+            _write_staged(staged, what, items, order, written, done, atomic, sizes, progress)
+        for position in order[first + len(staged) : through_framework]:
+            write_one(position)
         if copies:
             memory_write.copy_all(copies, what, None if sizes is None else _advance(progress, sizes, copies))
         if operation is not None:
@@ -359,6 +376,41 @@ def _write_all(
     _note_filled([p for (p, _), waits in zip(items, lazy) if waits])
     for callback in queue:
         callback()
+
+
+def _write_staged(
+    staged: list[memory_write.StagedCopy], what: str, items: list[tuple[Param, Any]], order: list[int],
+    written: list[str], done: list[tuple[Param, np.ndarray | _NoValues]], atomic: bool, sizes: list[int] | None,
+    progress: Progress | None,
+) -> None:
+    """Values copied into staged memory (:meth:`Adapter.stage_target
+    <unifyparams.adapter.Adapter.stage_target>`), streamed over the worker threads like plain copies
+    (:mod:`unifyparams.streamed`); each committed on this thread as soon as its copy is whole, in
+    order, after its snapshot, like any framework write. A copy into staged memory changes nothing
+    the model holds: whatever fails, only the commits made so far are to restore."""
+    stage, current = "compute", staged[0].param
+
+    def commit(k: int) -> None:
+        nonlocal stage, current
+        target = staged[k]
+        current, stage = target.param, "snapshot"
+        if atomic:
+            done.append((target.param, _snapshot(target.param)))
+        stage = "write"
+        target.staged.commit()
+        written.append(target.param.name)
+        if sizes is not None and progress is not None:
+            progress.advance(sizes[target.position])
+        stage = "compute"
+
+    try:
+        copy_streamed([(t.staged.memory, t.value) for t in staged], done=commit, before=mapped.populate,
+                      after=mapped.release)
+    except StreamError as exc:  # NumPy failed copying into new memory: that parameter is not written
+        failed = staged[exc.partial[0]].param if exc.partial else current
+        _reraise(_failure(what, failed, exc.cause, "compute", items, order, written, done, atomic), exc.cause)
+    except BaseException as exc:
+        _reraise(_failure(what, current, exc, stage, items, order, written, done, atomic), exc)
 
 
 def _staged_fill(p: Param, value: object) -> Staged | None:

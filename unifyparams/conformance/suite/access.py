@@ -36,6 +36,24 @@ def dims(p: up.Param) -> tuple[int, ...]:
     return tuple(int(d) for d in p.shape if d is not None)
 
 
+def _check_staged(name: str, adapter: Any, native: Any, staged: Any, before: np.ndarray,
+                  borrowed: np.ndarray | None) -> None:
+    """Staged memory: the native shape and dtype, not the parameter's own memory (writing it changes
+    nothing), and after ``commit()`` the parameter reads back what was written into it."""
+    memory = staged.memory
+    check(memory.shape == before.shape and memory.dtype == before.dtype,
+          f"{name}: stage_target() memory is {memory.shape} {memory.dtype}, the parameter {before.shape} {before.dtype}")
+    new = (before + 1).astype(before.dtype)
+    np.copyto(memory, new)
+    check(np.array_equal(adapter.read(native), before), f"{name}: writing stage_target() memory changed the parameter "
+          f"before its commit")
+    staged.commit()
+    check(np.array_equal(adapter.read(native), new), f"{name}: after commit() the parameter does not read back the "
+          f"staged values")
+    if borrowed is not None:
+        check(np.array_equal(borrowed, before), f"{name}: a borrowed view changed when staged memory was committed")
+
+
 def _rng(seed: int = 0) -> np.random.Generator:
     return np.random.default_rng(seed)
 
@@ -346,7 +364,8 @@ class AccessTests:
         """What ``write_target`` and ``borrow`` hand out (where an adapter offers them) is the
         parameter's values in native shape and dtype: handing it out changes no value, a copy into a
         target is the whole write (read back exactly, outputs follow), and a borrowed view keeps the
-        values it showed."""
+        values it showed. Memory from ``stage_target`` is the native shape and dtype, changes
+        nothing until its commit, and is the parameter's value after it."""
         net = kit.mlp()
         ps = up.params(net)
         _randomize(ps, seed=5)
@@ -359,6 +378,11 @@ class AccessTests:
                 check(borrowed.shape == before.shape and borrowed.dtype == before.dtype and
                       np.array_equal(borrowed, before), f"{name}: borrow() differs from read()")
                 check(not borrowed.flags.writeable, f"{name}: borrow() handed out a writable array")
+            staged = adapter.stage_target(native)
+            if staged is not None:
+                _check_staged(name, adapter, native, staged, before, borrowed)
+                offered.append(name)
+                continue
             memory = adapter.write_target(native)
             if memory is None:
                 continue

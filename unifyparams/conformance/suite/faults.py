@@ -1,7 +1,8 @@
 """Fault injection: a framework that refuses a write part way changes nothing.
 
 The adapter instance's ``write`` (and every other way it writes: ``write_permuted``, direct
-writes into the views ``writable_view`` hands out, and the memory ``write_target`` hands out) is wrapped so that its k-th write fails, for every k of an
+writes into the views ``writable_view`` hands out, the memory ``write_target`` hands out, and the
+commit of the memory ``stage_target`` hands out) is wrapped so that its k-th write fails, for every k of an
 operation (``ParamSet.load``, ``up.port`` between two builds, ``up.initialize``, ``up.load``), in
 two ways: refusing before writing, and writing then raising (what PyTorch does for a tensor
 created under ``torch.inference_mode()``). Afterwards every parameter must hold exactly its
@@ -13,6 +14,7 @@ too) runs these scenarios unchanged.
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -81,12 +83,30 @@ class _Faults:
                                 f"write #{self.k}")
         return target
 
+    def stage_target(self, *args: Any) -> Any:
+        staged = self.originals["stage_target"](*args)
+        if staged is None:  # not offered: the value will go through write
+            return None
+        commit = staged.commit
+
+        def counted() -> None:  # the commit is the write: refuse before it, or make it and then raise
+            failing = self._count()
+            if failing and not self.after:
+                raise InjectedFault(f"injected refusal of staged write #{self.k}")
+            commit()
+            if failing:
+                raise InjectedFault(f"injected failure after staged write #{self.k}")
+
+        return dataclasses.replace(staged, commit=counted)
+
     def wrappers(self) -> dict[str, Callable[..., Any]]:
         """Every hook the adapter has, wrapped."""
         have = self.originals
         wrapped: dict[str, Callable[..., Any]] = {n: self.call(n) for n in ("write", "write_permuted") if n in have}
         if "write_target" in have:
             wrapped["write_target"] = self.write_target
+        if "stage_target" in have:
+            wrapped["stage_target"] = self.stage_target
         if "writable_view" in have and "after_direct_write" in have:
             wrapped["writable_view"], wrapped["after_direct_write"] = self.writable_view, self.after_direct_write
         return wrapped
@@ -98,11 +118,13 @@ def refusing_write(adapter: Any, k: int | None, *, after: bool = False) -> Itera
     writes counts: ``write``; where the adapter has one, ``write_permuted`` (a port's fused reorder
     of a dense weight); a direct write into a parameter's memory (``writable_view`` handing out
     a view, then ``after_direct_write``: initializers fill such views); and handing out the memory
-    of a plain copy (``write_target``; the core copies into it once every other write landed). With
-    ``after`` the value is written first, then the call (for a direct write, ``after_direct_write``;
-    for a plain copy, ``write_target`` after giving its memory) raises.
+    of a plain copy (``write_target``; the core copies into it once every other write landed); and
+    the commit of staged memory (``stage_target``'s ``Staged.commit``, where the framework replaces
+    tensors). With ``after`` the value is written first, then the call (for a direct write,
+    ``after_direct_write``; for a plain copy, ``write_target`` after giving its memory; for staged
+    memory, the commit once made) raises.
     Yields ``[calls so far]``."""
-    names = ("write", "write_permuted", "writable_view", "after_direct_write", "write_target")
+    names = ("write", "write_permuted", "writable_view", "after_direct_write", "write_target", "stage_target")
     originals = {name: getattr(adapter, name) for name in names if hasattr(adapter, name)}
     own = {name for name in originals if name in vars(adapter)}
     faults = _Faults(originals, k, after)
