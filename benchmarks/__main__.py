@@ -120,6 +120,14 @@ def interpreter(batch: list[dict[str, Any]]) -> str:
     return str(JAX_PYTHON)
 
 
+def jax_versions() -> dict[str, str]:
+    """The package versions of ``.venv-jax``, where Keras on JAX's jobs ran."""
+    code = ("import importlib.metadata as m, json; print(json.dumps({n: m.version(n) for n in "
+            "('numpy', 'jax', 'jaxlib', 'keras', 'torch')}))")
+    proc = subprocess.run([str(JAX_PYTHON), "-c", code], capture_output=True, text=True)
+    return json.loads(proc.stdout) if proc.returncode == 0 else {}
+
+
 def run_batch(batch: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "KERAS_BACKEND": batch[0].get("keras_backend", "tensorflow"),
            "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)}
@@ -187,6 +195,8 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr, flush=True)
         print(f"  ({time.perf_counter() - start:.1f} s)", file=sys.stderr, flush=True)
     real = run_real_models() if args.real_models else {}
+    if getattr(interpreter, "ready", False):  # Keras on JAX ran in its own environment: its versions too
+        machine["versions_jax_environment"] = jax_versions()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     report = {

@@ -139,8 +139,10 @@ def machine_text(m: dict[str, Any]) -> str:
     versions = ", ".join(f"{k} {v}" for k, v in m["versions"].items())
     memory = f", {m['memory_bytes'] / 2**30:.0f} GiB memory" if m.get("memory_bytes") else ""
     load = (f"; load average at start {m['load_average'][0]:.2f}" if m.get("load_average") else "")
+    jax = m.get("versions_jax_environment")
+    jax_text = ("; Keras on JAX in `.venv-jax`: " + ", ".join(f"{k} {v}" for k, v in jax.items())) if jax else ""
     return (f"{m['cpu_count']} CPUs ({m['cpu']}){memory}; {m['platform']}; Python {m['python']}; "
-            f"{versions}{load}")
+            f"{versions}{jax_text}{load}")
 
 
 def markdown(report: dict[str, Any], plot_name: str | None) -> str:

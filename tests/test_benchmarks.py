@@ -27,7 +27,7 @@ def test_quick_benchmark_writes_reports(tmp_path: Path) -> None:
     out = tmp_path / "bench"
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "KERAS_BACKEND": "tensorflow"}
     proc = subprocess.run([sys.executable, "-m", "benchmarks", "--quick", "--out", str(out)], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-4000:]
     report = json.loads((out / "benchmarks.json").read_text(encoding="utf-8"))
     assert not report["errors"]
@@ -36,6 +36,9 @@ def test_quick_benchmark_writes_reports(tmp_path: Path) -> None:
     assert {r["kind"] for r in records} == KINDS
     backends = {r["backend"].split("[")[0] for r in records if r["kind"] in ("enumerate", "load", "init")}
     assert backends == {"torch", "keras", "gluon"}
+    keras_backends = {r["backend"] for r in records if r["kind"] in ("load", "init") and r["backend"].startswith("keras")}
+    assert keras_backends == {"keras[tensorflow]", "keras[torch]", "keras[jax]"}  # JAX in .venv-jax (.ci/setup-jax)
+    assert {"jax", "numpy", "torch"} <= set(report["machine"]["versions_jax_environment"])
     for r in records:
         assert r["reference"]["label"] and r["reference"]["seconds"] > 0, r
         assert r["ratio"] > 0 and r["goal"] and isinstance(r["met"], bool), r
