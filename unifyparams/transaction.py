@@ -315,23 +315,62 @@ def _write_all(
     # others: their copies stream): giving a lazy layer values is the hardest thing to take back, so
     # it happens only once everything else landed; the plain copies after them.
     lazy = [not p.materialized for p, _ in items]
-    copied = {target.position for target in copies}
-    in_stage = {target.position for target in staged}
-    order = [i for i, waits in enumerate(lazy) if not waits and i not in copied and i not in in_stage]
-    first = len(order)
-    order += [target.position for target in staged]
-    order += [i for i, waits in enumerate(lazy) if waits]
-    through_framework = len(order)
+    skip = {target.position for target in copies} | {target.position for target in staged}
+    held = [i for i, waits in enumerate(lazy) if not waits and i not in skip]
+    waiting = [i for i, waits in enumerate(lazy) if waits]
+    order = held + [target.position for target in staged] + waiting
     order += [target.position for target in copies]  # named in messages as not written yet
-    done: list[tuple[Param, np.ndarray | _NoValues]] = []
-    written: list[str] = []
+    writes = _Writes(items, order, atomic=atomic, what=what, sizes=sizes, progress=progress, operation=operation,
+                     each=each)
+    with _holding_callbacks(any(lazy)) as queue:
+        for position in held:
+            writes.one(position)
+        if staged:
+            writes.staged(staged)
+        for position in waiting:
+            writes.one(position)
+        if copies:
+            memory_write.copy_all(copies, what, None if sizes is None else _advance(progress, sizes, copies))
+        if operation is not None:
+            _agree_outcome(operation, None, writes.done, writes.written, atomic, None)
+        if finish is not None:
+            try:
+                finish()
+            except BaseException as exc:
+                _reraise(writes.failure(None, exc, "finish"), exc)
+    _note_filled([p for (p, _), waits in zip(items, lazy) if waits])
+    for callback in queue:
+        callback()
 
-    def write_one(position: int) -> None:
-        p, value = items[position]
-        stage = "snapshot"
+
+class _Writes:
+    """The writes through the framework of one :func:`write_all`, in ``order``: what was written
+    (``written``, names) and, when atomic, each one's snapshot taken before it (``done``), so that a
+    failure restores them all and says what is true."""
+
+    def __init__(self, items: list[tuple[Param, Any]], order: list[int], *, atomic: bool, what: str,
+                 sizes: list[int] | None, progress: Progress | None, operation: Any, each: bool) -> None:
+        self.items, self.order, self.atomic, self.what = items, order, atomic, what
+        self.sizes, self.progress, self.operation, self.each = sizes, progress, operation, each
+        self.done: list[tuple[Param, np.ndarray | _NoValues]] = []
+        self.written: list[str] = []
+
+    def failure(self, p: Param | None, exc: BaseException, stage: str) -> WriteError:
+        """Restore what was written (atomic) and the one error that tells what is now true."""
+        return _failure(self.what, p, exc, stage, self.items, self.order, self.written, self.done, self.atomic)
+
+    def landed(self, p: Param, position: int) -> None:
+        self.written.append(p.name)
+        if self.sizes is not None and self.progress is not None:
+            self.progress.advance(self.sizes[position])
+
+    def one(self, position: int) -> None:
+        """Snapshot (atomic), compute and write ``items[position]`` through its framework."""
+        p, value = self.items[position]
+        stage, operation = "snapshot", self.operation
         try:
-            if atomic:
-                done.append((p, _snapshot(p)))  # before the write: a framework may write, then raise
+            if self.atomic:
+                self.done.append((p, _snapshot(p)))  # before the write: a framework may write, then raise
             stage = "compute"
             draw = _staged_fill(p, value)  # a seeded draw straight into memory the framework then takes
             if draw is not None:
@@ -345,72 +384,43 @@ def _write_all(
                     p.write_native(native)
                     mapped.release(native)
         except BaseException as exc:
-            failed = _failure(what, p, exc, stage, items, order, written, done, atomic)
+            failed = self.failure(p, exc, stage)
             if operation is None or not isinstance(exc, Exception):
                 _reraise(failed, exc)
-            if each:
+            if self.each:
                 operation.collective.any(True)  # the other ranks learn it after this same value
-            _agree_outcome(operation, failed, done, written, atomic, exc)
-        if each and operation.collective.any(False):  # another rank failed at this value
-            _agree_outcome(operation, None, done, written + [p.name], atomic, None)
-        written.append(p.name)
-        if sizes is not None and progress is not None:
-            progress.advance(sizes[position])
+            _agree_outcome(operation, failed, self.done, self.written, self.atomic, exc)
+        if self.each and operation.collective.any(False):  # another rank failed at this value
+            _agree_outcome(operation, None, self.done, self.written + [p.name], self.atomic, None)
+        self.landed(p, position)
 
-    with _holding_callbacks(any(lazy)) as queue:
-        for position in order[:first]:
-            write_one(position)
-        if staged:
-            _write_staged(staged, what, items, order, written, done, atomic, sizes, progress)
-        for position in order[first + len(staged) : through_framework]:
-            write_one(position)
-        if copies:
-            memory_write.copy_all(copies, what, None if sizes is None else _advance(progress, sizes, copies))
-        if operation is not None:
-            _agree_outcome(operation, None, done, written, atomic, None)
-        if finish is not None:
-            try:
-                finish()
-            except BaseException as exc:
-                _reraise(_failure(what, None, exc, "finish", items, order, written, done, atomic), exc)
-    _note_filled([p for (p, _), waits in zip(items, lazy) if waits])
-    for callback in queue:
-        callback()
+    def staged(self, staged: list[memory_write.StagedCopy]) -> None:
+        """Values copied into staged memory (:meth:`Adapter.stage_target
+        <unifyparams.adapter.Adapter.stage_target>`), streamed over the worker threads like plain
+        copies (:mod:`unifyparams.streamed`); each committed on this thread as soon as its copy is
+        whole, in order, after its snapshot, like any framework write. A copy into staged memory
+        changes nothing the model holds: whatever fails, only the commits made so far are restored."""
+        stage, current = "compute", staged[0].param
 
+        def commit(k: int) -> None:
+            nonlocal stage, current
+            target = staged[k]
+            current, stage = target.param, "snapshot"
+            if self.atomic:
+                self.done.append((target.param, _snapshot(target.param)))
+            stage = "write"
+            target.staged.commit()
+            self.landed(target.param, target.position)
+            stage = "compute"
 
-def _write_staged(
-    staged: list[memory_write.StagedCopy], what: str, items: list[tuple[Param, Any]], order: list[int],
-    written: list[str], done: list[tuple[Param, np.ndarray | _NoValues]], atomic: bool, sizes: list[int] | None,
-    progress: Progress | None,
-) -> None:
-    """Values copied into staged memory (:meth:`Adapter.stage_target
-    <unifyparams.adapter.Adapter.stage_target>`), streamed over the worker threads like plain copies
-    (:mod:`unifyparams.streamed`); each committed on this thread as soon as its copy is whole, in
-    order, after its snapshot, like any framework write. A copy into staged memory changes nothing
-    the model holds: whatever fails, only the commits made so far are to restore."""
-    stage, current = "compute", staged[0].param
-
-    def commit(k: int) -> None:
-        nonlocal stage, current
-        target = staged[k]
-        current, stage = target.param, "snapshot"
-        if atomic:
-            done.append((target.param, _snapshot(target.param)))
-        stage = "write"
-        target.staged.commit()
-        written.append(target.param.name)
-        if sizes is not None and progress is not None:
-            progress.advance(sizes[target.position])
-        stage = "compute"
-
-    try:
-        copy_streamed([(t.staged.memory, t.value) for t in staged], done=commit, before=mapped.populate,
-                      after=mapped.release)
-    except StreamError as exc:  # NumPy failed copying into new memory: that parameter is not written
-        failed = staged[exc.partial[0]].param if exc.partial else current
-        _reraise(_failure(what, failed, exc.cause, "compute", items, order, written, done, atomic), exc.cause)
-    except BaseException as exc:
-        _reraise(_failure(what, current, exc, stage, items, order, written, done, atomic), exc)
+        try:
+            copy_streamed([(t.staged.memory, t.value) for t in staged], done=commit, before=mapped.populate,
+                          after=mapped.release)
+        except StreamError as exc:  # NumPy failed copying into new memory: that parameter is not written
+            failed = staged[exc.partial[0]].param if exc.partial else current
+            _reraise(self.failure(failed, exc.cause, "compute"), exc.cause)
+        except BaseException as exc:
+            _reraise(self.failure(current, exc, stage), exc)
 
 
 def _staged_fill(p: Param, value: object) -> Staged | None:
