@@ -57,8 +57,9 @@ def copy_streamed(
     """``copy_into(dst, src)`` for every ``(dst, src)`` of ``pairs`` (none overlapping another), calling
     ``done(k)`` on this thread once pair ``k`` is copied whole, in order; ``before(part)`` and
     ``after(part)`` with each source part just before it is handed out and once it is copied. Raises
-    :class:`StreamError` where a copy fails (``before``, ``after`` and ``done`` are the caller's and
-    should not raise: an error of theirs is raised as it is, after the parts in flight finish)."""
+    :class:`StreamError` where a copy fails. An error of the caller's callbacks (``done`` committing
+    a value that the framework refuses) stops the stream too: ``done`` is not called again, the parts
+    in flight finish, and the error is raised as it is."""
     stream = _Stream(len(pairs), done, after)
     try:
         for k, (dst, src) in enumerate(pairs):
