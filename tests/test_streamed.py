@@ -139,3 +139,19 @@ def test_copy_all_reports_progress_in_order(monkeypatch: pytest.MonkeyPatch) -> 
     up.params(net).load(state)
     assert sizes == [p.numel() * 4 for p in net.parameters()]
     assert all((p.detach().numpy() == 2.0).all() for p in net.parameters())
+
+
+def test_a_callback_that_raises_stops_the_stream_and_is_not_called_again() -> None:
+    """``done`` raising (a commit the framework refuses) is raised as it is, once the parts in flight
+    finish; ``done`` is not called for that value again, nor for any after it."""
+    pairs = [(np.zeros((512, 384), np.float32), np.ones((384, 512), np.float32).T) for _ in range(5)]
+    calls: list[int] = []
+
+    def done(k: int) -> None:
+        calls.append(k)
+        if k == 1:
+            raise RuntimeError("assign refused")
+
+    with pytest.raises(RuntimeError, match="assign refused"):
+        streamed.copy_streamed(pairs, done=done)
+    assert calls == [0, 1]
