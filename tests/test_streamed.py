@@ -12,13 +12,16 @@ import torch
 import unifyparams as up
 from unifyparams import copying, memory_write, streamed, transpose_kernel
 from unifyparams.errors import WriteError
+from unifyparams.workers import threads
 
 
 @pytest.fixture(autouse=True)
 def small_parts(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Parts of 64 KiB and a window of 2 per thread: many parts per value, several values in flight."""
+    """Parts of 64 KiB (bands of a transpose as narrow as one cache line) and a window of 2 per
+    thread: many parts per value, several values in flight."""
     monkeypatch.setattr(streamed, "PART_BYTES", 1 << 16)
     monkeypatch.setattr(streamed, "PARALLEL_BYTES", 1 << 17)
+    monkeypatch.setattr(copying, "MIN_BAND_BYTES", 64)
 
 
 def _pairs() -> list[tuple[np.ndarray, np.ndarray]]:
@@ -139,6 +142,21 @@ def test_copy_all_reports_progress_in_order(monkeypatch: pytest.MonkeyPatch) -> 
     up.params(net).load(state)
     assert sizes == [p.numel() * 4 for p in net.parameters()]
     assert all((p.detach().numpy() == 2.0).all() for p in net.parameters())
+
+
+def test_a_wide_transpose_splits_into_bands_of_whole_pages_of_each_destination_row(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bands of a transposed copy write at least MIN_BAND_BYTES of each destination row, unless that
+    would leave a worker thread without a band."""
+    monkeypatch.setattr(copying, "MIN_BAND_BYTES", 1 << 12)
+    if not transpose_kernel.available():
+        pytest.skip("bands are the compiled transpose's (test_the_compiled_transpose_is_built says why)")
+    wide = np.empty((64, 4096), np.float32)  # destination rows of 16 KiB
+    parts = copying.split(wide, np.ones((4096, 64), np.float32).T, 1 << 12)
+    assert parts is not None and [d.shape[1] for d, _ in parts] == [1024] * 4
+    narrow = np.empty((4096, 256), np.float32)  # rows of 1 KiB: still a band per thread
+    parts = copying.split(narrow, np.ones((256, 4096), np.float32).T, 1 << 12)
+    assert parts is not None and len(parts) == min(threads(), 256 // 16)
 
 
 def test_a_callback_that_raises_stops_the_stream_and_is_not_called_again() -> None:
