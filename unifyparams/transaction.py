@@ -399,28 +399,41 @@ class _Writes:
         <unifyparams.adapter.Adapter.stage_target>`), streamed over the worker threads like plain
         copies (:mod:`unifyparams.streamed`); each committed on this thread as soon as its copy is
         whole, in order, after its snapshot, like any framework write. A copy into staged memory
-        changes nothing the model holds: whatever fails, only the commits made so far are restored."""
-        stage, current = "compute", staged[0].param
+        changes nothing the model holds: whatever fails, only the commits made so far are restored.
+
+        Takes the list's items (it is left empty): once committed, a value's new memory is the
+        framework's (or, where the framework copied it, garbage), and is not held until the write ends.
+        """
+        params = [(t.param, t.position) for t in staged]
+        pairs = [(t.staged.memory, t.value) for t in staged]
+        commits: list[Callable[[], None] | None] = [t.staged.commit for t in staged]
+        staged.clear()
+        stage, current = "compute", params[0][0]
 
         def commit(k: int) -> None:
             nonlocal stage, current
-            target = staged[k]
-            current, stage = target.param, "snapshot"
+            (p, position), hand_over = params[k], commits[k]
+            current, stage = p, "snapshot"
             if self.atomic:
-                self.done.append((target.param, _snapshot(target.param)))
+                self.done.append((p, _snapshot(p)))
             stage = "write"
-            target.staged.commit()
-            self.landed(target.param, target.position)
+            assert hand_over is not None
+            hand_over()
+            commits[k], pairs[k] = None, _SPENT  # the new memory is the framework's now
+            self.landed(p, position)
             stage = "compute"
 
         try:
-            copy_streamed([(t.staged.memory, t.value) for t in staged], done=commit, before=mapped.populate,
-                          after=mapped.release)
+            copy_streamed(pairs, done=commit, before=mapped.populate, after=mapped.release)
         except StreamError as exc:  # NumPy failed copying into new memory: that parameter is not written
-            failed = staged[exc.partial[0]].param if exc.partial else current
+            failed = params[exc.partial[0]][0] if exc.partial else current
             _reraise(self.failure(failed, exc.cause, "compute"), exc.cause)
         except BaseException as exc:
             _reraise(self.failure(current, exc, stage), exc)
+
+
+#: What a committed value's place in the stream holds instead of its memory.
+_SPENT = (np.empty(0), np.empty(0))
 
 
 def _staged_fill(p: Param, value: object) -> Staged | None:
