@@ -11,6 +11,7 @@ import pytest
 
 from unifyparams import copying, transpose_kernel
 from unifyparams.uninterrupted import uninterrupted
+from unifyparams.workers import threads
 
 #: (source shape, permutation of it that the destination holds)
 CASES = [
@@ -184,3 +185,32 @@ def test_copy_into_hands_a_large_float32_transpose_to_the_kernel(monkeypatch: py
         copying.copy_into(dst, src)
         assert np.array_equal(dst, src)
     assert len(calls) == 3
+
+
+@pytest.mark.parametrize("shape", [(0, 3), (3, 5), (7,), (1024, 1024), (3, 1 << 20)])
+def test_empty_aligned_starts_at_the_alignment_and_large_arrays_at_a_huge_page(shape: tuple[int, ...]) -> None:
+    out = copying.empty_aligned(shape, np.dtype(np.float32))
+    assert out.shape == shape and out.dtype == np.float32 and out.flags.c_contiguous and out.flags.writeable
+    if out.size:
+        assert out.ctypes.data % 64 == 0
+    if out.nbytes >= copying.HUGE_PAGE_ARRAY_BYTES:
+        assert out.ctypes.data % copying.HUGE_PAGE_BYTES == 0
+    out[...] = 1.0  # every byte is the array's own
+    assert copying.empty_aligned((4,), np.dtype(np.int8), alignment=256).ctypes.data % 256 == 0
+
+
+def test_empty_aligned_refuses_an_alignment_that_is_not_a_power_of_two() -> None:
+    with pytest.raises(ValueError, match="power of two, got 48"):
+        copying.empty_aligned((4,), np.dtype(np.float32), alignment=48)
+
+
+def test_a_transpose_in_a_stream_is_cut_into_bands_no_narrower_than_min_band_bytes() -> None:
+    """Alone, a transpose narrower than a band per thread is cut so every thread has one; in a
+    stream (``fill_threads=False``) the other values keep the threads busy, and it stays whole."""
+    if not transpose_kernel.available():
+        pytest.skip("the compiled transpose is not built here (test_the_compiled_transpose_is_built says why)")
+    src = np.zeros((1024, 1024), np.float32).T
+    dst = np.empty((1024, 1024), np.float32)
+    assert len(copying.split(dst, src, 1 << 20, fill_threads=False) or []) == 1
+    alone = copying.split(dst, src, 1 << 20) or []
+    assert len(alone) == min(threads(), 4)

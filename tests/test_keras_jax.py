@@ -120,6 +120,27 @@ def test_a_large_transposed_write_owns_its_values_and_a_snapshot_keeps_the_old_o
     np.testing.assert_array_equal(snapshot.T, old)
 
 
+def test_a_write_hands_its_new_memory_to_jax_without_a_copy() -> None:
+    """The staged memory is aligned for XLA's CPU client, which then aliases it in ``device_put``
+    rather than copying it: the variable's array is the memory the core wrote, and nothing in the
+    core writes it again (a second write gives the variable new memory)."""
+    net = keras.Sequential([keras.Input((1024,)), L.Dense(1024, use_bias=False)])
+    p = up.params(net)["0.weight"]
+    staged = p.adapter.stage_target(p.native)
+    assert staged is not None and staged.memory.ctypes.data % 64 == 0
+    assert staged.memory.ctypes.data % (2 << 20) == 0  # 4 MiB: from a huge page
+    value = np.random.default_rng(4).random((1024, 1024), dtype=np.float32)
+    staged.memory[...] = value.T
+    staged.commit()
+    array = net.layers[0].kernel.value
+    assert array.unsafe_buffer_pointer() == staged.memory.ctypes.data
+    first = array.unsafe_buffer_pointer()
+    p.set(np.zeros((1024, 1024), np.float32))
+    assert net.layers[0].kernel.value.unsafe_buffer_pointer() != first
+    np.testing.assert_array_equal(np.asarray(array), value.T)  # the old array is unchanged
+    np.testing.assert_array_equal(p.numpy(), 0.0)
+
+
 @pytest.mark.parametrize("atomic", [True, False])
 def test_a_seeded_init_draws_straight_into_new_arrays(atomic: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     """A catalog draw goes into a new array that the variable then takes (``stage_target``): no value

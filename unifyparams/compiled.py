@@ -7,6 +7,8 @@ and ``UNIFYPARAMS_NO_NATIVE=1`` makes every one absent (the NumPy paths, for com
 
 >>> library("_no_such_module") is None
 True
+>>> functions("_no_such_module", {"f": [ctypes.c_size_t]}) is None
+True
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from __future__ import annotations
 import ctypes
 import importlib.util
 import os
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 
 def library(name: str) -> ctypes.CDLL | None:
@@ -33,4 +37,21 @@ def library(name: str) -> ctypes.CDLL | None:
         return None
 
 
-__all__ = ["library"]
+def functions(name: str, signatures: Mapping[str, Sequence[Any]], *, ready: str | None = None) -> dict[str, Any] | None:
+    """The functions of ``unifyparams.<name>`` that ``signatures`` names, each given its argument
+    types (ctypes types, in order) and no result, or None where the module is absent (see
+    :func:`library`) or ``ready`` names a function of it that returns 0 here (a CPU without the
+    instructions the module was built for)."""
+    loaded = library(name)
+    if loaded is None or ready is not None and not getattr(loaded, ready)():
+        return None
+    typed = {}
+    for function_name, argument_types in signatures.items():
+        function = getattr(loaded, function_name)
+        function.argtypes = list(argument_types)
+        function.restype = None
+        typed[function_name] = function
+    return typed
+
+
+__all__ = ["functions", "library"]

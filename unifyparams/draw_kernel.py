@@ -30,20 +30,17 @@ _loaded = False
 
 
 def _load() -> Any:
-    """The library, its argument types set, or None where it was not built or cannot draw here."""
+    """The drawing functions by name, their argument types set, or None where the module was not
+    built or cannot draw here."""
     global _library, _loaded
     if _loaded:
         return _library
     _loaded = True
-    library = compiled.library("_draws")
-    if library is None or not library.up_draws_available():
-        return None
-    for name, real in (("up_uniform32", ctypes.c_float), ("up_uniform64", ctypes.c_double)):
-        function = getattr(library, name)
-        function.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, real, real]
-        function.restype = None
-    _library = library
-    return library
+    words = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t]
+    _library = compiled.functions("_draws", {"up_uniform32": [*words, ctypes.c_float, ctypes.c_float],
+                                             "up_uniform64": [*words, ctypes.c_double, ctypes.c_double]},
+                                  ready="up_draws_available")
+    return _library
 
 
 def available() -> bool:
@@ -69,9 +66,9 @@ def uniform(bits: np.random.BitGenerator, out: np.ndarray, folded: float, offset
     if out.dtype == np.float32:
         if out.size % 2:
             return False
-        function, words = library.up_uniform32, out.size // 2
+        function, words = library["up_uniform32"], out.size // 2
     elif out.dtype == np.float64:
-        function, words = library.up_uniform64, out.size
+        function, words = library["up_uniform64"], out.size
     else:
         return False
     state = bits.state

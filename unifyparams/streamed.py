@@ -63,8 +63,8 @@ def copy_streamed(
     stream = _Stream(len(pairs), done, after)
     try:
         for k, (dst, src) in enumerate(pairs):
-            parts = split(dst, src, PART_BYTES) if dst.nbytes >= PARALLEL_BYTES else None
-            if parts is None or len(parts) == 1 and dst.nbytes >= PARALLEL_BYTES:
+            parts = split(dst, src, PART_BYTES, fill_threads=len(pairs) == 1) if dst.nbytes >= PARALLEL_BYTES else None
+            if parts is None:
                 stream.whole(k, dst, src, before, small=dst.nbytes < PARALLEL_BYTES)
                 continue
             for d, s in parts:

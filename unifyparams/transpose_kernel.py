@@ -44,18 +44,11 @@ def _load() -> Any:
     if _loaded:
         return _kernel
     _loaded = True
-    library = compiled.library("_transpose")
-    if library is None:
-        return None
-    if not library.up_transpose32_available():
-        return None
-    kernels = {4: library.up_transpose32, 2: library.up_transpose16}  # by element size
-    for kernel in kernels.values():
-        kernel.argtypes = [ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_size_t,
-                           ctypes.c_size_t]
-        kernel.restype = None
-    _kernel = kernels
-    return kernels
+    signature = [ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_size_t, ctypes.c_size_t]
+    typed = compiled.functions("_transpose", {"up_transpose32": signature, "up_transpose16": signature},
+                               ready="up_transpose32_available")
+    _kernel = None if typed is None else {4: typed["up_transpose32"], 2: typed["up_transpose16"]}  # by element size
+    return _kernel
 
 
 def available() -> bool:

@@ -1,5 +1,5 @@
 """TensorFlow tensors over NumPy memory without TensorFlow's defensive copies, as the input of one op,
-and new tensors filled by the core's copy.
+and new tensors whose memory the core fills (:func:`empty`).
 
 ``tf.convert_to_tensor`` copies every NumPy array (a read-only one twice: ``value.copy()``, then into
 its own buffer) so that a later change to the array cannot show through the tensor. A transpose reads
@@ -34,26 +34,6 @@ def transposed(base: np.ndarray, axes: tuple[int, ...]) -> Any:
     if tuple(axes) == tuple(range(base.ndim)):
         return tf.identity(tf.convert_to_tensor(base))
     return tf.transpose(_view(base), axes)
-
-
-def filled(value: np.ndarray) -> Any | None:
-    """A new TensorFlow tensor holding ``value`` (any strides, the dtype it will have), or None where
-    TensorFlow's memory cannot be reached this way (a dtype DLPack cannot hand to NumPy).
-
-    TensorFlow allocates the tensor (:func:`empty`) and the core copies ``value`` into its memory
-    once, with :func:`unifyparams.copying.copy_into` (the compiled transpose for a transposed kernel,
-    near a plain copy's speed, where TensorFlow's transpose runs at about half of it). Only the
-    caller holds the new tensor, so writing its memory is safe; an ``assign`` of it hands that memory
-    to the variable without another copy.
-    """
-    from unifyparams.copying import copy_into
-
-    made = empty(value.shape, value.dtype)
-    if made is None:
-        return None
-    tensor, memory = made
-    copy_into(memory, value)
-    return tensor
 
 
 def empty(shape: tuple[int, ...], dtype: np.dtype) -> tuple[Any, np.ndarray] | None:
