@@ -70,6 +70,7 @@ def _load_into_an_unchecked_inference_tail(monkeypatch: pytest.MonkeyPatch, *, p
     monkeypatch.setattr(type(adapter), "check_writable", lambda self, native: None)
     if not plain_copies:
         monkeypatch.setattr(type(adapter), "write_target", lambda self, native: None)  # every write through PyTorch
+        monkeypatch.setattr(type(adapter), "write_targets", lambda self, natives: [None] * len(natives))
     before = bits(net)
     with pytest.raises(up.WriteError, match="'1.weight'.*Inplace update to inference tensor") as err:
         up.params(net).load(plus_one(net))
@@ -105,6 +106,7 @@ def test_a_restore_that_fails_is_named_and_the_message_does_not_claim_unchanged(
 
     monkeypatch.setattr(type(adapter), "restore", restore)
     monkeypatch.setattr(type(adapter), "write_target", lambda self, native: None)  # every write through PyTorch
+    monkeypatch.setattr(type(adapter), "write_targets", lambda self, natives: [None] * len(natives))
     before = up.params(net).numpy(copy=True)
     with refusing_write(adapter, 3), pytest.raises(up.WriteError) as err:
         up.params(net).load(plus_one(net))
@@ -121,6 +123,7 @@ def test_non_atomic_write_says_so_and_names_what_landed(monkeypatch: pytest.Monk
     net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 2))
     adapter = up.params(net)["0.weight"].adapter
     monkeypatch.setattr(type(adapter), "write_target", lambda self, native: None)  # every write through PyTorch
+    monkeypatch.setattr(type(adapter), "write_targets", lambda self, natives: [None] * len(natives))
     before = up.params(net).numpy(copy=True)
     with refusing_write(up.params(net)["0.weight"].adapter, 3), pytest.raises(up.WriteError) as err:
         up.params(net).load(plus_one(net), atomic=False)
@@ -270,6 +273,7 @@ def test_keras_variable_whose_assign_raises_is_restored(monkeypatch: pytest.Monk
     monkeypatch.setattr(kernel, "assign", lambda value: (_ for _ in ()).throw(RuntimeError("assign refused")))
     adapter = up.params(net)["1.weight"].adapter  # on the torch backend, writes are plain copies otherwise
     monkeypatch.setattr(type(adapter), "write_target", lambda self, native: None)
+    monkeypatch.setattr(type(adapter), "write_targets", lambda self, natives: [None] * len(natives))
     with pytest.raises(up.WriteError, match="'1.weight'.*assign refused.*unchanged"):
         up.params(net).load(plus_one(net))
     with pytest.raises(up.WriteError, match="assign refused"):

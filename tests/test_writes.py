@@ -112,6 +112,7 @@ def test_load_restores_everything_when_the_framework_refuses_a_write_part_way(
 
     monkeypatch.setattr(cls, "write", flaky)
     monkeypatch.setattr(cls, "write_target", lambda self, native: None)  # every value through `write`
+    monkeypatch.setattr(cls, "write_targets", lambda self, natives: [None] * len(natives))
     monkeypatch.setattr(cls, "stage_target", lambda self, native: None)
     with pytest.raises(up.WriteError, match="restored"):
         ps.load({k: v + 1 for k, v in before.items()})

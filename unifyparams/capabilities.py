@@ -179,6 +179,16 @@ class WriteSafety:
         """
         return None
 
+    def write_targets(self, natives: Sequence[Any]) -> list[np.ndarray | None]:
+        """:meth:`write_target` of each of ``natives``, in order, in one call: the core asks for all
+        of a write's targets at once, so that an adapter whose framework needs a round trip per
+        parameter (the Gluon adapter waits for MXNet's engine to advance a version) can make one for
+        all. The same contract as :meth:`write_target`, and the same answers; raising here stops the
+        write with the model unchanged. The default calls :meth:`write_target` for each; where an
+        adapter overrides this, the core asks it rather than :meth:`write_target` for every write
+        of more than one parameter."""
+        return [self.write_target(native) for native in natives]
+
     def stage_target(self, native: Any) -> Staged | None:
         """New memory for the parameter's next value, and how to give it to the parameter, where the
         framework's tensors are not written in place but replaced (TensorFlow, JAX); ``None`` (the

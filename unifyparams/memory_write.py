@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import mapped, workers
+from .capabilities import WriteSafety
 from .copying import PARALLEL_BYTES, byte_bounds
 from .distributed import region_of
 from .errors import WriteError, describe_names
@@ -107,18 +108,16 @@ def plan(items: list[tuple[Param, Any]], what: str) -> list[Target]:
     Raises :class:`~unifyparams.errors.WriteError` (nothing written: no value has been copied yet)
     when an adapter fails to give memory it offers, or a value fails to be borrowed.
     """
+    wanted: list[tuple[int, Param, Any]] = [(position, p, value) for position, (p, value) in enumerate(items)
+              if isinstance(value, np.ndarray | Borrowed | Fill) and p.materialized and region_of(p) is None]
+    memories = _memories(wanted, what)
     targets: list[Target] = []
-    for position, (p, value) in enumerate(items):
-        if not isinstance(value, np.ndarray | Borrowed | Fill) or not p.materialized or region_of(p) is not None:
-            continue
-        stage = "giving its memory to write into"
+    for (position, p, value), memory in zip(wanted, memories, strict=True):
+        stage = "reading its value" if isinstance(value, Borrowed) else "reserving memory for its values"
         try:
-            memory = p.adapter.write_target(p.native)
             if memory is not None and isinstance(value, Borrowed):
-                stage = "reading its value"
                 value = value.borrow()
             elif memory is not None and isinstance(value, Fill) and value.reserve is not None:
-                stage = "reserving memory for its values"
                 value.reserve()
         except Exception as exc:
             raise WriteError(
@@ -140,6 +139,53 @@ def plan(items: list[tuple[Param, Any]], what: str) -> list[Target]:
             continue
         targets.append(Target(position, p, memory, value))
     return _distinct(targets)
+
+
+def _memories(wanted: list[tuple[int, Param, Any]], what: str) -> list[np.ndarray | None]:
+    """Each wanted parameter's :meth:`~unifyparams.adapter.Adapter.write_target`: asked one at a
+    time, or, of an adapter that batches them, once for all of its parameters
+    (:meth:`~unifyparams.adapter.Adapter.write_targets`)."""
+    memories: list[np.ndarray | None] = [None] * len(wanted)
+    by_adapter: dict[int, list[int]] = {}
+    for i, (_, p, _) in enumerate(wanted):
+        by_adapter.setdefault(id(p.adapter), []).append(i)
+    for indices in by_adapter.values():
+        params = [wanted[i][1] for i in indices]
+        adapter = params[0].adapter
+        if _batches(adapter) and len(params) > 1:
+            given = _asked(what, params, adapter.write_targets, [p.native for p in params])
+            if len(given) != len(params):
+                raise WriteError(
+                    f"{what} failed: {type(adapter).__name__}.write_targets gave {len(given)} memories for "
+                    f"{len(params)} parameters (expected one per parameter, None where it offers none). No value "
+                    f"had been written yet: the model is unchanged.",
+                    changed=False,
+                )
+        else:
+            given = [_asked(what, [p], adapter.write_target, p.native) for p in params]
+        for i, memory in zip(indices, given, strict=True):
+            memories[i] = memory
+    return memories
+
+
+def _batches(adapter: Any) -> bool:
+    """Whether ``adapter`` asks its framework for several write targets at once (it overrides
+    :meth:`~unifyparams.capabilities.WriteSafety.write_targets`)."""
+    return "write_targets" in vars(adapter) or type(adapter).write_targets is not WriteSafety.write_targets
+
+
+def _asked(what: str, params: list[Param], ask: Callable[[Any], Any], argument: Any) -> Any:
+    """``ask(argument)``, an adapter giving the memory of ``params``; its failure as a :class:`WriteError`."""
+    try:
+        return ask(argument)
+    except Exception as exc:
+        where = f"at {params[0].name!r}" if len(params) == 1 else f"at one of {describe_names(p.name for p in params)}"
+        raise WriteError(
+            f"{what} failed {where}: giving its memory to write into failed: {exc}. No value had been written "
+            f"yet: the model is unchanged.",
+            parameter=params[0].name if len(params) == 1 else None,
+            changed=False,
+        ) from exc
 
 
 @dataclass(frozen=True)

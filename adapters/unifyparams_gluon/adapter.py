@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -117,21 +117,37 @@ class GluonAdapter(Adapter):
 
     def write_target(self, native: Any) -> np.ndarray | None:
         """A CPU array's own memory (:func:`unifyparams_gluon.host_memory.target`, its version
-        advanced now through MXNet's engine) for a Parameter with values on one context, 1 MiB or
-        more; smaller ones, several contexts, or a Trainer that keeps its own copy on a kvstore are
-        written through MXNet (:meth:`write`)."""
+        advanced now through MXNet's engine) for a Parameter with values on one context; several
+        contexts, or a Trainer that keeps its own copy on a kvstore, are written through MXNet
+        (:meth:`write`)."""
+        return self.write_targets([native])[0]
+
+    def write_targets(self, natives: Sequence[Any]) -> list[np.ndarray | None]:
+        """:meth:`write_target` of each, with one wait for MXNet's engine for all
+        (:func:`unifyparams_gluon.host_memory.targets`)."""
+        wanted = [(i, array, nbytes) for i, native in enumerate(natives)
+                  for array, nbytes in [self._target_array(native)] if array is not None]
+        memories: list[np.ndarray | None] = [None] * len(natives)
+        with self.autograd.pause():
+            given = host_memory.targets(self.mx, [(array, nbytes) for _, array, nbytes in wanted])
+        for (i, _, _), memory in zip(wanted, given, strict=True):
+            memories[i] = memory
+        return memories
+
+    def _target_array(self, native: Any) -> tuple[Any, int]:
+        """The one array a plain copy would write for ``native``, and its bytes; ``(None, 0)`` where
+        a write needs MXNet (no values, several contexts, a Trainer's copy on a kvstore)."""
         data = native._data
         if data is None or len(data) != 1:
-            return None
+            return None, 0
         trainer = native._trainer
         if trainer is not None and trainer._kv_initialized and trainer._update_on_kvstore:
-            return None
+            return None, 0
         try:
             nbytes = math.prod(native.shape) * np.dtype(native.dtype).itemsize
         except TypeError:
-            return None
-        with self.autograd.pause():
-            return host_memory.target(self.mx, data[0], nbytes)
+            return None, 0
+        return data[0], nbytes
 
     def _copy_into(self, arrays: list[Any], value: np.ndarray) -> None:
         """Copy ``value`` into each array, outside autograd: straight into a CPU array's memory

@@ -384,8 +384,14 @@ class AccessTests:
                 offered.append(name)
                 continue
             memory = adapter.write_target(native)
+            batch = adapter.write_targets([native, native])
+            check(len(batch) == 2 and all((m is None) == (memory is None) for m in batch),
+                  f"{name}: write_targets() of it twice gave {[None if m is None else m.shape for m in batch]}, "
+                  f"write_target() {None if memory is None else memory.shape}")
             if memory is None:
                 continue
+            check(all(m.shape == memory.shape and m.dtype == memory.dtype for m in batch if m is not None),
+                  f"{name}: write_targets() gives other memory than write_target()")
             offered.append(name)
             check(memory.shape == before.shape and memory.dtype == before.dtype,
                   f"{name}: write_target() is {memory.shape} {memory.dtype}, the parameter {before.shape} {before.dtype}")

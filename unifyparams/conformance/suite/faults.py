@@ -25,6 +25,7 @@ import numpy as np
 
 import unifyparams as up
 
+from ...capabilities import WriteSafety
 from ..checks import check
 from .access import _randomize
 
@@ -39,6 +40,7 @@ class _Faults:
     def __init__(self, originals: dict[str, Callable[..., Any]], k: int | None, after: bool) -> None:
         self.originals, self.k, self.after = originals, k, after
         self.calls = [0]
+        self.asking = False  # inside the adapter's write_target or write_targets
 
     def _count(self) -> bool:
         """Count one write; True if it is the one to fail."""
@@ -75,13 +77,29 @@ class _Faults:
         return result
 
     def write_target(self, *args: Any) -> Any:
-        target = self.originals["write_target"](*args)
-        if target is None:  # not offered: the value will go through write
-            return None
-        if self._count():  # the core copies into it later, with NumPy: the adapter can only fail here
-            raise InjectedFault(f"injected failure {'after giving' if self.after else 'giving'} the memory of "
-                                f"write #{self.k}")
-        return target
+        if self.asking:  # called by the adapter's own write_targets (or the other way round): counted there
+            return self.originals["write_target"](*args)
+        return self._given([self._ask("write_target", *args)])[0]
+
+    def write_targets(self, natives: Any) -> Any:
+        if self.asking:
+            return self.originals["write_targets"](natives)
+        return self._given(self._ask("write_targets", natives))
+
+    def _ask(self, name: str, *args: Any) -> Any:
+        self.asking = True
+        try:
+            return self.originals[name](*args)
+        finally:
+            self.asking = False
+
+    def _given(self, targets: list[Any]) -> list[Any]:
+        """Count each memory given (None: not offered, the value will go through write)."""
+        for target in targets:
+            if target is not None and self._count():  # the core copies into it later, with NumPy:
+                raise InjectedFault(  # the adapter can only fail here
+                    f"injected failure {'after giving' if self.after else 'giving'} the memory of write #{self.k}")
+        return targets
 
     def stage_target(self, *args: Any) -> Any:
         staged = self.originals["stage_target"](*args)
@@ -105,6 +123,8 @@ class _Faults:
         wrapped: dict[str, Callable[..., Any]] = {n: self.call(n) for n in ("write", "write_permuted") if n in have}
         if "write_target" in have:
             wrapped["write_target"] = self.write_target
+        if "write_targets" in have:
+            wrapped["write_targets"] = self.write_targets
         if "stage_target" in have:
             wrapped["stage_target"] = self.stage_target
         if "writable_view" in have and "after_direct_write" in have:
@@ -118,14 +138,18 @@ def refusing_write(adapter: Any, k: int | None, *, after: bool = False) -> Itera
     writes counts: ``write``; where the adapter has one, ``write_permuted`` (a port's fused reorder
     of a dense weight); a direct write into a parameter's memory (``writable_view`` handing out
     a view, then ``after_direct_write``: initializers fill such views); and handing out the memory
-    of a plain copy (``write_target``; the core copies into it once every other write landed); and
+    of a plain copy (``write_target``, or ``write_targets`` for several; the core copies into it once
+    every other write landed); and
     the commit of staged memory (``stage_target``'s ``Staged.commit``, where the framework replaces
     tensors). With ``after`` the value is written first, then the call (for a direct write,
     ``after_direct_write``; for a plain copy, ``write_target`` after giving its memory; for staged
     memory, the commit once made) raises.
     Yields ``[calls so far]``."""
-    names = ("write", "write_permuted", "writable_view", "after_direct_write", "write_target", "stage_target")
+    names = ("write", "write_permuted", "writable_view", "after_direct_write", "write_target", "write_targets",
+             "stage_target")
     originals = {name: getattr(adapter, name) for name in names if hasattr(adapter, name)}
+    if getattr(type(adapter), "write_targets", None) is WriteSafety.write_targets:
+        originals.pop("write_targets", None)  # the default asks write_target for each: counted there
     own = {name for name in originals if name in vars(adapter)}
     faults = _Faults(originals, k, after)
     wrapped = faults.wrappers()
