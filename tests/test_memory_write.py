@@ -20,6 +20,7 @@ import torch
 
 import unifyparams as up
 from unifyparams import memory_write, streamed, transaction
+from unifyparams.init import streams
 from unifyparams_gluon import host_memory, import_mxnet
 
 mx = import_mxnet()
@@ -338,3 +339,60 @@ def test_a_load_maps_one_tensor_of_the_file_at_a_time(tmp_path: Path) -> None:
     up.load(net, tmp_path / "m.safetensors")
     grown = _resident_kib("VmHWM") - before
     assert grown < 16 * 1024, f"the load's resident peak grew by {grown} KiB for a 64 MiB file of 4 MiB tensors"
+
+
+def _deep_mlp(layers: int = 6) -> torch.nn.Module:
+    torch.manual_seed(0)
+    return torch.nn.Sequential(*[torch.nn.Linear(64, 64) for _ in range(layers)])
+
+
+def test_many_fills_run_a_value_to_a_worker_thread_with_the_bits_of_a_computed_init(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """With at least as many fills as threads, each value is drawn whole on one worker thread (its
+    draw's own parts in order there): the bits are those of values computed and written one by one."""
+    from unifyparams import workers
+
+    reference, net = _deep_mlp(), _deep_mlp()
+    adapter = up.params(net)["0.weight"].adapter
+    with monkeypatch.context() as patch:
+        patch.setattr(type(adapter), "write_target", lambda self, native: None)
+        patch.setattr(type(adapter), "write_targets", lambda self, natives: [None] * len(natives))
+        patch.setattr(type(adapter), "writable_view", lambda self, native: None)
+        up.initialize(reference, up.init.XavierUniform(), seed=3)
+    on_workers: list[bool] = []
+    real_uniform = streams.uniform
+
+    def uniform(*args: Any, **kwargs: Any) -> np.ndarray:
+        on_workers.append(workers.on_worker())
+        return real_uniform(*args, **kwargs)
+
+    monkeypatch.setattr(streams, "uniform", uniform)
+    monkeypatch.setattr(memory_write.Fill, "__call__", lambda self: pytest.fail("a value was computed"))
+    up.initialize(net, up.init.XavierUniform(), seed=3)
+    assert len(on_workers) == 6 and all(on_workers) == (workers.threads() <= 12)
+    expected, now = up.params(reference).numpy(), up.params(net).numpy()
+    assert all(now[n].tobytes() == v.tobytes() for n, v in expected.items())
+
+
+def test_a_fill_that_fails_on_a_worker_says_which_values_are_new_partial_or_untouched(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The draws are the write's last step: a failure part way names the values that hold new bits,
+    the one that may be partly drawn, and the ones never started, and nothing claims the model is
+    unchanged."""
+    from unifyparams import workers
+
+    if workers.threads() < 2:
+        pytest.skip("one worker thread: fills run one at a time on this thread")
+    net = _deep_mlp()
+    real_uniform = streams.uniform
+
+    def uniform(shape: Any, name: str, *args: Any, **kwargs: Any) -> np.ndarray:
+        if name == "3.weight":
+            raise MemoryError("simulated: no memory for a band buffer")
+        return real_uniform(shape, name, *args, **kwargs)
+
+    monkeypatch.setattr(streams, "uniform", uniform)
+    with pytest.raises(up.WriteError, match=r"failed at '3.weight'.*simulated.*may be partly written") as caught:
+        up.initialize(net, up.init.XavierUniform(), seed=3, select="*.weight")
+    assert caught.value.changed and caught.value.parameter == "3.weight"
+    assert "3.weight" in caught.value.not_restored and "0.weight" in caught.value.not_restored

@@ -32,7 +32,7 @@ import math
 import numpy as np
 
 from . import transpose_kernel
-from .workers import executor, threads
+from .workers import executor, on_worker, threads
 
 #: Bytes of one tile of a reordering copy: its strided reads stay in the CPU's cache.
 TILE_BYTES = 1 << 18
@@ -64,7 +64,7 @@ def copy_into(dst: np.ndarray, src: np.ndarray, threaded: bool = True) -> None:
         raise ValueError(f"copy_into: shapes differ: destination {dst.shape}, source {src.shape}")
     same = dst.dtype == src.dtype
     kernel = same and dst.nbytes >= KERNEL_BYTES and transpose_kernel.available()
-    tiled = same and threaded and dst.nbytes >= PARALLEL_BYTES
+    tiled = same and threaded and dst.nbytes >= PARALLEL_BYTES and not on_worker()
     if not (kernel or tiled):
         np.copyto(dst, src, casting="same_kind")
         return

@@ -48,8 +48,12 @@ class StreamError(Exception):
         self.cause, self.done, self.partial = cause, done, partial
 
 
+#: A pair's source: an array to copy, or a function that fills the destination (a seeded draw).
+Source = np.ndarray | Callable[[np.ndarray], None]
+
+
 def copy_streamed(
-    pairs: Sequence[tuple[np.ndarray, np.ndarray]],
+    pairs: Sequence[tuple[np.ndarray, Source]],
     done: Callable[[int], None],
     before: Callable[[np.ndarray], None] | None = None,
     after: Callable[[np.ndarray], None] | None = None,
@@ -59,10 +63,21 @@ def copy_streamed(
     ``after(part)`` with each source part just before it is handed out and once it is copied. Raises
     :class:`StreamError` where a copy fails. An error of the caller's callbacks (``done`` committing
     a value that the framework refuses) stops the stream too: ``done`` is not called again, the parts
-    in flight finish, and the error is raised as it is."""
+    in flight finish, and the error is raised as it is.
+
+    A source may instead be a function, ``src(dst)`` filling ``dst`` (a seeded initializer's draw):
+    each is one task on a worker thread, drawn there alone, where there are at least as many pairs
+    as threads; otherwise on this thread, over every thread, like a copy that does not split."""
     stream = _Stream(len(pairs), done, after)
     try:
         for k, (dst, src) in enumerate(pairs):
+            if callable(src):
+                if len(pairs) < threads():
+                    stream.whole(k, dst, src, None, small=False)
+                else:
+                    stream.submit(k, dst, src)
+                stream.sealed(k)
+                continue
             parts = split(dst, src, PART_BYTES, fill_threads=len(pairs) == 1) if dst.nbytes >= PARALLEL_BYTES else None
             if parts is None:
                 stream.whole(k, dst, src, before, small=dst.nbytes < PARALLEL_BYTES)
@@ -84,7 +99,7 @@ class _Stream:
 
     def __init__(self, count: int, done: Callable[[int], None], after: Callable[[np.ndarray], None] | None) -> None:
         self.window = WINDOW * threads()
-        self.flight: deque[tuple[int, np.ndarray, Future[None]]] = deque()
+        self.flight: deque[tuple[int, np.ndarray | None, Future[None]]] = deque()
         self.left = [0] * count  # parts of each pair handed out and not yet retired
         self.started = -1  # the last pair of which a part was handed out
         self.sealed_upto = -1  # the last pair of which every part was handed out
@@ -93,33 +108,40 @@ class _Stream:
         self.failure: BaseException | None = None
         self.reporting = True  # False once ``done`` raised
 
-    def submit(self, k: int, dst: np.ndarray, src: np.ndarray) -> None:
+    def submit(self, k: int, dst: np.ndarray, src: Source) -> None:
         while len(self.flight) >= self.window:
             self._retire()
         self.started = k
         self.left[k] += 1
-        self.flight.append((k, src, executor().submit(copy_into, dst, src, False)))
+        if callable(src):
+            self.flight.append((k, None, executor().submit(src, dst)))
+        else:
+            self.flight.append((k, src, executor().submit(copy_into, dst, src, False)))
 
     def sealed(self, k: int) -> None:
         self.sealed_upto = k
         self._report()
 
-    def whole(self, k: int, dst: np.ndarray, src: np.ndarray, before: Callable[[np.ndarray], None] | None,
+    def whole(self, k: int, dst: np.ndarray, src: Source, before: Callable[[np.ndarray], None] | None,
               small: bool) -> None:
-        """Copy pair ``k`` on this thread: now if ``small``, else once the parts in flight are done."""
+        """Copy (or fill) pair ``k`` on this thread: now if ``small``, else once the parts in flight are done."""
         if not small:
             self.drain()
-        if before is not None:
-            before(src)
+        copied = not callable(src)
+        if before is not None and copied:
+            before(src)  # type: ignore[arg-type]
         self.started = k
         try:
-            copy_into(dst, src)
+            if callable(src):
+                src(dst)
+            else:
+                copy_into(dst, src)
         except BaseException as exc:
             self.left[k] = _FAILED
             self.failure = self.failure or exc
             self.drain()
-        if self.after is not None:
-            self.after(src)
+        if self.after is not None and copied:
+            self.after(src)  # type: ignore[arg-type]
         self.sealed(k)
 
     def drain(self, quiet: bool = False) -> None:
@@ -142,7 +164,7 @@ class _Stream:
                 self.drain()
             return
         self.left[k] -= 1
-        if self.after is not None:
+        if self.after is not None and src is not None:
             self.after(src)
         self._report()
 
@@ -161,4 +183,4 @@ class _Stream:
 _FAILED = -(1 << 40)
 
 
-__all__ = ["PART_BYTES", "WINDOW", "StreamError", "copy_streamed"]
+__all__ = ["PART_BYTES", "WINDOW", "Source", "StreamError", "copy_streamed"]

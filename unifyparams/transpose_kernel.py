@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from . import compiled
-from .workers import executor, threads
+from .workers import executor, on_worker, threads
 
 #: Fewest elements on each side for the kernel: smaller matrices are NumPy's (the blocks are 16 x 16).
 MIN_SIDE = 16
@@ -104,6 +104,8 @@ def transpose(dst: np.ndarray, src: np.ndarray, parts: int | None = None) -> boo
     src_at = int(src.__array_interface__["data"][0])
     dst_stride, src_stride = dst_step // size, src_step // size
     parts = max(1, min(threads() if parts is None else parts, rows // _MIN_ROWS))
+    if on_worker():  # a worker's own task: its parts here would wait behind it
+        parts = 1
     if parts == 1:
         kernel(src_at, src_stride, dst_at, dst_stride, rows, cols)
         return True

@@ -25,7 +25,7 @@ import numpy as np
 
 from .. import draw_kernel, transpose_kernel
 from ..copying import copy_into
-from ..workers import executor as _executor
+from ..workers import run_all as _run_all
 from ..workers import threads as _threads
 
 CHUNK = 1 << 22  # elements per independent stream (16 MiB of float32)
@@ -90,10 +90,7 @@ def _fill(shape: Sequence[int], name: str, seed: int, dtype: np.dtype,
             draw_chunk(k, values)
             _scatter(out, k * CHUNK, values)
 
-    if chunks == 1:
-        work(0)
-    else:
-        list(_executor().map(work, range(chunks)))
+    _run_all(work, range(chunks))
     return out
 
 
@@ -112,10 +109,7 @@ def _fill_parts(flat: np.ndarray, chunks: int, name: str, seed: int, dtype: np.d
         view, k, lo, hi = task
         split.fill(lambda offset: stream_at(seed, name, k, offset, dtype), view, lo, hi)
 
-    if len(tasks) == 1:
-        part(tasks[0])
-    else:
-        list(_executor().map(part, tasks))
+    _run_all(part, tasks)
 
 
 def _fill_bands(out: np.ndarray, chunks: int, name: str, seed: int, dtype: np.dtype, split: Split) -> None:
@@ -141,10 +135,7 @@ def _fill_bands(out: np.ndarray, chunks: int, name: str, seed: int, dtype: np.dt
         finally:
             _bands.give(dtype, buffer)
 
-    if len(tasks) == 1:
-        band(tasks[0])
-    else:
-        list(_executor().map(band, tasks))
+    _run_all(band, tasks)
 
 
 #: Values of one band of :func:`_fill_bands` (4 MiB of float32, in a core's cache): enough rows
