@@ -42,7 +42,7 @@ from .capabilities import WriteSafety
 from .copying import PARALLEL_BYTES, byte_bounds
 from .distributed import region_of
 from .errors import WriteError, describe_names
-from .streamed import StreamError, copy_streamed
+from .streamed import Source, StreamError, copy_streamed
 from .uninterrupted import uninterrupted
 
 if TYPE_CHECKING:
@@ -319,8 +319,8 @@ def copy_all(targets: Sequence[Target], what: str, advance: Callable[[int], None
 
     Copies are streamed through the worker threads (:func:`unifyparams.streamed.copy_streamed`), a
     checkpoint's pages mapped part by part just before they are copied and let go after
-    (:mod:`unifyparams.mapped`). Fills run a value to a thread where there are at least as many as
-    threads, else one at a time, each over every thread (:func:`_fill_all`). A progress callback
+    (:mod:`unifyparams.mapped`); fills are streamed the same way, a value to a thread where there
+    are at least as many as threads (:func:`_fill_all`). A progress callback
     that raises does not stop the copies: its error is raised once they are done.
     """
     failed: BaseException | None = None
@@ -357,7 +357,7 @@ def copy_all(targets: Sequence[Target], what: str, advance: Callable[[int], None
                           done=lambda k, batch=batch: finished(batch[k]), before=mapped.populate,  # type: ignore[misc]
                           after=mapped.release)
         except StreamError as exc:
-            raise _copy_failed(what, exc.cause, targets, done, [batch[k].param.name for k in exc.partial]) from exc
+            raise _stream_failed(what, exc, batch, targets, done) from exc
         start = end
     if failed is not None:
         raise failed
@@ -365,41 +365,25 @@ def copy_all(targets: Sequence[Target], what: str, advance: Callable[[int], None
 
 def _fill_all(fills: Sequence[Target], finished: Callable[[Target], None], what: str,
               targets: Sequence[Target], done: list[str]) -> None:
-    """Run every fill, ``finished(t)`` after each in order. With at least as many fills as worker
-    threads, each is one task on the pool, drawn on its thread alone: one value split over the
-    threads waits for its last part, and its parts write across each other's rows of a transposed
-    kernel (16 Xavier fills of 1024 x 1024 float32 kernels ran at 1.5 GB/s split so, here). Fewer
-    run one at a time, each over every thread. A fill that fails lets the running ones finish,
-    starts no other, and raises the copy error (which values are new, partly written, untouched)."""
-    if len(fills) < workers.threads() or workers.on_worker():
-        for t in fills:
-            try:
-                assert t.fill is not None
-                t.fill(t.memory)
-            except BaseException as exc:  # NumPy itself failed: say what is true, nothing to restore from
-                raise _copy_failed(what, exc, targets, done, [t.param.name]) from exc
-            finished(t)
-        return
-    futures = [workers.executor().submit(t.fill, t.memory) for t in fills]  # type: ignore[arg-type]
-    failure: BaseException | None = None
-    partial: list[str] = []
-    for t, future in zip(fills, futures, strict=True):
-        if failure is not None and future.cancel():
-            continue  # not started: untouched
-        try:
-            future.result()
-        except BaseException as exc:
-            failure = failure or exc
-            partial.append(t.param.name)
-            for later in futures:
-                later.cancel()
-            continue
-        if failure is None:
-            finished(t)
-        else:
-            done.append(t.param.name)  # whole, though after the failed one
-    if failure is not None:
-        raise _copy_failed(what, failure, targets, done, partial) from failure
+    """Run every fill, ``finished(t)`` after each in order, streamed like the copies
+    (:func:`~unifyparams.streamed.copy_streamed` takes fill functions): with at least as many fills
+    as worker threads, each value is drawn whole on one thread, since one value split over the
+    threads waits for its last part and its parts write across each other's rows of a transposed
+    kernel (16 Xavier fills of 1024 x 1024 float32 kernels ran at 1.5 GB/s split so, here); fewer
+    run one at a time, each over every thread."""
+    pairs: list[tuple[np.ndarray, Source]] = [(t.memory, t.fill) for t in fills if t.fill is not None]
+    try:
+        copy_streamed(pairs, done=lambda k: finished(fills[k]))
+    except StreamError as exc:
+        raise _stream_failed(what, exc, fills, targets, done) from exc
+
+
+def _stream_failed(what: str, exc: StreamError, streamed: Sequence[Target], targets: Sequence[Target],
+                   done: list[str]) -> WriteError:
+    """:func:`_copy_failed` for a stream of ``streamed``: the values it copied whole count as written
+    even where the failure came before their turn to be reported."""
+    whole = done + [streamed[k].param.name for k in exc.done if streamed[k].param.name not in done]
+    return _copy_failed(what, exc.cause, targets, whole, [streamed[k].param.name for k in exc.partial])
 
 
 def _copy_failed(what: str, exc: BaseException, targets: Sequence[Target], done: list[str],
