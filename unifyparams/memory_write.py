@@ -120,12 +120,7 @@ def plan(items: list[tuple[Param, Any]], what: str) -> list[Target]:
             elif memory is not None and isinstance(value, Fill) and value.reserve is not None:
                 value.reserve()
         except Exception as exc:
-            raise WriteError(
-                f"{what} failed at {p.name!r}: {stage} failed: {exc}. No value had been written yet: the model "
-                f"is unchanged.",
-                parameter=p.name,
-                changed=False,
-            ) from exc
+            raise _nothing_written(what, p.name, stage, exc) from exc
         if memory is not None and isinstance(value, Fill):
             if memory.dtype == p.dtype and memory.shape == tuple(p.native_shape):
                 targets.append(Target(position, p, memory, None, value.into))
@@ -179,13 +174,19 @@ def _asked(what: str, params: list[Param], ask: Callable[[Any], Any], argument: 
     try:
         return ask(argument)
     except Exception as exc:
-        where = f"at {params[0].name!r}" if len(params) == 1 else f"at one of {describe_names(p.name for p in params)}"
-        raise WriteError(
-            f"{what} failed {where}: giving its memory to write into failed: {exc}. No value had been written "
-            f"yet: the model is unchanged.",
-            parameter=params[0].name if len(params) == 1 else None,
-            changed=False,
-        ) from exc
+        names = params[0].name if len(params) == 1 else [p.name for p in params]
+        raise _nothing_written(what, names, "giving its memory to write into", exc) from exc
+
+
+def _nothing_written(what: str, names: str | list[str], stage: str, exc: Exception) -> WriteError:
+    """The error for a write stopped before its first value (planning the copies, staging memory):
+    at the parameter ``names`` (or one of several), in ``stage``."""
+    where = f"at {names!r}" if isinstance(names, str) else f"at one of {describe_names(names)}"
+    return WriteError(
+        f"{what} failed {where}: {stage} failed: {exc}. No value had been written yet: the model is unchanged.",
+        parameter=names if isinstance(names, str) else None,
+        changed=False,
+    )
 
 
 @dataclass(frozen=True)
@@ -222,12 +223,7 @@ def stage(items: list[tuple[Param, Any]], copies: Sequence[Target], what: str) -
                 stage = "reserving memory for its values"
                 value.reserve()
         except Exception as exc:
-            raise WriteError(
-                f"{what} failed at {p.name!r}: {stage} failed: {exc}. No value had been written yet: the model "
-                f"is unchanged.",
-                parameter=p.name,
-                changed=False,
-            ) from exc
+            raise _nothing_written(what, p.name, stage, exc) from exc
         if staged is None:
             continue
         if fill:

@@ -127,9 +127,9 @@ class _Stream:
         """Copy (or fill) pair ``k`` on this thread: now if ``small``, else once the parts in flight are done."""
         if not small:
             self.drain()
-        copied = not callable(src)
-        if before is not None and copied:
-            before(src)  # type: ignore[arg-type]
+        array = None if callable(src) else src  # a copy's source: its pages are mapped and let go
+        if before is not None and array is not None:
+            before(array)
         self.started = k
         try:
             if callable(src):
@@ -140,8 +140,8 @@ class _Stream:
             self.left[k] = _FAILED
             self.failure = self.failure or exc
             self.drain()
-        if self.after is not None and copied:
-            self.after(src)  # type: ignore[arg-type]
+        if self.after is not None and array is not None:
+            self.after(array)
         self.sealed(k)
 
     def drain(self, quiet: bool = False) -> None:
