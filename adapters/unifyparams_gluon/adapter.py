@@ -116,7 +116,7 @@ class GluonAdapter(Adapter):
         return host_memory.borrowed(self.mx, data[0], nbytes)
 
     def write_target(self, native: Any) -> np.ndarray | None:
-        """A CPU array's own memory (:func:`unifyparams_gluon.host_memory.target`, its version
+        """A CPU array's own memory (:func:`unifyparams_gluon.host_memory.targets`, its version
         advanced now through MXNet's engine) for a Parameter with values on one context; several
         contexts, or a Trainer that keeps its own copy on a kvstore, are written through MXNet
         (:meth:`write`)."""

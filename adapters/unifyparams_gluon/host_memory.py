@@ -76,17 +76,13 @@ class _Held:
         self._memory, self._owner = memory, owner
 
 
-def target(mx: Any, array: Any, nbytes: int) -> np.ndarray | None:
-    """:func:`view` of ``array`` for a write that will copy into it later, its version advanced
-    first: element 0 is written again with its own value through the engine (values unchanged),
-    and the view is taken after that write finished. None where :func:`view` offers none."""
-    return targets(mx, [(array, nbytes)])[0]
-
-
 def targets(mx: Any, arrays: list[tuple[Any, int]]) -> list[np.ndarray | None]:
-    """:func:`target` of each ``(array, nbytes)``, with one wait for MXNet's engine for all: every
-    version is advanced first, then each view is taken once its write finished (one at a time,
-    each is a round trip through the engine's threads: 6 ms for sixteen arrays here, 1.4 ms so)."""
+    """:func:`view` of each ``(array, nbytes)`` for a write that will copy into it later, its version
+    advanced first: element 0 is written again with its own value through the engine (values
+    unchanged), and the view is taken after that write finished; None where :func:`view` offers
+    none. One wait for MXNet's engine for all: every version is advanced first, then each view is
+    taken (one array at a time, each is a round trip through the engine's threads: 6 ms for sixteen
+    arrays here, 1.4 ms so)."""
     ready = []
     for array, nbytes in arrays:
         # view() also puts a oneDNN-layout array back in the default layout, which a slice of it needs
