@@ -158,6 +158,11 @@ class KerasAdapter(Adapter):
                 copying.copy_into(staged.memory, value)
                 staged.commit()
                 return
+        if self.backend == "jax":  # JAX may alias a NumPy array and read it later: the core's values may
+            owned = copying.empty_aligned(tuple(value.shape), value.dtype)  # be views of buffers it reuses
+            copying.copy_into(owned, value)
+            native.assign(owned)
+            return
         source = contiguous_source(value)
         if source is not None:  # a transposed view: transpose with the backend's op, not NumPy's
             base, perm = source
