@@ -50,7 +50,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--sizes", default="64,256,1024", help="MiB of parameters for port, load/save, init")
     parser.add_argument("--tensors", default="100,1000,10000", help="tensor counts for enumeration and reads")
     parser.add_argument("--repeat", type=int, default=3, help="timed rounds for byte-moving work (median)")
-    parser.add_argument("--access-repeat", type=int, default=7, help="timed rounds for enumeration and reads")
+    parser.add_argument("--access-repeat", type=int, default=21, help="timed rounds for enumeration and reads")
     parser.add_argument("--only", default=",".join(KINDS), help=f"comma-separated, of {', '.join(KINDS)}")
     parser.add_argument("--backends", default=",".join(BACKENDS))
     parser.add_argument("--directions", default=",".join(DIRECTIONS), help="port directions")
@@ -66,7 +66,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                         help="measure nothing: write the Markdown report and the plot of this JSON report again")
     args = parser.parse_args(argv)
     if args.quick:
-        defaults = {"sizes": "64,256,1024", "tensors": "100,1000,10000", "repeat": 3, "access_repeat": 7}
+        defaults = {"sizes": "64,256,1024", "tensors": "100,1000,10000", "repeat": 3, "access_repeat": 21}
         for name, small in (("sizes", "2,4,8"), ("tensors", "20,50,100"), ("repeat", 1), ("access_repeat", 2)):
             if getattr(args, name) == defaults[name]:
                 setattr(args, name, small)

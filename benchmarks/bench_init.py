@@ -172,7 +172,8 @@ def records(backend: str, size_mib: float, repeat: int, layers: int = LAYERS) ->
     label = keras_label() if backend == "keras" else backend
     out = []
     for case, init, reference, ours_name, ref_name in cases:
-        mine, direct, theirs = measure([ours(init, True), ours(init, False), reference], repeat)
+        mine, direct, theirs = measure([ours(init, True), ours(init, False), reference], repeat,
+                                       fresh_memory=2 * nbytes)
         out.append(record("init", label, case, round(nbytes / 2**20), "MiB", nbytes,
                           [(ours_name, mine), (ref_name, theirs)], ratio_kind="throughput",
                           goal=GOALS[case], layers=f"{layers} x {w}^2"))

@@ -87,7 +87,8 @@ def records(direction: str, size_mib: float, repeat: int, layers: int = LAYERS,
         up.port(src_model, dst_model, atomic=False)
 
     mine, direct, floor, plain, floor_atomic = measure(
-        [ours, ours_direct, transposing_copy, plain_copy, atomic_floor(np_dst, transposing_copy)], repeat)
+        [ours, ours_direct, transposing_copy, plain_copy, atomic_floor(np_dst, transposing_copy)], repeat,
+        fresh_memory=2 * nbytes)
     first = next(iter(up.params(src_model)))
     np.testing.assert_array_equal(up.params(src_model)[first].numpy(), up.params(dst_model)[first].numpy())
     label = "->".join(keras_label() if f == "keras" else f for f in (source, target))

@@ -349,22 +349,28 @@ def uniform(shape: Sequence[int], name: str, seed: int, low: float, high: float,
             out: np.ndarray | None = None) -> np.ndarray:
     """U(low, high), in place chunk by chunk."""
     gen_dtype = _float_dtype(dtype)
-    span, offset = high - low, low
+    drawer = _ScaledUniform(high - low, low)
+    return _fill(shape, name, seed, gen_dtype, drawer.draw, out, drawer)
 
-    def draw(rng: np.random.Generator, out: np.ndarray) -> None:
-        scaled_uniform(rng, out, span, offset)  # scaled while in cache: one pass over memory
 
-    class Part(Split):
-        def fill(self, stream_at: Callable[[int], np.random.Generator], chunk: np.ndarray, lo: int, hi: int) -> None:
-            draw(stream_at(lo), chunk[lo:hi])
+class _ScaledUniform(Split):
+    """``span * U[0, 1) + offset``, scaled while in cache: one pass over memory. Any run of a
+    chunk's positions can be drawn on its own (one uniform each)."""
 
-        def pieces(self, stream_at: Callable[[int], np.random.Generator], m: int, lo: int, hi: int,
-                   buffer: np.ndarray) -> list[tuple[int, np.ndarray]]:
-            values = buffer[: hi - lo]
-            draw(stream_at(lo), values)
-            return [(lo, values)]
+    def __init__(self, span: float, offset: float) -> None:
+        self.span, self.offset = span, offset
 
-    return _fill(shape, name, seed, gen_dtype, draw, out, Part())
+    def draw(self, rng: np.random.Generator, out: np.ndarray) -> None:
+        scaled_uniform(rng, out, self.span, self.offset)
+
+    def fill(self, stream_at: Callable[[int], np.random.Generator], chunk: np.ndarray, lo: int, hi: int) -> None:
+        self.draw(stream_at(lo), chunk[lo:hi])
+
+    def pieces(self, stream_at: Callable[[int], np.random.Generator], m: int, lo: int, hi: int,
+               buffer: np.ndarray) -> list[tuple[int, np.ndarray]]:
+        values = buffer[: hi - lo]
+        self.draw(stream_at(lo), values)
+        return [(lo, values)]
 
 
 def normal(shape: Sequence[int], name: str, seed: int, mean: float, std: float, dtype: np.dtype,
