@@ -13,9 +13,10 @@ Byte-moving measurements pass ``fresh_memory``: before each timed call (ours and
 alike) that many bytes are touched and freed, so memory the call allocates is memory the machine
 has just used. On a virtual machine whose host takes back memory the guest leaves free (here after
 about 2 s), the first touch of such memory costs up to ten times more than a touch of memory freed
-a moment ago: 16 new 64 MiB arrays filled once took 0.21-0.27 s after a warm-up and 0.4-5.6 s
-without one (``copying.empty_aligned`` + ``fill``, eight rounds). That is the host's cost, not the
-library's, and it would fall on whichever call happened to allocate after a pause.
+a moment ago: 16 new 64 MiB arrays (``copying.empty_aligned`` + ``fill``) took 0.25-0.32 s after
+such a touch (seven rounds between other work), 0.27-1.05 s without (five rounds), and 5.6 s as a
+process's first allocation. That is the host's cost, not the library's, and it would fall on
+whichever call happened to allocate after a pause.
 """
 
 from __future__ import annotations

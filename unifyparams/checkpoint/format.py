@@ -280,6 +280,51 @@ def _entry_problem(entry: Any) -> str | None:
     return None
 
 
+def _offset_problem(name: str, entries: dict[str, Any], spans: list[tuple[int, int, str]], buffer_size: int,
+                    source: str) -> CheckpointError:
+    """Why tensor ``name``'s ``data_offsets`` were refused: reversed, past the end, overlapping the
+    tensor before it (in offset order, ``spans``), or leaving a gap after it."""
+    begin, end = entries[name]["data_offsets"]
+    if end < begin:
+        return CheckpointError(
+            f"{source}: tensor {name!r}: data_offsets [{begin}, {end}] end before they begin; the file is corrupt"
+        )
+    if end > buffer_size:
+        return _truncated(source, name, end, buffer_size)
+    position, previous = 0, None
+    for _, e, n in spans:
+        if n == name:
+            break
+        position, previous = e, n
+    if begin < position:
+        return CheckpointError(
+            f"{source}: tensors {previous!r} and {name!r} overlap (one ends at byte {position}, the "
+            f"other begins at {begin}); the header is corrupt"
+        )
+    return CheckpointError(
+        f"{source}: bytes {position}..{begin} of the data buffer belong to no tensor (before {name!r}); "
+        f"the header is corrupt"
+    )
+
+
+def _size_problem(entries: dict[str, Any], source: str) -> CheckpointError | None:
+    """The first tensor whose shape and dtype do not fill its ``data_offsets`` exactly, worded."""
+    for name, entry in entries.items():
+        code, shape, (begin, end) = entry["dtype"], entry["shape"], entry["data_offsets"]
+        need = math.prod(shape) * bits_of(SAFETENSORS[code])
+        if need % 8:
+            return CheckpointError(
+                f"{source}: tensor {name!r}: {math.prod(shape)} {code} values take {need} bits, not a whole "
+                f"number of bytes; the header is corrupt"
+            )
+        if need // 8 != end - begin:
+            return CheckpointError(
+                f"{source}: tensor {name!r}: shape {shape} of {code} needs {need // 8} bytes but data_offsets "
+                f"[{begin}, {end}] hold {end - begin}; the header is corrupt"
+            )
+    return None
+
+
 def _explain(error: Exception, raw: bytes, buffer_size: int, source: str) -> CheckpointError:
     """A :class:`CheckpointError` saying what is wrong with a header ``safetensors`` refused.
 
@@ -313,42 +358,10 @@ def _explain(error: Exception, raw: bytes, buffer_size: int, source: str) -> Che
     spans = sorted(((e["data_offsets"][0], e["data_offsets"][1], n) for n, e in entries.items()))
     bad = re.search(r"invalid offset for tensor `(.*)`", text, re.S)
     if bad and bad.group(1) in entries:
-        name = bad.group(1)
-        begin, end = entries[name]["data_offsets"]
-        if end < begin:
-            return CheckpointError(
-                f"{source}: tensor {name!r}: data_offsets [{begin}, {end}] end before they begin; the file is corrupt"
-            )
-        if end > buffer_size:
-            return _truncated(source, name, end, buffer_size)
-        position, previous = 0, None
-        for _, e, n in spans:
-            if n == name:
-                break
-            position, previous = e, n
-        if begin < position:
-            return CheckpointError(
-                f"{source}: tensors {previous!r} and {name!r} overlap (one ends at byte {position}, the "
-                f"other begins at {begin}); the header is corrupt"
-            )
-        return CheckpointError(
-            f"{source}: bytes {position}..{begin} of the data buffer belong to no tensor (before {name!r}); "
-            f"the header is corrupt"
-        )
-    for name, entry in entries.items():
-        code, shape, (begin, end) = entry["dtype"], entry["shape"], entry["data_offsets"]
-        bits = bits_of(SAFETENSORS[code])
-        need = math.prod(shape) * bits
-        if need % 8:
-            return CheckpointError(
-                f"{source}: tensor {name!r}: {math.prod(shape)} {code} values take {need} bits, not a whole "
-                f"number of bytes; the header is corrupt"
-            )
-        if need // 8 != end - begin:
-            return CheckpointError(
-                f"{source}: tensor {name!r}: shape {shape} of {code} needs {need // 8} bytes but data_offsets "
-                f"[{begin}, {end}] hold {end - begin}; the header is corrupt"
-            )
+        return _offset_problem(bad.group(1), entries, spans, buffer_size, source)
+    size_problem = _size_problem(entries, source)
+    if size_problem is not None:
+        return size_problem
     covered = spans[-1][1] if spans else 0
     if covered > buffer_size:
         return _truncated(source, spans[-1][2], covered, buffer_size)

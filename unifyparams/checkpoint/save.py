@@ -25,7 +25,7 @@ import numpy as np
 
 from ..access import params
 from ..capabilities import PortingFacts
-from ..distributed import collective_for
+from ..distributed import Collective, collective_for
 from ..errors import CheckpointError
 from ..layouts import Transpose
 from ..param import format_shape
@@ -104,18 +104,7 @@ def save(
     PosixPath('model.safetensors')
     """
     if format == "transformers":
-        from .transformers_folder import save_transformers_folder
-
-        sharded_over = collective_for(params(model).values())
-        if sharded_over is not None:
-            raise CheckpointError(
-                f"format='transformers' writes one folder from one process; this model is sharded over "
-                f"{sharded_over.size} processes. Save it with format='unifyparams' (every rank writes its own "
-                f"blocks), then load that checkpoint into an unsharded model in one process and save the folder there"
-            )
-
-        return save_transformers_folder(model, path, max_shard_size=max_shard_size, metadata=metadata,
-                                        progress=progress)
+        return _save_transformers(model, path, max_shard_size, metadata, progress)
     if format != "unifyparams":
         raise CheckpointError(
             f"save() writes format='unifyparams' (canonical safetensors) or format='transformers' (a Hugging Face "
@@ -124,15 +113,7 @@ def save(
     ps = params(model)
     collective = collective_for(ps.values())
     if collective is not None:  # sharded over processes: every rank writes its own blocks
-        from .collective import save_collective
-
-        if max_shard_size is not None:
-            raise CheckpointError(
-                f"max_shard_size={max_shard_size!r}: a model sharded over {collective.size} processes is saved as one "
-                f"file per rank (each rank's own blocks); save without max_shard_size"
-            )
-        return save_collective(ps, collective, _base_path(path), metadata=metadata, orders=facts_for(ps, model),
-                               progress=progress)
+        return _save_collective(model, ps, collective, path, max_shard_size, metadata, progress)
     plan = plan_save(ps, _base_path(path), max_shard_size, metadata)
     remove_stale_temporaries(plan.base)  # left by saves of this checkpoint that were killed mid-write
     earlier = earlier_checkpoint(plan.base)
@@ -143,6 +124,37 @@ def save(
 
     with resolve(progress, "saving") as bar:
         return switch_in(plan, earlier, lambda: write_shards(plan, ps, value_of, progress=bar))
+
+
+def _save_transformers(model: Any, path: str | os.PathLike[str], max_shard_size: int | str | None,
+                       metadata: Mapping[str, str] | None, progress: ProgressArg) -> Path:
+    """``save(..., format="transformers")``: a Hugging Face folder, from one process only."""
+    from .transformers_folder import save_transformers_folder
+
+    sharded_over = collective_for(params(model).values())
+    if sharded_over is not None:
+        raise CheckpointError(
+            f"format='transformers' writes one folder from one process; this model is sharded over "
+            f"{sharded_over.size} processes. Save it with format='unifyparams' (every rank writes its own "
+            f"blocks), then load that checkpoint into an unsharded model in one process and save the folder there"
+        )
+    return save_transformers_folder(model, path, max_shard_size=max_shard_size, metadata=metadata,
+                                    progress=progress)
+
+
+def _save_collective(model: Any, ps: ParamSet, collective: Collective, path: str | os.PathLike[str],
+                     max_shard_size: int | str | None, metadata: Mapping[str, str] | None,
+                     progress: ProgressArg) -> Path:
+    """A model sharded over processes: every rank writes its own blocks into its own file."""
+    from .collective import save_collective
+
+    if max_shard_size is not None:
+        raise CheckpointError(
+            f"max_shard_size={max_shard_size!r}: a model sharded over {collective.size} processes is saved as one "
+            f"file per rank (each rank's own blocks); save without max_shard_size"
+        )
+    return save_collective(ps, collective, _base_path(path), metadata=metadata, orders=facts_for(ps, model),
+                           progress=progress)
 
 
 def stored_value(p: Any, orders: Mapping[str, Any]) -> np.ndarray:
