@@ -170,22 +170,47 @@ def read_torch(path: str | Path) -> NativeCheckpoint:
     takes no second copy in memory. A legacy (pre-zip) stream cannot be mapped and is read whole.
     """
     p = require_file(path)
-    source: Any = p
     mapped = check_archive(p)  # a zip archive: memory-mapped, so its tensors are views of the file
-    if not mapped:  # a legacy stream: bounded here, and read from memory (no oversized reads)
-        data = p.read_bytes()
-        declared = legacy_storage_bytes(data, str(p))
-        if declared > len(data):
-            raise CheckpointError(
-                f"{p}: its storages declare {declared} bytes but the file has {len(data)}; it is truncated or "
-                f"crafted (refused before torch allocates them)"
-            )
-        source = io.BytesIO(data)
+    source: Any = p if mapped else _bounded_legacy(p)  # a legacy stream: bounded, read from memory
     torch = import_torch()
+    obj = _load_weights_only(p, source, mapped, torch)
+    tensors: dict[str, Any] = {}
+    skipped: list[str] = []
+    _flatten(obj, "", tensors, skipped, torch)
+    if not tensors and not skipped and not isinstance(obj, Mapping):
+        raise CheckpointError(
+            f"{p}: expected a state dict (a dict of tensors); received {type(obj).__name__}"
+        )
+    notes = _drop_counters(tensors)
+    if skipped:
+        notes.append(f"skipped {len(skipped)} non-tensor entr(y/ies): {', '.join(skipped[:5])}")
+    ties = _ties(tensors, torch)
+    aliases = {name for group in ties for name in group[1:]}
+    _check_sizes(p, {name: t for name, t in tensors.items() if name not in aliases})
+    arrays = {name: to_numpy(t, name, torch) for name, t in tensors.items() if name not in aliases}
+    return NativeCheckpoint(str(p), "torch", arrays, backend="torch", ties=ties, notes=notes)
+
+
+def _bounded_legacy(p: Path) -> io.BytesIO:
+    """A legacy (pre-zip) file's bytes, once its storages' declared sizes fit in them (no
+    oversized reads: torch would allocate what the file declares)."""
+    data = p.read_bytes()
+    declared = legacy_storage_bytes(data, str(p))
+    if declared > len(data):
+        raise CheckpointError(
+            f"{p}: its storages declare {declared} bytes but the file has {len(data)}; it is truncated or "
+            f"crafted (refused before torch allocates them)"
+        )
+    return io.BytesIO(data)
+
+
+def _load_weights_only(p: Path, source: Any, mapped: bool, torch: Any) -> Any:
+    """``torch.load(weights_only=True)`` of ``source``, its failures as :class:`CheckpointError`
+    saying why and what to do (nothing in the file is ever run)."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            obj = torch.load(source, map_location="cpu", weights_only=True, mmap=mapped)
+            return torch.load(source, map_location="cpu", weights_only=True, mmap=mapped)
     except Exception as exc:  # UnpicklingError, RuntimeError (corrupt zip), EOFError, ...
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if mapped and "mmap" in str(exc):
@@ -202,28 +227,16 @@ def read_torch(path: str | Path) -> NativeCheckpoint:
         raise CheckpointError(
             f"{p}: not a readable PyTorch file ({type(exc).__name__}: {first[:200]})"
         ) from None
-    tensors: dict[str, Any] = {}
-    skipped: list[str] = []
-    _flatten(obj, "", tensors, skipped, torch)
-    if not tensors and not skipped and not isinstance(obj, Mapping):
-        raise CheckpointError(
-            f"{p}: expected a state dict (a dict of tensors); received {type(obj).__name__}"
-        )
-    notes = []
+
+
+def _drop_counters(tensors: dict[str, Any]) -> list[str]:
+    """Remove BatchNorm's ``num_batches_tracked`` step counts from ``tensors``; the note saying so."""
     dropped = [name for name in tensors if name.rsplit(".", 1)[-1] == "num_batches_tracked"]
     for name in dropped:
         del tensors[name]
-    if dropped:
-        notes.append(
-            f"dropped {len(dropped)} num_batches_tracked counter(s) (BatchNorm step counts, not parameters)"
-        )
-    if skipped:
-        notes.append(f"skipped {len(skipped)} non-tensor entr(y/ies): {', '.join(skipped[:5])}")
-    ties = _ties(tensors, torch)
-    aliases = {name for group in ties for name in group[1:]}
-    _check_sizes(p, {name: t for name, t in tensors.items() if name not in aliases})
-    arrays = {name: to_numpy(t, name, torch) for name, t in tensors.items() if name not in aliases}
-    return NativeCheckpoint(str(p), "torch", arrays, backend="torch", ties=ties, notes=notes)
+    if not dropped:
+        return []
+    return [f"dropped {len(dropped)} num_batches_tracked counter(s) (BatchNorm step counts, not parameters)"]
 
 
 def _check_sizes(p: Path, tensors: Mapping[str, Any]) -> None:

@@ -320,14 +320,7 @@ def structure_check(root: nn.Module, slots: list[Slot]) -> Callable[[], bool] | 
         addresses = [t.data_ptr() for t in tensors]
     except (RuntimeError, ValueError):  # sparse; uninitialized
         return None
-    modules: dict[int, nn.Module] = {}
-    edges: list[tuple[nn.Module, str, Any]] = []  # parent, name, child as registered
-    for block in blocks(root):
-        module = block.module
-        if id(module) not in modules:
-            modules[id(module)] = module
-            edges.extend((module, name, child) for name, child in module._modules.items())
-    mods = list(modules.values())
+    mods, edges = _module_graph(root)
     classes = list(map(type, mods))
     sizes = _sizes(mods)
     parents, names, children = [e[0] for e in edges], [e[1] for e in edges], [e[2] for e in edges]
@@ -335,12 +328,7 @@ def structure_check(root: nn.Module, slots: list[Slot]) -> Callable[[], bool] | 
     kinds = [_PARAMETERS if leaf in owner._parameters else _BUFFERS for owner, leaf in zip(owners, leaves)]
     # a Hugging Face Conv1D's layout depends on its weight's shape: asked again each time
     transposed = [(m, is_transposed_linear(m)) for m in mods if _CONV1D_CLASSES.get(type(m))]
-    # two tensors at one address are compared in full (shape, strides, dtype): they are, or may
-    # become, a tie with no address changing
-    count: dict[int, int] = {}
-    for a in addresses:
-        count[a] = count.get(a, 0) + 1
-    shared = [(t, storage_key_of(t)) for t, a in zip(tensors, addresses) if a and count[a] > 1]
+    shared = _shared_tensors(tensors, addresses)
     data_ptr = torch.Tensor.data_ptr
 
     def unchanged() -> bool:
@@ -359,6 +347,27 @@ def structure_check(root: nn.Module, slots: list[Slot]) -> Callable[[], bool] | 
         return all(storage_key_of(t) == key for t, key in shared)
 
     return unchanged
+
+
+def _module_graph(root: nn.Module) -> tuple[list[nn.Module], list[tuple[nn.Module, str, Any]]]:
+    """Every module of the walk once, and every ``(parent, name, child)`` as registered."""
+    modules: dict[int, nn.Module] = {}
+    edges: list[tuple[nn.Module, str, Any]] = []
+    for block in blocks(root):
+        module = block.module
+        if id(module) not in modules:
+            modules[id(module)] = module
+            edges.extend((module, name, child) for name, child in module._modules.items())
+    return list(modules.values()), edges
+
+
+def _shared_tensors(tensors: list[Any], addresses: list[int]) -> list[tuple[Any, Any]]:
+    """The tensors that share an address with another, each with its storage key (shape, strides,
+    dtype): they are, or may become, a tie with no address changing, so they are compared in full."""
+    count: dict[int, int] = {}
+    for a in addresses:
+        count[a] = count.get(a, 0) + 1
+    return [(t, storage_key_of(t)) for t, a in zip(tensors, addresses) if a and count[a] > 1]
 
 
 _MODULES, _PARAMETERS, _BUFFERS = attrgetter("_modules"), attrgetter("_parameters"), attrgetter("_buffers")
