@@ -301,6 +301,11 @@ def initialize(
         _write(ready, seed_value, keys, orders, allow_nonfinite, atomic, bar)
     _record(target, later, seed_value, keys, allow_nonfinite)
     unnamed = _record_unnamed(target, select, explicit, initializer, seed_value, allow_nonfinite, force)
+    return _initialized(chosen, tied, ready, later, unnamed)
+
+
+def _initialized(chosen: ParamSet, tied: list[str], ready: _Plan, later: _Plan, unnamed: bool) -> Initialized:
+    """:func:`initialize`'s answer: the names initialized (now or pending), in the model's order."""
     order = {n: i for i, n in enumerate(chosen)}
     names = sorted(tied + [p.name for p, _ in ready + later], key=lambda n: order.get(n, len(order)))
     return Initialized(names, pending=[p.name for p, _ in later], pending_unnamed=unnamed)

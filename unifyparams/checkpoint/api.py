@@ -138,20 +138,32 @@ def load(
         atomic = rollback
     ps = params(model)
     collective = collective_for(ps.values())  # sharded over processes: every rank loads together
+    orders = {"example_input": example_input, "dense_inputs": dense_inputs}
     with collective_operation(collective, "load"), resolve(progress, "loading") as bar:
-        if _is_transformers_folder(path, match, rename):
-            return _load_transformers(model, path, strict=strict, mmap=mmap, atomic=atomic, progress=bar)
-        if match != "name" or rename:
-            return _load_matched(model, path, match=match, rename=rename, strict=strict, mmap=mmap, atomic=atomic,
-                                 example_input=example_input, dense_inputs=dense_inputs, progress=bar)
-        orders = {"example_input": example_input, "dense_inputs": dense_inputs}
-        kind = _native_kind(path)
-        if kind is not None:
-            return _load_native(model, path, kind, strict=strict, cast=cast, atomic=atomic, orders=orders,
-                                progress=bar, ps=ps)
-        with open_checkpoint(path, mmap=mmap) as ckpt:
-            return _load_checkpoint(model, ckpt, str(path), strict=strict, cast=cast, atomic=atomic, orders=orders,
-                                    progress=bar, ps=ps)
+        return _load_kind(model, path, ps, strict=strict, cast=cast, mmap=mmap, atomic=atomic, match=match,
+                          rename=rename, orders=orders, progress=bar)
+
+
+def _load_kind(
+    model: Any, path: str | os.PathLike[str], ps: ParamSet, *, strict: bool, cast: bool, mmap: bool, atomic: bool,
+    match: str | Mapping[str, str], rename: Sequence[tuple[str, str]], orders: Mapping[str, Any],
+    progress: Progress | None,
+) -> CheckpointReport:
+    """:func:`load` by what ``path`` holds and how it is matched: a ``transformers`` folder, a
+    matched load, a framework file, or a checkpoint of ours."""
+    if _is_transformers_folder(path, match, rename):
+        return _load_transformers(model, path, strict=strict, mmap=mmap, atomic=atomic, progress=progress)
+    if match != "name" or rename:
+        return _load_matched(model, path, match=match, rename=rename, strict=strict, mmap=mmap, atomic=atomic,
+                             example_input=orders["example_input"], dense_inputs=orders["dense_inputs"],
+                             progress=progress)
+    kind = _native_kind(path)
+    if kind is not None:
+        return _load_native(model, path, kind, strict=strict, cast=cast, atomic=atomic, orders=orders,
+                            progress=progress, ps=ps)
+    with open_checkpoint(path, mmap=mmap) as ckpt:
+        return _load_checkpoint(model, ckpt, str(path), strict=strict, cast=cast, atomic=atomic, orders=orders,
+                                progress=progress, ps=ps)
 
 
 def _load_checkpoint(
