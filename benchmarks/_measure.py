@@ -39,6 +39,20 @@ def keras_label() -> str:
     return f"keras[{os.environ.get('KERAS_BACKEND', 'tensorflow')}]"
 
 
+#: Backends whose every write needs new memory (a JAX array cannot be written in place): their loads
+#: and inits are judged against the floor that allocates, the other floor shown beside it.
+WRITES_NEW_MEMORY = frozenset({"keras[jax]"})
+
+
+def judged_first(label: str, in_place: tuple[str, Any], new_memory: tuple[str, Any]) -> list[tuple[str, Any]]:
+    """The two references of a load or init, the one ``label``'s backend is judged against first.
+
+    >>> [name for name, _ in judged_first("keras[jax]", ("in place", 1), ("new", 2))]
+    ['new', 'in place']
+    """
+    return [new_memory, in_place] if label in WRITES_NEW_MEMORY else [in_place, new_memory]
+
+
 def rss_bytes(field: str = "VmRSS") -> int:
     """Current (VmRSS) or peak (VmHWM) resident memory; falls back to getrusage's peak."""
     try:

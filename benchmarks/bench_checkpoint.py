@@ -41,10 +41,28 @@ from typing import Any
 import numpy as np
 
 if __package__:
-    from ._measure import atomic_floor, describe, keras_label, measure, record, rss_bytes, square_width
+    from ._measure import (
+        atomic_floor,
+        describe,
+        judged_first,
+        keras_label,
+        measure,
+        record,
+        rss_bytes,
+        square_width,
+    )
     from .bench_port import build
 else:  # run as a script: python benchmarks/bench_checkpoint.py
-    from _measure import atomic_floor, describe, keras_label, measure, record, rss_bytes, square_width
+    from _measure import (
+        atomic_floor,
+        describe,
+        judged_first,
+        keras_label,
+        measure,
+        record,
+        rss_bytes,
+        square_width,
+    )
     from bench_port import build
 
 GIB = 2**30
@@ -123,9 +141,7 @@ def records(backend: str, size_mib: float, repeat: int, folder: str | None = Non
         mine, direct, floor, atomic, new = measure(
             [lambda: up.load(model, ours_path), lambda: load_not_atomic(model, ours_path), floor_load,
              floor_atomic_load, floor_load_new], repeat, fresh_memory=2 * nbytes)
-        floors = [("readinto preallocated arrays", floor), ("readinto new arrays", new)]
-        if label == "keras[jax]":  # JAX cannot write into an array: every load needs new memory
-            floors.reverse()
+        floors = judged_first(label, ("readinto preallocated arrays", floor), ("readinto new arrays", new))
         atomic_floor_ = ("readinto + a new copy of what it overwrites", atomic)
         out.append(record("load", label, case, round(nbytes / 2**20), "MiB", nbytes,
                           [("up.load(model, path)", mine), floors[0], atomic_floor_, floors[1]],

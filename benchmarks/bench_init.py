@@ -18,7 +18,9 @@ of one parameter (aim: at most 1).
 
 ``records()`` (for ``python -m benchmarks``) compares every backend with torch's own initializers
 on torch tensors of the same shapes (for PyTorch: the model's own weights), median of ``repeat``
-round-robin runs. Goals: at least 2x torch's throughput for Xavier-uniform, 1x for normal.
+round-robin runs, and with torch's initializers into new tensors: Keras on JAX, whose every write
+needs new memory, is judged against those (``_measure.WRITES_NEW_MEMORY``). Goals: at least 2x
+torch's throughput for Xavier-uniform, 1x for normal.
 """
 
 from __future__ import annotations
@@ -32,10 +34,10 @@ from typing import Any
 
 if __package__:
     from ._backends import run_each_backend
-    from ._measure import keras_label, measure, record, square_width
+    from ._measure import judged_first, keras_label, measure, record, square_width
 else:  # run as a script: python benchmarks/bench_init.py
     from _backends import run_each_backend
-    from _measure import keras_label, measure, record, square_width
+    from _measure import judged_first, keras_label, measure, record, square_width
 
 # ours' throughput over torch's ``xavier_uniform_`` / ``normal_`` on the same shapes, at least
 GOALS = {"xavier_uniform": 2.0, "normal": 1.0}
@@ -184,9 +186,7 @@ def records(backend: str, size_mib: float, repeat: int, layers: int = LAYERS) ->
     for case, init, reference, reference_new, ours_name, ref_name in cases:
         mine, direct, theirs, theirs_new = measure(
             [ours(init, True), ours(init, False), reference, reference_new], repeat, fresh_memory=2 * nbytes)
-        references = [(ref_name, theirs), (f"{ref_name} into new tensors", theirs_new)]
-        if label == "keras[jax]":  # JAX cannot write into an array: every write needs new memory
-            references.reverse()
+        references = judged_first(label, (ref_name, theirs), (f"{ref_name} into new tensors", theirs_new))
         for variant, name, measured in ((None, ours_name, mine), ("atomic=False", f"{ours_name[:-1]}, atomic=False)", direct)):
             extra = {"variant": variant} if variant else {}
             out.append(record("init", label, case, round(nbytes / 2**20), "MiB", nbytes,
