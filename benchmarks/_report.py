@@ -156,8 +156,11 @@ def markdown(report: dict[str, Any], plot_name: str | None) -> str:
         "save and init unifyparams' throughput over the floor's (above 1 is faster). Times are medians of "
         f"{report['settings']['repeat']} round-robin runs after one warm-up "
         f"({report['settings'].get('access_repeat', report['settings']['repeat'])} for enumeration and reads); "
-        "before each timed port, load or init, twice its bytes of new memory are touched and freed, so "
-        "every call (ours and the floors) allocates memory the virtual machine's host has just backed. Keras on "
+        "before each timed port, load, save or init, twice its bytes of new memory are touched and freed, so "
+        "every call (ours and the floors) allocates memory the virtual machine's host has just backed. Saves "
+        "are judged against the least a save that never leaves a broken checkpoint must do: write and fsync "
+        "a new file beside the old one, then rename it over the old one (the old file's pages stay in the "
+        "page cache until then); plain write + fsync is shown beside it. Keras on "
         "JAX loads are judged against `readinto` into new arrays, and its inits against torch's initializer into "
         "new tensors: a JAX array cannot be written in place, so every write needs new memory (the other "
         "floors are shown beside them). Extra peak is the rise of the "
@@ -189,7 +192,7 @@ def plot(records: list[dict[str, Any]], path: Path) -> None:
 
     panels = [("port", "port (reference: torch copy_ of a transposed view)"),
               ("load", "load (reference: readinto preallocated arrays)"),
-              ("save", "save (reference: write + fsync)"),
+              ("save", "save (reference: write + fsync + rename over the old file)"),
               ("init", "init (reference: torch's initializer)")]
     fig, axes = plt.subplots(2, 2, figsize=(12, 8.5))
     for ax, (kind, title) in zip(axes.flat, panels):

@@ -23,7 +23,8 @@ Files stay in the page cache between save and load (a warm cache; the machine ha
 loads measure the CPU side, not the disk. Peak RSS is the process high-water mark during one call
 (``/proc/self/clear_refs`` resets it), shown above the RSS before the call. Goal: at least 0.8x
 the floor's throughput. ``records()`` measures any backend (torch, keras, gluon) for ``python -m
-benchmarks``: ``up.save`` against write+fsync, ``up.load`` against ``readinto`` preallocated arrays
+benchmarks``: ``up.save`` against the crash-safe floor (write + fsync beside the old file, then the
+rename; plain write + fsync shown beside it), ``up.load`` against ``readinto`` preallocated arrays
 (Keras on JAX: new arrays). Each timed call follows a touch of twice the model's bytes of new memory
 (``_measure.settle_memory``), for ours and the floors alike.
 """
@@ -106,14 +107,22 @@ def records(backend: str, size_mib: float, repeat: int, folder: str | None = Non
     where = Path(folder or tempfile.mkdtemp(prefix="bench_checkpoint_"))
     where.mkdir(parents=True, exist_ok=True)
     ours_path, floor_path = where / f"up-{backend}.safetensors", where / f"floor-{backend}.bin"
+    safe_path = where / f"crash-safe-{backend}.bin"
 
-    def floor_save() -> None:
-        floor_path.unlink(missing_ok=True)  # a new file each time, as up.save writes
-        with open(floor_path, "wb") as f:
+    def write_floor(path: Path) -> None:
+        with open(path, "wb") as f:
             for a in arrays:
                 f.write(memoryview(a).cast("B"))
             f.flush()
             os.fsync(f.fileno())
+
+    def floor_save() -> None:
+        floor_path.unlink(missing_ok=True)  # a new file each time, as up.save writes
+        write_floor(floor_path)
+
+    def crash_safe_save() -> None:  # the new file beside the old one, renamed over it, as up.save does
+        write_floor(safe_path.with_suffix(".tmp"))
+        os.replace(safe_path.with_suffix(".tmp"), safe_path)
 
     def floor_load() -> None:
         with open(floor_path, "rb", buffering=0) as f:
@@ -134,9 +143,11 @@ def records(backend: str, size_mib: float, repeat: int, folder: str | None = Non
     label = keras_label() if backend == "keras" else backend
     case = f"{layers} x {w}^2"
     try:
-        mine, floor = measure([lambda: up.save(model, ours_path), floor_save], repeat)
+        mine, safe, floor = measure([lambda: up.save(model, ours_path), crash_safe_save, floor_save], repeat,
+                                    fresh_memory=2 * nbytes)
         out = [record("save", label, case, round(nbytes / 2**20), "MiB", nbytes,
-                      [("up.save(model, path)", mine), ("write + fsync", floor)],
+                      [("up.save(model, path)", mine), ("write + fsync + rename over the old file", safe),
+                       ("write + fsync", floor)],
                       ratio_kind="throughput", goal=SAVE_GOAL)]
         mine, direct, floor, atomic, new = measure(
             [lambda: up.load(model, ours_path), lambda: load_not_atomic(model, ours_path), floor_load,
@@ -150,7 +161,7 @@ def records(backend: str, size_mib: float, repeat: int, folder: str | None = Non
                           [("up.load(model, path, atomic=False)", direct), *floors],
                           ratio_kind="throughput", goal=LOAD_GOAL, variant="atomic=False"))
     finally:
-        for path in (ours_path, floor_path):
+        for path in (ours_path, floor_path, safe_path, safe_path.with_suffix(".tmp")):
             path.unlink(missing_ok=True)
         if folder is None:
             where.rmdir()

@@ -588,12 +588,12 @@ def _fail_after(monkeypatch: Any, tensors: int, error: BaseException) -> None:
     real = fmt.write_tensor
     calls = {"n": 0}
 
-    def flaky(out: Any, info: Any, value: Any) -> None:
+    def flaky(out: Any, info: Any, value: Any, scratch: Any = None) -> None:
         if calls["n"] == tensors:
             out.write(b"\0" * (max(1, info.nbytes) // 2 + 1))
             raise error
         calls["n"] += 1
-        real(out, info, value)
+        real(out, info, value, scratch)
 
     monkeypatch.setattr(fmt, "write_tensor", flaky)
 

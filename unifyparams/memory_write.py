@@ -351,7 +351,7 @@ def copy_all(targets: Sequence[Target], what: str, advance: Callable[[int], None
         try:
             copy_streamed([(t.memory, t.value) for t in batch if t.value is not None],
                           done=lambda k, batch=batch: finished(batch[k]), before=mapped.populate,  # type: ignore[misc]
-                          after=mapped.release)
+                          after=mapped.release, direct=mapped.reader)
         except StreamError as exc:
             raise _stream_failed(what, exc, batch, targets, done) from exc
         start = end

@@ -424,7 +424,7 @@ class _Writes:
             stage = "compute"
 
         try:
-            copy_streamed(pairs, done=commit, before=mapped.populate, after=mapped.release)
+            copy_streamed(pairs, done=commit, before=mapped.populate, after=mapped.release, direct=mapped.reader)
         except StreamError as exc:  # NumPy failed copying into new memory: that parameter is not written
             failed = params[exc.partial[0]][0] if exc.partial else current
             _reraise(self.failure(failed, exc.cause, "compute"), exc.cause)

@@ -138,11 +138,33 @@ def _little_endian(array: np.ndarray) -> np.ndarray:
 PREPARE_AHEAD_BYTES = 1 << 20
 
 
-def write_tensor(out: IO[bytes], info: TensorInfo, value: Any) -> None:
+class Scratch:
+    """One buffer for the blocks a file's non-contiguous tensors are copied through, kept for the
+    whole file: new memory for every tensor costs its page faults again (and on a virtual machine
+    the host backing those pages), which made saving transposed layouts half as fast as the write.
+
+    >>> s = Scratch(); a = s.take(np.dtype(np.float32), (2, 3)); b = s.take(np.dtype(np.int8), (4,))
+    >>> a.shape, b.dtype, np.shares_memory(a, b)
+    ((2, 3), dtype('int8'), True)
+    """
+
+    def __init__(self) -> None:
+        self._memory = np.empty(0, np.uint8)
+
+    def take(self, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
+        """An uninitialized array of ``shape`` in the buffer (grown when it is too small)."""
+        nbytes = math.prod(shape) * dtype.itemsize
+        if self._memory.nbytes < nbytes:
+            self._memory = np.empty(nbytes, np.uint8)
+        return self._memory[:nbytes].view(dtype).reshape(shape)
+
+
+def write_tensor(out: IO[bytes], info: TensorInfo, value: Any, scratch: Scratch | None = None) -> None:
     """Stream one tensor's bytes (C order, little-endian) into ``out``.
 
-    A non-contiguous array (a transposed layout) is copied a block of rows at a time, so the
-    extra memory stays under :data:`CHUNK_BYTES` whatever the tensor's size.
+    A non-contiguous array (a transposed layout) is copied a block of rows at a time through
+    ``scratch`` (a buffer of its own where none is given), so the extra memory stays under
+    :data:`CHUNK_BYTES` whatever the tensor's size.
     """
     array = np.asarray(value)
     if array.shape != info.shape or array.dtype != info.dtype:
@@ -167,7 +189,7 @@ def write_tensor(out: IO[bytes], info: TensorInfo, value: Any) -> None:
             out.write(flat[start : start + CHUNK_BYTES])  # type: ignore[call-overload]
         return
     rows = max(1, CHUNK_BYTES // max(1, array[0].nbytes))
-    buffer = np.empty((min(rows, array.shape[0]), *array.shape[1:]), array.dtype)
+    buffer = (scratch or Scratch()).take(array.dtype, (min(rows, array.shape[0]), *array.shape[1:]))
     for start in range(0, array.shape[0], rows):
         block = buffer[: min(rows, array.shape[0] - start)]
         copy_into(block, array[start : start + rows])  # tiled: NumPy's strided copy is several times slower
@@ -189,6 +211,7 @@ def write_file(
     """
     out.write(encode_header(infos, metadata))
     ordered = sorted(infos, key=lambda i: i.begin)
+    scratch = Scratch()
     with ThreadPoolExecutor(1, thread_name_prefix="unifyparams-save") as ahead:
         coming: Future[Any] | None = None
         for position, info in enumerate(ordered):
@@ -197,7 +220,7 @@ def write_file(
             later = ordered[position + 1] if position + 1 < len(ordered) else None
             if later is not None and later.nbytes >= PREPARE_AHEAD_BYTES:
                 coming = ahead.submit(value_for, later.name)  # prepared while this one is written
-            write_tensor(out, info, value)
+            write_tensor(out, info, value, scratch)
 
 
 def save_file(
@@ -430,7 +453,7 @@ class SafetensorsFile:
                 ) from None
             if mmap and self._data_start < self._size:
                 self._map = _mmap.mmap(self._file.fileno(), 0, access=_mmap.ACCESS_READ)
-                mapped.register(self._map)  # writes map each tensor's pages in bulk, and let them go
+                mapped.register(self._map, self._file)  # writes read from the file, or map pages in bulk
         except BaseException:
             self.close()
             raise

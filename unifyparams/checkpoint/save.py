@@ -168,8 +168,10 @@ def stored_value(p: Any, orders: Mapping[str, Any]) -> np.ndarray:
 def canonical_copy(p: Any) -> np.ndarray:
     """``p``'s canonical values for writing to a file: a transposed layout is transposed by the
     framework's own kernel where it reads its memory in place (``read_permuted``) or where the adapter
-    has a faster ``transpose_copy`` than the core's; otherwise ``p.numpy()`` (a view where the framework
-    allows), which the writer transposes a chunk at a time with the core's tiled copy."""
+    has a faster ``transpose_copy`` than the core's; otherwise the parameter's own memory where its
+    adapter lends it (:meth:`~unifyparams.adapter.Adapter.borrow`: no copy of a tensor the framework
+    would read into new memory, as MXNet's do) or ``p.numpy()``, which the writer transposes a chunk
+    at a time with the core's tiled copy."""
     layout = p.layout
     if isinstance(layout, Transpose):
         adapter = p.adapter
@@ -179,6 +181,9 @@ def canonical_copy(p: Any) -> np.ndarray:
             return fast  # type: ignore[no-any-return]
         if type(adapter).transpose_copy is not PortingFacts.transpose_copy:
             return adapter.transpose_copy(adapter.read(p.native), layout.perm)  # type: ignore[no-any-return]
+    borrowed = p.adapter.borrow(p.native)
+    if borrowed is not None:
+        return layout.to_canonical(borrowed)  # type: ignore[no-any-return]
     return p.numpy()  # type: ignore[no-any-return]
 
 
