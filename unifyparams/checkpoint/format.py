@@ -133,8 +133,9 @@ def _little_endian(array: np.ndarray) -> np.ndarray:
     return array
 
 
-#: A tensor at least this large is prepared (read, transposed) in a thread while the one before it
-#: is written, so the framework's copy and the file write overlap (one more tensor in memory).
+#: A tensor at least this large is prepared (read, and a transposed layout copied into C order) in a
+#: thread while the one before it is written, so the copies and the file write overlap (one more
+#: tensor in memory, at most :data:`CHUNK_BYTES` of it a copy).
 PREPARE_AHEAD_BYTES = 1 << 20
 
 
@@ -159,13 +160,8 @@ class Scratch:
         return self._memory[:nbytes].view(dtype).reshape(shape)
 
 
-def write_tensor(out: IO[bytes], info: TensorInfo, value: Any, scratch: Scratch | None = None) -> None:
-    """Stream one tensor's bytes (C order, little-endian) into ``out``.
-
-    A non-contiguous array (a transposed layout) is copied a block of rows at a time through
-    ``scratch`` (a buffer of its own where none is given), so the extra memory stays under
-    :data:`CHUNK_BYTES` whatever the tensor's size.
-    """
+def _checked(info: TensorInfo, value: Any) -> np.ndarray:
+    """``value`` as the little-endian array the header promised for ``info``, or an error."""
     array = np.asarray(value)
     if array.shape != info.shape or array.dtype != info.dtype:
         raise CheckpointError(
@@ -173,7 +169,30 @@ def write_tensor(out: IO[bytes], info: TensorInfo, value: Any, scratch: Scratch 
             f"{info.dtype}{list(info.shape)}, the model now gives {array.dtype}{list(array.shape)}. "
             f"Do not modify the model during save."
         )
-    array = _little_endian(array)
+    return _little_endian(array)
+
+
+def prepare_tensor(info: TensorInfo, value: Any, scratch: Scratch) -> np.ndarray:
+    """``value`` ready to be written: a non-contiguous array of at most :data:`CHUNK_BYTES` (a
+    transposed layout) is copied into C order in ``scratch``, so that copy can run while the tensor
+    before it is written (:func:`write_file`); anything else as it is."""
+    array = _checked(info, value)
+    if (array.flags.c_contiguous or array.size == 0 or array.nbytes > CHUNK_BYTES
+            or sub_byte_bits(array.dtype) is not None):
+        return array
+    ready = scratch.take(array.dtype, array.shape)
+    copy_into(ready, array)  # tiled: NumPy's strided copy is several times slower
+    return ready
+
+
+def write_tensor(out: IO[bytes], info: TensorInfo, value: Any, scratch: Scratch | None = None) -> None:
+    """Stream one tensor's bytes (C order, little-endian) into ``out``.
+
+    A non-contiguous array (a transposed layout) is copied a block of rows at a time through
+    ``scratch`` (a buffer of its own where none is given), so the extra memory stays under
+    :data:`CHUNK_BYTES` whatever the tensor's size.
+    """
+    array = _checked(info, value)
     if array.size == 0:
         return
     bits = sub_byte_bits(array.dtype)
@@ -206,21 +225,27 @@ def write_file(
 
     ``value_for(name)`` is called once per tensor, in data order, just before its bytes are
     written, or for a tensor of :data:`PREPARE_AHEAD_BYTES` or more in a worker thread while the
-    tensor before it is written: at most two tensors' values exist at a time (the model's own
-    memory aside). ``value_for`` must be safe to call from that thread (framework reads are).
+    tensor before it is written, and there put in C order (:func:`prepare_tensor`): at most two
+    tensors' values exist at a time (the model's own memory aside). ``value_for`` must be safe to
+    call from that thread (framework reads are). Two buffers take the copies in turn (one being
+    written, one being filled), each kept for the whole file (:class:`Scratch`).
     """
     out.write(encode_header(infos, metadata))
     ordered = sorted(infos, key=lambda i: i.begin)
-    scratch = Scratch()
+    scratches = (Scratch(), Scratch())
+
+    def prepared(info: TensorInfo, scratch: Scratch) -> np.ndarray:
+        return prepare_tensor(info, value_for(info.name), scratch)
+
     with ThreadPoolExecutor(1, thread_name_prefix="unifyparams-save") as ahead:
         coming: Future[Any] | None = None
         for position, info in enumerate(ordered):
             value = coming.result() if coming is not None else value_for(info.name)
             coming = None
             later = ordered[position + 1] if position + 1 < len(ordered) else None
-            if later is not None and later.nbytes >= PREPARE_AHEAD_BYTES:
-                coming = ahead.submit(value_for, later.name)  # prepared while this one is written
-            write_tensor(out, info, value, scratch)
+            if later is not None and later.nbytes >= PREPARE_AHEAD_BYTES:  # while this one is written
+                coming = ahead.submit(prepared, later, scratches[(position + 1) % 2])
+            write_tensor(out, info, value, scratches[position % 2])
 
 
 def save_file(
