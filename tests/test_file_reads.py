@@ -57,13 +57,13 @@ def test_reader_reads_only_bytes_as_they_are_from_an_open_registered_file(tmp_pa
         mapped.register(m, f)
         src = np.frombuffer(m, np.float32).reshape(256, 256)
         dst = np.empty_like(src)
-        job = mapped.reader(dst, src)
-        assert job is not None
-        job()
+        fill = mapped.reader(dst, src)
+        assert fill is not None
+        fill(dst)
         np.testing.assert_array_equal(dst, values)
         rows = np.empty((128, 256), np.float32)
         np.copyto(rows, 0)
-        mapped.reader(rows, src[64:192])()  # type: ignore[misc]  # an offset into the file
+        mapped.reader(rows, src[64:192])(rows)  # type: ignore[misc]  # an offset into the file
         np.testing.assert_array_equal(rows, values[64:192])
         assert mapped.reader(np.empty((256, 256), np.float32), src.T) is None  # a transpose: copied
         assert mapped.reader(np.empty((256, 256), np.float64), src) is None  # a cast: copied
@@ -101,7 +101,7 @@ def test_a_load_reads_contiguous_tensors_from_the_file(tmp_path: Path, spy_reads
 
 
 def test_streamed_parts_read_directly_skip_the_mapping_hooks() -> None:
-    """``direct`` takes the parts it offers a job for; ``before``/``after`` see only the others."""
+    """``direct`` takes the parts it offers a fill for; ``before``/``after`` see only the others."""
     plain = np.arange(1 << 16, dtype=np.float32)
     kernel = np.arange(1 << 16, dtype=np.float32).reshape(256, 256)
     pairs = [(np.empty_like(plain), plain), (np.empty((256, 256), np.float32), kernel.T)]
@@ -112,7 +112,7 @@ def test_streamed_parts_read_directly_skip_the_mapping_hooks() -> None:
         if not src.flags.c_contiguous:
             return None
         direct_parts.append(src.nbytes)
-        return lambda: np.copyto(dst, src)
+        return lambda out: np.copyto(out, src)
 
     streamed.copy_streamed(pairs, done=lambda k: None, before=lambda s: hooked.append(s.nbytes),
                            after=lambda s: None, direct=direct)

@@ -91,8 +91,8 @@ def _span(array: np.ndarray) -> tuple[mmap.mmap, int, int] | None:
     return base, start, high - origin - start
 
 
-def reader(dst: np.ndarray, src: np.ndarray) -> Callable[[], None] | None:
-    """A function that reads ``src``'s bytes from its file straight into ``dst`` (``os.preadv``),
+def reader(dst: np.ndarray, src: np.ndarray) -> Callable[[np.ndarray], None] | None:
+    """A fill for ``dst`` (called with it) that reads ``src``'s bytes from its file straight into it (``os.preadv``),
     where ``src`` lies in a registered map whose file is still open and the copy is of bytes as they
     are (both C-contiguous, one dtype and shape, ``dst`` writable); None otherwise.
 
@@ -112,7 +112,7 @@ def reader(dst: np.ndarray, src: np.ndarray) -> Callable[[], None] | None:
     ...     _ = f.write(np.arange(1 << 15, dtype=np.float32).tobytes()); f.flush()
     ...     m = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ); register(m, f)
     ...     src = np.frombuffer(m, np.float32); dst = np.empty_like(src)
-    ...     reader(dst, src)(); bool((dst == src).all()), reader(dst, src[::2]) is None
+    ...     reader(dst, src)(dst); bool((dst == src).all()), reader(dst, src[::2]) is None
     (True, True)
     """
     if src.nbytes < MIN_BYTES or src.dtype != dst.dtype or src.shape != dst.shape:
@@ -124,7 +124,7 @@ def reader(dst: np.ndarray, src: np.ndarray) -> Callable[[], None] | None:
     if base is None or file is None or file.closed:
         return None
     offset = byte_bounds(src)[0] - _origins[base]
-    return lambda: _read_into(file, dst.reshape(-1).view(np.uint8), src.reshape(-1).view(np.uint8), offset)
+    return lambda out: _read_into(file, out.reshape(-1).view(np.uint8), src.reshape(-1).view(np.uint8), offset)
 
 
 def _read_into(file: IO[bytes], target: np.ndarray, mapped_bytes: np.ndarray, offset: int) -> None:

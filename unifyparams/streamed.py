@@ -57,7 +57,7 @@ def copy_streamed(
     done: Callable[[int], None],
     before: Callable[[np.ndarray], None] | None = None,
     after: Callable[[np.ndarray], None] | None = None,
-    direct: Callable[[np.ndarray, np.ndarray], Callable[[], None] | None] | None = None,
+    direct: Callable[[np.ndarray, np.ndarray], Callable[[np.ndarray], None] | None] | None = None,
 ) -> None:
     """``copy_into(dst, src)`` for every ``(dst, src)`` of ``pairs`` (none overlapping another), calling
     ``done(k)`` on this thread once pair ``k`` is copied whole, in order; ``before(part)`` and
@@ -70,9 +70,9 @@ def copy_streamed(
     each is one task on a worker thread, drawn there alone, where there are at least as many pairs
     as threads; otherwise on this thread, over every thread, like a copy that does not split.
 
-    ``direct(dst_part, src_part)``, where given, may return a function that does that part's copy
+    ``direct(dst_part, src_part)``, where given, may return a fill that does that part's copy
     another way (a read from the file a mapped source came from, :func:`unifyparams.mapped.reader`);
-    it runs in the copy's place, without ``before`` and ``after``."""
+    it takes the copy's place like any fill, without ``before`` and ``after``."""
     stream = _Stream(len(pairs), done, after)
     try:
         for k, (dst, src) in enumerate(pairs):
@@ -85,18 +85,14 @@ def copy_streamed(
                 continue
             parts = split(dst, src, PART_BYTES, fill_threads=len(pairs) == 1) if dst.nbytes >= PARALLEL_BYTES else None
             if parts is None:
-                job = direct(dst, src) if direct is not None else None
-                read: Source = src if job is None else (lambda _, job=job: job())  # type: ignore[misc]
-                stream.whole(k, dst, read, before, small=dst.nbytes < PARALLEL_BYTES)
+                fill = direct(dst, src) if direct is not None else None
+                stream.whole(k, dst, src if fill is None else fill, before, small=dst.nbytes < PARALLEL_BYTES)
                 continue
             for d, s in parts:
-                job = direct(d, s) if direct is not None else None
-                if job is not None:
-                    stream.submit(k, d, lambda _, job=job: job())  # type: ignore[misc]
-                    continue
-                if before is not None:
+                fill = direct(d, s) if direct is not None else None
+                if fill is None and before is not None:
                     before(s)
-                stream.submit(k, d, s)
+                stream.submit(k, d, s if fill is None else fill)
             stream.sealed(k)
         stream.drain()
     except BaseException:
